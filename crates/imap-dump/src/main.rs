@@ -1,0 +1,2 @@
+//! imap-dump: not built yet.
+fn main() {}

@@ -1,0 +1,2 @@
+//! mail2json: not built yet.
+fn main() {}

@@ -1,0 +1,367 @@
+//! mbox, read and written: the one reader and the one writer of the workspace.
+//!
+//! Writing is mboxrd: a `From ` line, the message with every line matching
+//! `>*From ` given one more `>`, and a blank separator line. Reading undoes
+//! exactly that, tolerates mboxo files (an unquoted `From ` in a body only splits
+//! a message when it follows a blank line or looks like a real From_ line), and
+//! keeps CRLF line ends as they are. Messages stream: memory holds one message.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+/// One message read from an mbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MboxMessage {
+    /// The From_ line without its line end, e.g. `From a@b.c Mon Nov 23 11:50:01 2026`.
+    pub from_line: Vec<u8>,
+    /// Byte offset of the From_ line in the stream, for `source` fields and errors.
+    pub offset: u64,
+    /// The message bytes with mboxrd quoting undone and the separator line removed.
+    pub data: Vec<u8>,
+}
+
+/// Reads messages one at a time from any `BufRead`.
+pub struct MboxReader<R> {
+    input: R,
+    /// The From_ line that starts the next message, once it has been seen.
+    next_from: Option<(Vec<u8>, u64)>,
+    /// Bytes consumed so far.
+    position: u64,
+    started: bool,
+}
+
+impl<R: BufRead> MboxReader<R> {
+    pub fn new(input: R) -> MboxReader<R> {
+        MboxReader {
+            input,
+            next_from: None,
+            position: 0,
+            started: false,
+        }
+    }
+
+    /// The next message, `Ok(None)` at the end. Input that does not start with a
+    /// From_ line is an `InvalidData` error (it is not an mbox).
+    pub fn next_message(&mut self) -> io::Result<Option<MboxMessage>> {
+        if !self.started {
+            self.started = true;
+            let mut first = Vec::new();
+            let n = self.input.read_until(b'\n', &mut first)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if !first.starts_with(b"From ") {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not an mbox: the first line does not start with \"From \"",
+                ));
+            }
+            self.position = n as u64;
+            self.next_from = Some((trim_line_end(&first).to_vec(), 0));
+        }
+        let Some((from_line, offset)) = self.next_from.take() else {
+            return Ok(None);
+        };
+        let mut data = Vec::new();
+        // Whether the line before the one being read was empty, i.e. whether a
+        // `From ` line here is preceded by the blank separator.
+        let mut previous_blank = true;
+        loop {
+            let line_start = data.len();
+            let n = self.input.read_until(b'\n', &mut data)?;
+            if n == 0 {
+                break;
+            }
+            let line_offset = self.position;
+            self.position += n as u64;
+            let line = &data[line_start..];
+            if line.starts_with(b"From ") && (previous_blank || looks_like_from_line(line)) {
+                self.next_from = Some((trim_line_end(line).to_vec(), line_offset));
+                data.truncate(line_start);
+                break;
+            }
+            previous_blank = trim_line_end(line).is_empty();
+            if line.first() == Some(&b'>') && is_quoted_from(line) {
+                data.remove(line_start);
+            }
+        }
+        strip_separator(&mut data);
+        Ok(Some(MboxMessage {
+            from_line,
+            offset,
+            data,
+        }))
+    }
+}
+
+impl<R: BufRead> Iterator for MboxReader<R> {
+    type Item = io::Result<MboxMessage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_message().transpose()
+    }
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// `>From `, `>>From `, ...: a line the writer quoted.
+fn is_quoted_from(line: &[u8]) -> bool {
+    let unquoted = line.iter().position(|&b| b != b'>').unwrap_or(line.len());
+    line[unquoted..].starts_with(b"From ")
+}
+
+/// A From_ line has a sender and an asctime date: `From sender Www Mmm dd hh:mm:ss yyyy`.
+/// Checked where no blank line precedes, so that body text starting with
+/// "From " in an mboxo file does not split a message.
+fn looks_like_from_line(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(trim_line_end(line));
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() < 6 {
+        return false;
+    }
+    let has_time = words.iter().any(|w| {
+        let b = w.as_bytes();
+        b.len() >= 5 && b[2] == b':' && b[..2].iter().all(u8::is_ascii_digit)
+    });
+    let has_year = words
+        .iter()
+        .any(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit()));
+    has_time && has_year
+}
+
+/// Removes the one blank line the writer put between messages.
+fn strip_separator(data: &mut Vec<u8>) {
+    if data.ends_with(b"\r\n\r\n") {
+        data.truncate(data.len() - 2);
+    } else if data.ends_with(b"\n\n") {
+        data.truncate(data.len() - 1);
+    } else if data == b"\n" || data == b"\r\n" {
+        data.clear();
+    }
+}
+
+/// The From_ line for a message: `From sender Mon Nov 23 11:50:01 2026`
+/// (asctime, UTC). A sender that is empty or has spaces or control characters
+/// becomes `MAILER-DAEMON`, as in mboxes written by MTAs.
+pub fn from_line(sender: &str, time: DateTime<Utc>) -> String {
+    let usable = !sender.is_empty()
+        && sender
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control());
+    let sender = if usable { sender } else { "MAILER-DAEMON" };
+    format!("From {sender} {}", time.format("%a %b %e %H:%M:%S %Y"))
+}
+
+/// Writes mboxrd. Each message is quoted into one buffer and handed to the
+/// output in a single `write_all`, so that an error leaves no half-quoted
+/// message behind in the writer's own buffering.
+pub struct MboxWriter<W: Write> {
+    output: W,
+    entry: Vec<u8>,
+}
+
+impl<W: Write> MboxWriter<W> {
+    pub fn new(output: W) -> MboxWriter<W> {
+        MboxWriter {
+            output,
+            entry: Vec::new(),
+        }
+    }
+
+    /// Appends one message. Its line ends are kept as they are (CRLF stays
+    /// CRLF); a message that does not end in a line end gets one, and then the
+    /// blank separator line follows, in the message's own line-end style.
+    pub fn write_message(
+        &mut self,
+        sender: &str,
+        time: DateTime<Utc>,
+        message: &[u8],
+    ) -> io::Result<()> {
+        self.entry.clear();
+        encode_entry(&mut self.entry, sender, time, message);
+        self.output.write_all(&self.entry)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.output.flush()
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.output
+    }
+
+    pub fn into_inner(self) -> W {
+        self.output
+    }
+}
+
+/// One mbox entry (From_ line, quoted message, separator) appended to `entry`.
+pub fn encode_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, message: &[u8]) {
+    let crlf = message
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_some_and(|i| i > 0 && message[i - 1] == b'\r');
+    let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    entry.reserve(message.len() + 128);
+    entry.extend_from_slice(from_line(sender, time).as_bytes());
+    entry.extend_from_slice(eol);
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'>') || line.first() == Some(&b'F') {
+            if is_quoted_from(line) {
+                entry.push(b'>');
+            }
+        }
+        entry.extend_from_slice(line);
+    }
+    if !message.is_empty() && !message.ends_with(b"\n") {
+        entry.extend_from_slice(eol);
+    }
+    entry.extend_from_slice(eol);
+}
+
+/// Appends one message to an mbox file (a dead-letter file, an archive) whole
+/// or not at all: the file is locked against other mailpipe writers, a failed
+/// write is cut back to the old length, and the data is synced before return.
+pub fn append_to_file(
+    path: &Path,
+    sender: &str,
+    time: DateTime<Utc>,
+    message: &[u8],
+) -> io::Result<()> {
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    lock_exclusive(&file)?;
+    let old_len = file.seek(SeekFrom::End(0))?;
+    let mut entry = Vec::new();
+    encode_entry(&mut entry, sender, time, message);
+    let written = file.write_all(&entry).and_then(|()| file.sync_data());
+    if let Err(e) = written {
+        let _ = file.set_len(old_len);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    file.lock()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 3, 9, 5, 7)
+            .single()
+            .expect("valid date")
+    }
+
+    fn read_all(bytes: &[u8]) -> Vec<MboxMessage> {
+        MboxReader::new(bytes)
+            .collect::<io::Result<Vec<_>>>()
+            .expect("reads")
+    }
+
+    #[test]
+    fn from_line_is_asctime_in_utc() {
+        assert_eq!(
+            from_line("a@b.c", t0()),
+            "From a@b.c Tue Nov  3 09:05:07 2026"
+        );
+        assert_eq!(
+            from_line("", t0()),
+            "From MAILER-DAEMON Tue Nov  3 09:05:07 2026"
+        );
+        assert_eq!(
+            from_line("a b@c", t0()),
+            "From MAILER-DAEMON Tue Nov  3 09:05:07 2026"
+        );
+    }
+
+    #[test]
+    fn writer_quotes_and_reader_unquotes() {
+        let msg = b"Subject: x\n\nFrom here\n>From there\n>>From far\nFromage\n".to_vec();
+        let mut w = MboxWriter::new(Vec::new());
+        w.write_message("a@b.c", t0(), &msg).expect("write");
+        w.write_message("d@e.f", t0(), b"Subject: y\n\nbody\n")
+            .expect("write");
+        let out = w.into_inner();
+        let text = String::from_utf8(out.clone()).expect("utf8");
+        assert!(text.contains("\n>From here\n>>From there\n>>>From far\nFromage\n\nFrom d@e.f"));
+        let back = read_all(&out);
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].data, msg);
+        assert_eq!(back[0].offset, 0);
+        assert_eq!(back[1].data, b"Subject: y\n\nbody\n");
+        assert_eq!(back[1].from_line, b"From d@e.f Tue Nov  3 09:05:07 2026");
+        assert_eq!(&out[back[1].offset as usize..][..7], b"From d@");
+    }
+
+    #[test]
+    fn crlf_messages_round_trip_byte_for_byte() {
+        let msg = b"Subject: x\r\n\r\nFrom me\r\n\r\nlast\r\n".to_vec();
+        let mut w = MboxWriter::new(Vec::new());
+        w.write_message("a@b.c", t0(), &msg).expect("write");
+        w.write_message("a@b.c", t0(), &msg).expect("write");
+        let out = w.into_inner();
+        let back = read_all(&out);
+        assert_eq!(back.len(), 2);
+        assert!(back.iter().all(|m| m.data == msg));
+    }
+
+    #[test]
+    fn message_without_final_newline_gets_one() {
+        let mut w = MboxWriter::new(Vec::new());
+        w.write_message("a@b.c", t0(), b"Subject: x\n\nno newline")
+            .expect("write");
+        let back = read_all(&w.into_inner());
+        assert_eq!(back[0].data, b"Subject: x\n\nno newline\n");
+    }
+
+    #[test]
+    fn mboxo_body_from_without_blank_line_does_not_split() {
+        let input = b"From a@b Tue Nov  3 09:05:07 2026\nSubject: x\n\nline\nFrom the start we knew\n\nFrom b@c Tue Nov  3 09:05:07 2026\nSubject: y\n\nz\n";
+        let back = read_all(input);
+        assert_eq!(back.len(), 2);
+        assert_eq!(
+            back[0].data,
+            b"Subject: x\n\nline\nFrom the start we knew\n"
+        );
+    }
+
+    #[test]
+    fn from_line_without_blank_separator_still_splits_when_it_looks_real() {
+        let input = b"From a@b Tue Nov  3 09:05:07 2026\nSubject: x\n\nbody\nFrom b@c Tue Nov  3 09:05:07 2026\nSubject: y\n\nz\n";
+        let back = read_all(input);
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].data, b"Subject: x\n\nbody\n");
+    }
+
+    #[test]
+    fn empty_input_is_no_messages_and_garbage_is_an_error() {
+        assert!(read_all(b"").is_empty());
+        let err = MboxReader::new(&b"\x00\xff garbage\n"[..])
+            .next_message()
+            .expect_err("not an mbox");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn append_to_file_appends_whole_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dead.letter");
+        append_to_file(&path, "a@b.c", t0(), b"Subject: 1\n\nFrom x\n").expect("append");
+        append_to_file(&path, "a@b.c", t0(), b"Subject: 2\n\nbody\n").expect("append");
+        let bytes = std::fs::read(&path).expect("read");
+        let back = read_all(&bytes);
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].data, b"Subject: 1\n\nFrom x\n");
+        assert_eq!(back[1].data, b"Subject: 2\n\nbody\n");
+    }
+}

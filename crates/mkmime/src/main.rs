@@ -1,0 +1,2 @@
+//! mkmime: not built yet.
+fn main() {}

@@ -1,0 +1,2 @@
+//! pop3-dump: not built yet.
+fn main() {}

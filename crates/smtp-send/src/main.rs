@@ -1,0 +1,2 @@
+//! smtp-send: not built yet.
+fn main() {}
