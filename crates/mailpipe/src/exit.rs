@@ -242,6 +242,9 @@ mod tests {
         o.record(Exit::TempFail);
         o.record(Exit::Data);
         assert_eq!(o.worst(), Some(Exit::TempFail));
-        assert_eq!(o.into_result("2 failed").unwrap_err().exit().code(), 75);
+        assert_eq!(
+            o.into_result("2 failed").expect_err("failed").exit().code(),
+            75
+        );
     }
 }

@@ -4,5 +4,10 @@
 pub mod cli;
 pub mod exit;
 pub mod mbox;
+pub mod secret;
+pub mod tls;
+pub mod url;
 
 pub use exit::{Error, Exit, Outcome};
+pub use secret::Secret;
+pub use url::{Protocol, Security, ServerUrl};

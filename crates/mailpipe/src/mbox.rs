@@ -212,10 +212,8 @@ pub fn encode_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, mess
     entry.extend_from_slice(from_line(sender, time).as_bytes());
     entry.extend_from_slice(eol);
     for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.first() == Some(&b'>') || line.first() == Some(&b'F') {
-            if is_quoted_from(line) {
-                entry.push(b'>');
-            }
+        if (line.first() == Some(&b'>') || line.first() == Some(&b'F')) && is_quoted_from(line) {
+            entry.push(b'>');
         }
         entry.extend_from_slice(line);
     }
