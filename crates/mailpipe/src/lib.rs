@@ -1,6 +1,7 @@
 //! The shared library of the mailpipe tools. Each module is named after the
 //! format or duty it owns; anything two tools need lives here, once.
 
+pub mod account;
 pub mod cli;
 pub mod exit;
 pub mod mbox;
@@ -8,6 +9,7 @@ pub mod secret;
 pub mod tls;
 pub mod url;
 
+pub use account::{Endpoint, ServerArgs};
 pub use exit::{Error, Exit, Outcome};
 pub use secret::Secret;
 pub use url::{Protocol, Security, ServerUrl};
