@@ -33,6 +33,7 @@ use serde::Deserialize;
 use crate::exit::{Error, Exit};
 use crate::secret::{self, Environment, PasswordSource, Secret};
 use crate::tls::{self, Stream};
+use crate::transcript::{Dialect, Transcript};
 use crate::url::{Protocol, Security, ServerUrl};
 
 /// One `[accounts.NAME]` table.
@@ -413,6 +414,12 @@ impl Endpoint {
         tls::client_config(self.ca_file.as_deref())
     }
 
+    /// The `-v` transcript on stderr, or `None` without `-v`; hand it to
+    /// `TranscriptStream::new` around the stream the protocol code uses.
+    pub fn transcript(&self, dialect: Dialect) -> Option<Transcript> {
+        self.verbose.then(|| Transcript::stderr(dialect))
+    }
+
     /// Connects, with TLS already up for implicit-TLS URLs; for STARTTLS the
     /// stream is plain until the tool calls `Stream::start_tls`.
     pub fn open(&self, config: &Arc<rustls::ClientConfig>) -> Result<Stream, Error> {
@@ -514,6 +521,7 @@ password = "filepw"
         assert_eq!(e.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
         assert_eq!(e.timeout, Duration::from_secs(5));
         assert!(e.verbose);
+        assert!(e.transcript(Dialect::Smtp).is_some());
     }
 
     #[test]

@@ -7,9 +7,12 @@ pub mod exit;
 pub mod mbox;
 pub mod secret;
 pub mod tls;
+pub mod transcript;
 pub mod url;
 
 pub use account::{Endpoint, ServerArgs};
 pub use exit::{Error, Exit, Outcome};
 pub use secret::Secret;
+pub use tls::Stream;
+pub use transcript::{Dialect, Transcript, TranscriptStream};
 pub use url::{Protocol, Security, ServerUrl};

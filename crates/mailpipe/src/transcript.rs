@@ -1,0 +1,598 @@
+//! The `-v` protocol transcript: the dialogue on stderr as `C: ...` / `S: ...`
+//! lines, the way a student wants to read it, with credentials and message
+//! bodies left out.
+//!
+//! Rules, per dialect (each is a unit test below):
+//! - SMTP: `AUTH MECH <redacted>`; the client's lines after AUTH are
+//!   `<redacted>` until the server's next reply that is not `334`. After `354`
+//!   the message becomes one line `C: <N bytes of message>`, then `C: .`.
+//! - IMAP: `tag LOGIN <redacted>`; `tag AUTHENTICATE MECH <redacted>` and the
+//!   client's lines `<redacted>` until the tagged reply. Literals `{N}` in either
+//!   direction are shown as `{N bytes}`, their bytes left out.
+//! - POP3: `PASS <redacted>`, `APOP name <redacted>`, `AUTH MECH <redacted>` and
+//!   its continuation lines; the body of a RETR or TOP reply becomes
+//!   `S: <N bytes>` and `S: .`.
+//! - Everywhere: registered secrets (`add_secret`, `add_credentials`) and their
+//!   base64 forms are replaced by `<redacted>` in any line. Bytes that are not
+//!   UTF-8 and control characters are shown as `\xNN`; long lines are cut.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::secret::Secret;
+
+/// Bytes of one line kept for redaction and display; the rest is only counted.
+const KEEP: usize = 16 * 1024;
+/// Characters of a line shown before the truncation marker.
+const SHOW: usize = 1000;
+const REDACTED: &[u8] = b"<redacted>";
+
+/// Which protocol's rules apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Smtp,
+    Imap,
+    Pop3,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Client,
+    Server,
+}
+
+/// Bytes of one direction that do not yet make a complete line.
+#[derive(Default)]
+struct Side {
+    kept: Vec<u8>,
+    /// Length of the (logical) line so far, including what was not kept.
+    len: u64,
+    /// Bytes of an IMAP literal still to come, counted and not shown.
+    skip: u64,
+    /// Some of the line was not kept (longer than KEEP).
+    cut: bool,
+}
+
+impl Side {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = KEEP.saturating_sub(self.kept.len());
+        self.cut |= bytes.len() > room;
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.len += bytes.len() as u64;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PopReply {
+    Single,
+    /// Multi-line, shown line by line (CAPA, LIST, UIDL).
+    Lines,
+    /// Multi-line message text, elided (RETR, TOP).
+    Body,
+}
+
+/// The transcript writer. Feed it whole protocol lines (`client`, `server`) or
+/// raw wire bytes (`client_bytes`, `server_bytes`; `TranscriptStream` does that).
+/// Write errors on the sink are ignored: a transcript must not end a transfer.
+pub struct Transcript {
+    out: Box<dyn Write + Send>,
+    dialect: Dialect,
+    secrets: Vec<Zeroizing<Vec<u8>>>,
+    sides: [Side; 2],
+    /// The client is sending credentials (SASL continuation lines).
+    auth: bool,
+    /// IMAP: the tag of the AUTHENTICATE command in progress.
+    auth_tag: Option<Vec<u8>>,
+    /// SMTP: bytes of the message after 354, while it is being sent.
+    smtp_data: Option<u64>,
+    /// POP3: replies expected, in command order (clients may pipeline).
+    pop_pending: VecDeque<PopReply>,
+    /// POP3: inside a multi-line reply; `Some(n)` for an elided body of n bytes.
+    pop_lines: Option<PopReply>,
+    pop_body_bytes: u64,
+}
+
+impl fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transcript")
+            .field("dialect", &self.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transcript {
+    /// A transcript written to `out` (tests use a `Vec<u8>` behind a mutex).
+    pub fn new(dialect: Dialect, out: impl Write + Send + 'static) -> Transcript {
+        Transcript {
+            out: Box::new(out),
+            dialect,
+            secrets: Vec::new(),
+            sides: [Side::default(), Side::default()],
+            auth: false,
+            auth_tag: None,
+            smtp_data: None,
+            pop_pending: VecDeque::new(),
+            pop_lines: None,
+            pop_body_bytes: 0,
+        }
+    }
+
+    /// A transcript on stderr, as `-v` uses it.
+    pub fn stderr(dialect: Dialect) -> Transcript {
+        Transcript::new(dialect, io::stderr())
+    }
+
+    /// Never show this secret, nor its base64 encoding at any byte offset,
+    /// wherever it turns up. Call it as soon as the secret is fetched.
+    pub fn add_secret(&mut self, secret: &Secret) {
+        let raw = secret.expose().as_bytes();
+        if raw.is_empty() {
+            return;
+        }
+        self.add_pattern(raw.to_vec());
+        let quoted = secret.expose().replace('\\', "\\\\").replace('"', "\\\"");
+        self.add_pattern(quoted.into_bytes());
+        for form in base64_forms(raw) {
+            self.add_pattern(form);
+        }
+    }
+
+    /// `add_secret`, plus the exact SASL strings built from user and secret:
+    /// PLAIN (`\0user\0secret`, `user\0user\0secret`) and XOAUTH2, base64-encoded.
+    pub fn add_credentials(&mut self, user: &str, secret: &Secret) {
+        self.add_secret(secret);
+        let s = secret.expose();
+        let engine = base64::engine::general_purpose::STANDARD;
+        for plain in [
+            Zeroizing::new(format!("\0{user}\0{s}")),
+            Zeroizing::new(format!("{user}\0{user}\0{s}")),
+            Zeroizing::new(format!("user={user}\x01auth=Bearer {s}\x01\x01")),
+        ] {
+            let encoded = Zeroizing::new(engine.encode(plain.as_bytes()));
+            self.add_pattern(encoded.trim_end_matches('=').as_bytes().to_vec());
+        }
+    }
+
+    fn add_pattern(&mut self, pattern: Vec<u8>) {
+        if !pattern.is_empty() && !self.secrets.iter().any(|p| **p == pattern) {
+            self.secrets.push(Zeroizing::new(pattern));
+            // Longest first, so that a secret inside a longer form is not cut short.
+            self.secrets.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        }
+    }
+
+    /// One line the client sent (without its line end), for tools that log by hand.
+    pub fn client(&mut self, line: &str) {
+        self.client_bytes(line.as_bytes());
+        self.client_bytes(b"\r\n");
+    }
+
+    /// One line the server sent (without its line end).
+    pub fn server(&mut self, line: &str) {
+        self.server_bytes(line.as_bytes());
+        self.server_bytes(b"\r\n");
+    }
+
+    /// Raw bytes as the client wrote them; lines are logged once complete.
+    pub fn client_bytes(&mut self, bytes: &[u8]) {
+        self.feed(Dir::Client, bytes);
+    }
+
+    /// Raw bytes as read from the server.
+    pub fn server_bytes(&mut self, bytes: &[u8]) {
+        self.feed(Dir::Server, bytes);
+    }
+
+    /// A remark that is not on the wire, e.g. `-- TLS started`.
+    pub fn note(&mut self, text: &str) {
+        let line = format!("-- {}\n", render(text.as_bytes(), None));
+        let _ = self.out.write_all(line.as_bytes());
+    }
+
+    /// Logs what is left of an unfinished server line (the peer closed).
+    pub fn finish(&mut self) {
+        for dir in [Dir::Client, Dir::Server] {
+            let side = &mut self.sides[dir as usize];
+            if side.len > 0 {
+                let kept = std::mem::take(&mut side.kept);
+                let len = std::mem::replace(&mut side.len, 0);
+                let cut = std::mem::replace(&mut side.cut, false);
+                side.skip = 0;
+                self.line(dir, &kept, len, cut.then_some(len));
+            }
+        }
+    }
+
+    fn feed(&mut self, dir: Dir, mut data: &[u8]) {
+        while !data.is_empty() {
+            let side = &mut self.sides[dir as usize];
+            if side.skip > 0 {
+                let n = side.skip.min(data.len() as u64) as usize;
+                side.skip -= n as u64;
+                side.len += n as u64;
+                data = &data[n..];
+                continue;
+            }
+            match memchr::memchr(b'\n', data) {
+                Some(i) => {
+                    side.push(&data[..=i]);
+                    data = &data[i + 1..];
+                    self.complete(dir);
+                }
+                None => {
+                    side.push(data);
+                    data = &[];
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, dir: Dir) {
+        let side = &mut self.sides[dir as usize];
+        let mut kept = std::mem::take(&mut side.kept);
+        if self.dialect == Dialect::Imap {
+            let content = strip_line_end(&kept);
+            if let Some((open, n)) = imap_literal(content) {
+                // The line goes on after the literal; show its size in place.
+                kept.truncate(open);
+                kept.extend_from_slice(format!("{{{n} bytes}}").as_bytes());
+                side.kept = kept;
+                side.skip = n;
+                return;
+            }
+        }
+        let len = std::mem::replace(&mut side.len, 0);
+        let cut = std::mem::replace(&mut side.cut, false);
+        self.line(dir, &kept, len, cut.then_some(len));
+        kept.clear();
+        self.sides[dir as usize].kept = kept;
+    }
+
+    /// One complete line (with its line end) of `len` bytes on the wire;
+    /// `cut` is `Some(len)` when only its first KEEP bytes were kept.
+    fn line(&mut self, dir: Dir, kept: &[u8], len: u64, cut: Option<u64>) {
+        let line = strip_line_end(kept);
+        match (self.dialect, dir) {
+            (Dialect::Smtp, Dir::Client) => self.smtp_client(line, len, cut),
+            (Dialect::Smtp, Dir::Server) => {
+                if line.starts_with(b"354") {
+                    self.smtp_data = Some(0);
+                } else if self.auth && !line.starts_with(b"334") {
+                    self.auth = false;
+                }
+                self.emit(dir, line, cut);
+            }
+            (Dialect::Imap, Dir::Client) => self.imap_client(line, cut),
+            (Dialect::Imap, Dir::Server) => {
+                if let Some(tag) = &self.auth_tag {
+                    let tagged = line.starts_with(tag) && line.get(tag.len()) == Some(&b' ');
+                    if tagged || !(line.starts_with(b"+") || line.starts_with(b"*")) {
+                        self.auth_tag = None;
+                    }
+                }
+                self.emit(dir, line, cut);
+            }
+            (Dialect::Pop3, Dir::Client) => self.pop_client(line, cut),
+            (Dialect::Pop3, Dir::Server) => self.pop_server(line, len, cut),
+        }
+    }
+
+    fn smtp_client(&mut self, line: &[u8], len: u64, cut: Option<u64>) {
+        if let Some(bytes) = self.smtp_data {
+            if line == b"." {
+                self.smtp_data = None;
+                self.emit_text(Dir::Client, &format!("<{bytes} bytes of message>"));
+                self.emit(Dir::Client, line, None);
+            } else {
+                self.smtp_data = Some(bytes + len);
+            }
+            return;
+        }
+        if self.auth {
+            return self.emit(Dir::Client, REDACTED, None);
+        }
+        let words: Vec<&[u8]> = line.splitn(3, |&b| b == b' ').collect();
+        if words[0].eq_ignore_ascii_case(b"AUTH") {
+            self.auth = true;
+            return self.emit_redacted_after(line, 2);
+        }
+        self.emit(Dir::Client, line, cut);
+    }
+
+    fn imap_client(&mut self, line: &[u8], cut: Option<u64>) {
+        if self.auth_tag.is_some() {
+            return self.emit(Dir::Client, REDACTED, None);
+        }
+        let words: Vec<&[u8]> = line.splitn(4, |&b| b == b' ').collect();
+        let command = words.get(1).copied().unwrap_or_default();
+        if command.eq_ignore_ascii_case(b"LOGIN") {
+            return self.emit_redacted_after(line, 2);
+        }
+        if command.eq_ignore_ascii_case(b"AUTHENTICATE") {
+            self.auth_tag = Some(words[0].to_vec());
+            return self.emit_redacted_after(line, 3);
+        }
+        self.emit(Dir::Client, line, cut);
+    }
+
+    fn pop_client(&mut self, line: &[u8], cut: Option<u64>) {
+        if self.auth {
+            return self.emit(Dir::Client, REDACTED, None);
+        }
+        let words: Vec<&[u8]> = line
+            .split(|&b| b == b' ')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let command = words
+            .first()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        let reply = match (command.as_slice(), words.len()) {
+            (b"RETR" | b"TOP", _) => PopReply::Body,
+            (b"CAPA", _) | (b"LIST" | b"UIDL" | b"AUTH", 1) => PopReply::Lines,
+            _ => PopReply::Single,
+        };
+        self.pop_pending.push_back(reply);
+        match command.as_slice() {
+            b"PASS" => self.emit_redacted_after(line, 1),
+            b"APOP" => self.emit_redacted_after(line, 2),
+            b"AUTH" if words.len() > 1 => {
+                self.auth = true;
+                self.emit_redacted_after(line, 2)
+            }
+            _ => self.emit(Dir::Client, line, cut),
+        }
+    }
+
+    fn pop_server(&mut self, line: &[u8], len: u64, cut: Option<u64>) {
+        match self.pop_lines {
+            Some(PopReply::Body) if line == b"." => {
+                self.pop_lines = None;
+                let text = format!("<{} bytes>", self.pop_body_bytes);
+                self.emit_text(Dir::Server, &text);
+                return self.emit(Dir::Server, line, None);
+            }
+            Some(PopReply::Body) => {
+                self.pop_body_bytes += len;
+                return;
+            }
+            Some(_) => {
+                if line == b"." {
+                    self.pop_lines = None;
+                }
+                return self.emit(Dir::Server, line, cut);
+            }
+            None => {}
+        }
+        let continuation = line == b"+" || line.starts_with(b"+ ");
+        if self.auth && continuation {
+            return self.emit(Dir::Server, line, cut);
+        }
+        self.auth = false;
+        if line.starts_with(b"+OK") || line.starts_with(b"-ERR") {
+            let reply = self.pop_pending.pop_front().unwrap_or(PopReply::Single);
+            if line.starts_with(b"+OK") && reply != PopReply::Single {
+                self.pop_lines = Some(reply);
+                self.pop_body_bytes = 0;
+            }
+        }
+        self.emit(Dir::Server, line, cut);
+    }
+
+    /// Shows the first `words` words of a client line and `<redacted>` for the
+    /// rest, if there is a rest.
+    fn emit_redacted_after(&mut self, line: &[u8], words: usize) {
+        let mut shown = Vec::new();
+        let mut parts = line.splitn(words + 1, |&b| b == b' ');
+        for _ in 0..words {
+            if let Some(p) = parts.next() {
+                if !shown.is_empty() {
+                    shown.push(b' ');
+                }
+                shown.extend_from_slice(p);
+            }
+        }
+        if parts.next().is_some_and(|rest| !rest.is_empty()) {
+            shown.extend_from_slice(b" <redacted>");
+        }
+        self.emit(Dir::Client, &shown, None);
+    }
+
+    fn emit_text(&mut self, dir: Dir, text: &str) {
+        self.emit(dir, text.as_bytes(), None);
+    }
+
+    /// Writes one line; `cut` is the full size of a line that was not all kept.
+    fn emit(&mut self, dir: Dir, line: &[u8], cut: Option<u64>) {
+        let redacted = redact(line, &self.secrets);
+        let prefix = match dir {
+            Dir::Client => "C: ",
+            Dir::Server => "S: ",
+        };
+        let mut out = String::with_capacity(redacted.len().min(SHOW) + 8);
+        out.push_str(prefix);
+        out.push_str(&render(&redacted, cut));
+        out.push('\n');
+        let _ = self.out.write_all(out.as_bytes());
+    }
+}
+
+/// Base64 of the secret as sent alone, and the part of its encoding that is
+/// the same at any offset inside a longer base64 string (SASL PLAIN, XOAUTH2).
+fn base64_forms(raw: &[u8]) -> Vec<Vec<u8>> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![engine.encode(raw).trim_end_matches('=').as_bytes().to_vec()];
+    for offset in 0..3usize {
+        let mut padded = Zeroizing::new(vec![0u8; offset]);
+        padded.extend_from_slice(raw);
+        let encoded = Zeroizing::new(engine.encode(padded.as_slice()));
+        // Characters mixing prefix bits at the start, or whatever follows at
+        // the end, differ by context; the whole groups in between do not.
+        let start = [0, 2, 3][offset];
+        let whole = (offset + raw.len()) / 3 * 4;
+        if whole > start + 1 {
+            forms.push(encoded.as_bytes()[start..whole].to_vec());
+        }
+    }
+    forms
+}
+
+fn redact(line: &[u8], secrets: &[Zeroizing<Vec<u8>>]) -> Vec<u8> {
+    let mut out = line.to_vec();
+    for secret in secrets {
+        let finder = memchr::memmem::Finder::new(secret.as_slice());
+        if finder.find(&out).is_none() {
+            continue;
+        }
+        let mut next = Vec::with_capacity(out.len());
+        let mut rest = out.as_slice();
+        while let Some(i) = finder.find(rest) {
+            next.extend_from_slice(&rest[..i]);
+            next.extend_from_slice(REDACTED);
+            rest = &rest[i + secret.len()..];
+        }
+        next.extend_from_slice(rest);
+        out = next;
+    }
+    out
+}
+
+/// Printable text: UTF-8 as is, control characters and bad bytes as `\xNN`,
+/// cut after SHOW characters (or when `cut` says the line was longer than
+/// what was kept) with a marker.
+fn render(bytes: &[u8], cut: Option<u64>) -> String {
+    let mut out = String::new();
+    let mut shown = 0usize;
+    let mut shortened = false;
+    'chunks: for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if shown >= SHOW {
+                shortened = true;
+                break 'chunks;
+            }
+            if c.is_control() {
+                if (c as u32) < 0x100 {
+                    out.push_str(&format!("\\x{:02x}", c as u32));
+                } else {
+                    out.push_str(&format!("\\u{{{:x}}}", c as u32));
+                }
+            } else {
+                out.push(c);
+            }
+            shown += 1;
+        }
+        for b in chunk.invalid() {
+            if shown >= SHOW {
+                shortened = true;
+                break 'chunks;
+            }
+            out.push_str(&format!("\\x{b:02x}"));
+            shown += 1;
+        }
+    }
+    match cut {
+        Some(len) => out.push_str(&format!(" [... cut, line of {len} bytes]")),
+        None if shortened => out.push_str(" [... cut]"),
+        None => {}
+    }
+    out
+}
+
+fn strip_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// An IMAP literal announced at the end of a line: `{N}`, `{N+}` or `~{N}`.
+/// Returns where `{` is and N.
+fn imap_literal(line: &[u8]) -> Option<(usize, u64)> {
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let digits = &inner[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((open, n))
+}
+
+/// Any stream, with its traffic logged to a `Transcript` when there is one.
+/// Without one, `read` and `write` only forward: `-v` off costs a branch per call.
+#[derive(Debug)]
+pub struct TranscriptStream<S> {
+    inner: S,
+    transcript: Option<Transcript>,
+}
+
+impl<S> TranscriptStream<S> {
+    pub fn new(inner: S, transcript: Option<Transcript>) -> TranscriptStream<S> {
+        TranscriptStream { inner, transcript }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The transcript, e.g. to `add_secret` before authenticating.
+    pub fn transcript(&mut self) -> Option<&mut Transcript> {
+        self.transcript.as_mut()
+    }
+
+    /// Replaces the stream and keeps the transcript, e.g. for STARTTLS:
+    /// `s.map_inner(|plain| plain.start_tls(host, &config))`.
+    pub fn map_inner<T, E>(
+        self,
+        f: impl FnOnce(S) -> Result<T, E>,
+    ) -> Result<TranscriptStream<T>, E> {
+        let TranscriptStream { inner, transcript } = self;
+        Ok(TranscriptStream {
+            inner: f(inner)?,
+            transcript,
+        })
+    }
+}
+
+impl<S: Read> Read for TranscriptStream<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(t) = &mut self.transcript {
+            if n == 0 {
+                t.finish();
+            } else {
+                t.server_bytes(&buf[..n]);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<S: Write> Write for TranscriptStream<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(t) = &mut self.transcript {
+            t.client_bytes(&buf[..n]);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+#[path = "transcript_tests.rs"]
+mod tests;
