@@ -190,8 +190,9 @@ fn file_part(part: FilePart, disposition: &str) -> Result<SinglePart, Error> {
         Body::new_with_encoding(bytes, ContentTransferEncoding::QuotedPrintable)
             .map_err(|_| Error::data(format!("{filename}: cannot be encoded")))?
     } else {
-        Body::new_with_encoding(bytes, ContentTransferEncoding::Base64)
-            .map_err(|_| Error::data(format!("{filename}: cannot be encoded")))?
+        let encoded = base64_lines(&bytes);
+        drop(bytes);
+        Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::Base64)
     };
     let mut builder = SinglePart::builder().header(content_type);
     if let Some(cid) = cid {
@@ -215,6 +216,31 @@ fn is_crlf_text(bytes: &[u8]) -> bool {
     });
     crlf_only
         && choose_text_encoding(&text.replace("\r\n", "\n")) != ContentTransferEncoding::Base64
+}
+
+/// Base64 in 76-character CRLF lines, no CRLF after the last: what lettre's
+/// `Body` makes, at several times its speed (lettre encodes 57 bytes per
+/// call through `fmt::Write`, which dominated the 100 MB benchmark).
+fn base64_lines(bytes: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    const LINE_IN: usize = 57;
+    const LINE_OUT: usize = 76;
+    const BLOCK_LINES: usize = 1024;
+    let lines = bytes.len().div_ceil(LINE_IN);
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4 + lines * 2);
+    let mut scratch = vec![0u8; LINE_OUT * BLOCK_LINES];
+    for block in bytes.chunks(LINE_IN * BLOCK_LINES) {
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(block, &mut scratch)
+            .unwrap_or(0);
+        for line in scratch[..n].chunks(LINE_OUT) {
+            if !out.is_empty() {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 fn multi(kind: MultiPartKind, children: Vec<Node>) -> Node {
@@ -517,6 +543,27 @@ mod tests {
             w.flush().unwrap();
         }
         assert_eq!(out, b"a\nb\nc\rd");
+    }
+
+    #[test]
+    fn base64_lines_match_lettre() {
+        for len in [
+            0,
+            1,
+            56,
+            57,
+            58,
+            114,
+            1000,
+            57 * 1024,
+            57 * 1024 + 1,
+            200_000,
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let ours = base64_lines(&bytes);
+            let theirs = Body::new_with_encoding(bytes, ContentTransferEncoding::Base64).unwrap();
+            assert_eq!(ours, theirs.as_ref(), "length {len}");
+        }
     }
 
     #[test]
