@@ -846,3 +846,27 @@ fn help_has_examples_and_man_page_mentions_attach() {
     assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
     assert!(man.contains("attach"), "{man}");
 }
+
+#[test]
+fn inline_without_html_html_only_json_and_empty_body() {
+    let f = files();
+    let v = python(&ok(
+        &["--from", "a@example.org", "--inline", s(&f.png)],
+        b"see below\n",
+    ));
+    assert_eq!(v["content_type"], json!("multipart/mixed"));
+    let image = &leaves(&v)[1];
+    assert_eq!(image["disposition"], json!("inline"));
+    assert_eq!(image["content_id"], json!("<image.bin>"));
+    assert_eq!(image["sha256"], json!(sha256(&f.png_bytes)));
+
+    let v = python(&ok(
+        &["--json"],
+        br#"{"from": "a@example.org", "html": "<p>only html</p>"}"#,
+    ));
+    assert_eq!(v["content_type"], json!("text/html"));
+    assert_eq!(leaves(&v)[0]["text"], json!("<p>only html</p>"));
+
+    let v = python(&ok(&["--from", "a@example.org"], b""));
+    assert_eq!(leaves(&v)[0]["text"], json!(""));
+}
