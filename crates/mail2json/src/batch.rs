@@ -1,0 +1,166 @@
+//! The ordered parallel pipeline: a reader thread cuts the input into batches
+//! of at most [`BATCH_BYTES`] (or [`BATCH_MESSAGES`]), rayon converts a batch
+//! on all cores, and the main thread writes the records in input order.
+//!
+//! At most two batches wait in the channel and one is being converted, so
+//! memory is bounded by a few batches, whatever the size of the mbox.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver};
+
+use mailpipe::{Error, Exit, Outcome};
+use rayon::prelude::*;
+
+use crate::convert::{self, Options};
+use crate::extract::Extractor;
+use crate::input::{self, InputKind, Item};
+use crate::schema::Record;
+
+pub const BATCH_BYTES: usize = 16 << 20;
+pub const BATCH_MESSAGES: usize = 4096;
+
+/// How records are written.
+pub struct Output<'a> {
+    pub array: bool,
+    pub pretty: bool,
+    pub extract: Option<&'a Extractor>,
+}
+
+/// A converted item: serialized already, or a record still to finish
+/// (extraction must run in order so that suffixes are deterministic).
+enum Done {
+    Json { bytes: Vec<u8>, error: Option<String>, source: String },
+    Record(Box<Record>),
+    Failed(Error),
+}
+
+/// Runs the whole conversion; the outcome remembers failed messages.
+pub fn run(
+    inputs: &[PathBuf],
+    forced: Option<InputKind>,
+    options: &Options,
+    output: &Output<'_>,
+    out: &mut dyn Write,
+) -> Result<Outcome, Error> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Vec<Item>>(2);
+        scope.spawn(move || {
+            let mut batch = Vec::new();
+            let mut bytes = 0usize;
+            let mut sink = |item: Item| {
+                if let Item::Message { data, .. } = &item {
+                    bytes += data.len();
+                }
+                batch.push(item);
+                if bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
+                    bytes = 0;
+                    return tx.send(std::mem::take(&mut batch)).is_ok();
+                }
+                true
+            };
+            input::read_all(inputs, forced, &mut sink);
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+        });
+        consume(rx, options, output, out)
+    })
+}
+
+fn consume(rx: Receiver<Vec<Item>>, options: &Options, output: &Output<'_>, out: &mut dyn Write) -> Result<Outcome, Error> {
+    let mut outcome = Outcome::default();
+    let mut first = true;
+    let write_err = |e| Error::io("writing stdout", e);
+    if output.array {
+        out.write_all(b"[").map_err(write_err)?;
+    }
+    for batch in rx {
+        let done: Vec<Done> = batch
+            .into_par_iter()
+            .map(|item| match item {
+                Item::Failed(e) => Done::Failed(e),
+                Item::Message { source, data } => {
+                    let record = convert::convert_safely(&data, source, options);
+                    if output.extract.is_some() {
+                        Done::Record(Box::new(record))
+                    } else {
+                        serialize(&record, output.pretty)
+                    }
+                }
+            })
+            .collect();
+        for d in done {
+            let (bytes, error, source) = match d {
+                Done::Failed(e) => {
+                    mailpipe::exit::report("mail2json", &e);
+                    outcome.record(e.exit());
+                    continue;
+                }
+                Done::Record(mut record) => {
+                    if let Some(x) = output.extract {
+                        extract(&mut record, x, &mut outcome);
+                    }
+                    match serialize(&record, output.pretty) {
+                        Done::Json { bytes, error, source } => (bytes, error, source),
+                        _ => continue,
+                    }
+                }
+                Done::Json { bytes, error, source } => (bytes, error, source),
+            };
+            if let Some(error) = error {
+                mailpipe::exit::report("mail2json", &Error::data(format!("{source}: {error}")));
+                outcome.record(Exit::Data);
+            }
+            if output.array && !first {
+                out.write_all(b",\n").map_err(write_err)?;
+            }
+            first = false;
+            out.write_all(&bytes).map_err(write_err)?;
+            if !output.array {
+                out.write_all(b"\n").map_err(write_err)?;
+            }
+        }
+    }
+    if output.array {
+        out.write_all(b"]\n").map_err(write_err)?;
+    }
+    out.flush().map_err(write_err)?;
+    Ok(outcome)
+}
+
+fn serialize(record: &Record, pretty: bool) -> Done {
+    let result = if pretty {
+        serde_json::to_vec_pretty(record)
+    } else {
+        serde_json::to_vec(record)
+    };
+    let source = match record.source.offset {
+        Some(o) => format!("{} at byte {o}", record.source.path),
+        None => record.source.path.clone(),
+    };
+    match result {
+        Ok(bytes) => Done::Json {
+            bytes,
+            error: record.error.clone(),
+            source,
+        },
+        Err(e) => Done::Failed(Error::new(Exit::Software, format!("{source}: cannot write JSON: {e}"))),
+    }
+}
+
+fn extract(record: &mut Record, extractor: &Extractor, outcome: &mut Outcome) {
+    for a in &mut record.attachments {
+        let Some(content) = a.content.take() else {
+            continue;
+        };
+        match extractor.write(a.filename.as_deref(), &a.content_type, &content) {
+            Ok(path) => a.path = Some(path.to_string_lossy().into_owned()),
+            Err(e) => {
+                let e = Error::io("--extract", e);
+                mailpipe::exit::report("mail2json", &e);
+                outcome.record(e.exit());
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Inputs to messages: each argument (or stdin) is detected as an mbox (it
+//! starts with `From `), a maildir (a directory with cur/ and new/) or a
+//! single message, unless `--input` says which. Messages are handed out one
+//! at a time, so memory holds one message per input, never a whole mbox.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use mailpipe::mbox::MboxReader;
+use mailpipe::Error;
+
+use crate::schema::Source;
+
+/// What an input holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputKind {
+    Mbox,
+    Maildir,
+    Message,
+}
+
+/// One message read from an input, or an input that could not be read.
+pub enum Item {
+    Message { source: Source, data: Vec<u8> },
+    Failed(Error),
+}
+
+/// Bytes read ahead to detect the kind; large so that the mbox reader works
+/// on big blocks.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Reads every input in order and hands each message to `sink`; stops early
+/// when `sink` returns false (the consumer went away).
+pub fn read_all(inputs: &[PathBuf], forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) {
+    if inputs.is_empty() {
+        let stdin = io::stdin();
+        read_stream("-", Box::new(stdin.lock()), forced, sink);
+        return;
+    }
+    for path in inputs {
+        let keep_going = if path.as_os_str() == "-" {
+            let stdin = io::stdin();
+            read_stream("-", Box::new(stdin.lock()), forced, sink)
+        } else {
+            read_path(path, forced, sink)
+        };
+        if !keep_going {
+            return;
+        }
+    }
+}
+
+fn read_path(path: &Path, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+    let name = path.display().to_string();
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return sink(Item::Failed(no_input(&name, e))),
+    };
+    let is_maildir = metadata.is_dir() && path.join("cur").is_dir() && path.join("new").is_dir();
+    if metadata.is_dir() || forced == Some(InputKind::Maildir) {
+        if !is_maildir {
+            return sink(Item::Failed(Error::no_input(format!(
+                "{name}: not a maildir (a maildir is a directory with cur/ and new/)"
+            ))));
+        }
+        return read_maildir(path, sink);
+    }
+    match File::open(path) {
+        Ok(file) => read_stream(&name, Box::new(file), forced, sink),
+        Err(e) => sink(Item::Failed(no_input(&name, e))),
+    }
+}
+
+fn no_input(name: &str, e: io::Error) -> Error {
+    let mut err = Error::io(name, e);
+    if !err.is_broken_pipe() {
+        err = Error::no_input(err.message().to_string());
+    }
+    err
+}
+
+/// Reads up to 5 bytes to tell an mbox from a message, then reads on.
+fn read_stream(name: &str, mut reader: Box<dyn Read + '_>, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+    let mut prefix = Vec::with_capacity(5);
+    while prefix.len() < 5 {
+        let mut byte = [0u8; 5];
+        match reader.read(&mut byte[..5 - prefix.len()]) {
+            Ok(0) => break,
+            Ok(n) => prefix.extend_from_slice(&byte[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return sink(Item::Failed(Error::io(format!("reading {name}"), e))),
+        }
+    }
+    let kind = forced.unwrap_or(if prefix == b"From " { InputKind::Mbox } else { InputKind::Message });
+    let chained = BufReader::with_capacity(READ_BUFFER, io::Cursor::new(prefix).chain(reader));
+    match kind {
+        InputKind::Mbox => read_mbox(name, chained, sink),
+        _ => read_single(name, chained, sink),
+    }
+}
+
+fn read_mbox(name: &str, input: impl BufRead, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+    let mut reader = MboxReader::new(input);
+    loop {
+        match reader.next_message() {
+            Ok(Some(m)) => {
+                let source = Source {
+                    path: name.to_string(),
+                    offset: Some(m.offset),
+                };
+                if !sink(Item::Message { source, data: m.data }) {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return sink(Item::Failed(Error::data(format!("{name}: {e}"))));
+            }
+            Err(e) => return sink(Item::Failed(Error::io(format!("reading {name}"), e))),
+        }
+    }
+}
+
+/// A single message; an empty input is no message at all.
+fn read_single(name: &str, mut input: impl BufRead, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+    let mut data = Vec::new();
+    if let Err(e) = input.read_to_end(&mut data) {
+        return sink(Item::Failed(Error::io(format!("reading {name}"), e)));
+    }
+    if data.is_empty() {
+        return true;
+    }
+    let source = Source {
+        path: name.to_string(),
+        offset: None,
+    };
+    sink(Item::Message { source, data })
+}
+
+/// new/ then cur/, each in file-name order (readdir order is arbitrary);
+/// dot files are skipped, as maildir readers do.
+fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+    for sub in ["new", "cur"] {
+        let folder = dir.join(sub);
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(e) => e,
+            Err(e) => {
+                if !sink(Item::Failed(no_input(&folder.display().to_string(), e))) {
+                    return false;
+                }
+                continue;
+            }
+        };
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        for path in names {
+            let name = path.display().to_string();
+            let item = match std::fs::read(&path) {
+                Ok(data) if data.is_empty() => continue,
+                Ok(data) => Item::Message {
+                    source: Source {
+                        path: name,
+                        offset: None,
+                    },
+                    data,
+                },
+                Err(e) => Item::Failed(no_input(&name, e)),
+            };
+            if !sink(item) {
+                return false;
+            }
+        }
+    }
+    true
+}

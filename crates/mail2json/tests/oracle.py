@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Python's email package as the oracle for mail2json.
+
+    oracle.py extract FILE...                 one JSON line per message file
+    oracle.py compare MAIL2JSON.jsonl FILE... compare, print a report, exit 1
+                                              when agreement is under --min
+
+Each FILE is one message. Fields compared: subject, from and to addresses,
+the text body (get_body(('plain',))), attachment names and sizes.
+Attachments follow mail2json's rule (see convert.rs): every leaf that is not
+the plain or html body, except an unnamed, non-attachment text part inside
+multipart/alternative; message/rfc822 parts are leaves (their size is not
+compared: Python re-serialises them).
+"""
+import email
+import json
+import re
+import sys
+from email import policy
+
+
+def addresses(msg, name):
+    try:
+        header = msg[name]
+        if header is None:
+            return []
+        return [a.addr_spec for a in header.addresses]
+    except Exception as e:  # noqa: BLE001 - the oracle reports, never stops
+        return ["<python-error: %s>" % type(e).__name__]
+
+
+def text_of(part):
+    if part is None:
+        return None
+    try:
+        return part.get_content()
+    except Exception as e:  # noqa: BLE001
+        return "<python-error: %s>" % type(e).__name__
+
+
+def attachments(msg, bodies):
+    out = []
+
+    def walk(part, in_alt):
+        ctype = part.get_content_type()
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            alt = ctype == "multipart/alternative"
+            for child in part.get_payload():
+                walk(child, alt)
+            return
+        if any(part is b for b in bodies):
+            return
+        try:
+            name = part.get_filename()
+        except Exception:  # noqa: BLE001
+            name = "<python-error>"
+        if in_alt and part.get_content_maintype() == "text" and name is None and not part.is_attachment():
+            return
+        if part.get_content_maintype() == "message":
+            size = None
+        else:
+            try:
+                payload = part.get_payload(decode=True)
+                size = len(payload) if payload is not None else None
+            except Exception:  # noqa: BLE001
+                size = None
+        out.append([name, size])
+
+    walk(msg, False)
+    return out
+
+
+def extract(path):
+    with open(path, "rb") as f:
+        msg = email.message_from_binary_file(f, policy=policy.default)
+    try:
+        subject = msg["subject"]
+        subject = None if subject is None else str(subject)
+    except Exception as e:  # noqa: BLE001
+        subject = "<python-error: %s>" % type(e).__name__
+    try:
+        plain = msg.get_body(("plain",))
+    except Exception:  # noqa: BLE001
+        plain = None
+    try:
+        html = msg.get_body(("html",))
+    except Exception:  # noqa: BLE001
+        html = None
+    return {
+        "file": path,
+        "subject": subject,
+        "from": addresses(msg, "from"),
+        "to": addresses(msg, "to"),
+        "text": text_of(plain),
+        "attachments": attachments(msg, [plain, html]),
+    }
+
+
+def norm_text(t):
+    if t is None:
+        return None
+    t = t.replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(line.rstrip() for line in t.split("\n")).strip()
+
+
+def norm_subject(s):
+    if s is None:
+        return None
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def mail2json_view(rec):
+    if "error" in rec:
+        return {"error": rec["error"]}
+    return {
+        "subject": norm_subject(rec.get("subject")),
+        "from": [a["address"].lower() for a in rec.get("from", [])],
+        "to": [a["address"].lower() for a in rec.get("to", [])],
+        "text": norm_text(rec.get("text")),
+        "attachments": [[a["filename"], a["size"]] for a in rec.get("attachments", [])],
+    }
+
+
+def python_view(p):
+    return {
+        "subject": norm_subject(p["subject"]),
+        "from": [a.lower() for a in p["from"]],
+        "to": [a.lower() for a in p["to"]],
+        "text": norm_text(p["text"]),
+        "attachments": p["attachments"],
+    }
+
+
+def same_attachments(ours, theirs):
+    if len(ours) != len(theirs):
+        return False
+    for (n1, s1), (n2, s2) in zip(ours, theirs):
+        if (n1 or None) != (n2 or None):
+            return False
+        if s2 is not None and s1 != s2:
+            return False
+    return True
+
+
+PYTHON_FAILED = re.compile("[\ufffd\udc80-\udcff]|<python-error")
+CHARSET_DEFECTS = ("charset-", "unknown-charset", "raw-8bit-header", "encoded-word")
+
+
+def skeleton(value):
+    """The ASCII characters of a value: what both sides must agree on when
+    they only differ in how non-ASCII bytes were decoded."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [skeleton(v) for v in value]
+    return re.sub("[^\x00-\x7f]", "", value)
+
+
+def explained(field, mine, theirs, rec):
+    """A difference in non-ASCII characters only, where Python could not
+    decode the bytes (U+FFFD, surrogate escapes, LookupError) or mail2json
+    reports that the label was wrong or missing. Each such case is listed in
+    docs/mail2json-vs-python.md."""
+    if field == "attachments":
+        ours = [[n, s] for n, s in mine["attachments"]]
+        their = [[n, s] for n, s in theirs["attachments"]]
+        if len(ours) != len(their):
+            return False
+        if any(s2 is not None and s1 != s2 for (_, s1), (_, s2) in zip(ours, their)):
+            return False
+        a, b = [n for n, _ in ours], [n for n, _ in their]
+    else:
+        a, b = mine[field], theirs[field]
+    python_failed = PYTHON_FAILED.search(json.dumps(b, ensure_ascii=False)) is not None
+    if isinstance(b, str) and b.startswith("<python-error: LookupError"):
+        # Python does not know the charset label; mail2json decoded it.
+        return a is not None and "\ufffd" not in a
+    if isinstance(b, str) and b.startswith("<python-error"):
+        return any(d.startswith(CHARSET_DEFECTS) for d in rec.get("defects", []))
+    flagged = any(d.startswith(CHARSET_DEFECTS) for d in rec.get("defects", []))
+    if not (python_failed or flagged):
+        return False
+    if PYTHON_FAILED.search(json.dumps(a, ensure_ascii=False) or ""):
+        return False
+    return skeleton(a) == skeleton(b)
+
+
+def compare(jsonl, files, minimum, report_path):
+    ours = {}
+    with open(jsonl, encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            ours[rec["source"]["path"]] = rec
+    classes = {}
+    agree = 0
+    explained_count = 0
+    details = []
+    for path in files:
+        theirs = python_view(extract(path))
+        rec = ours.get(path)
+        if rec is None:
+            diff = ["missing-in-mail2json"]
+            mine = {}
+        else:
+            mine = mail2json_view(rec)
+            if "error" in mine:
+                diff = ["mail2json-error"]
+            else:
+                diff = [k for k in ("subject", "from", "to", "text") if mine[k] != theirs[k]]
+                if not same_attachments(mine["attachments"], theirs["attachments"]):
+                    diff.append("attachments")
+        if not diff:
+            agree += 1
+            continue
+        if rec is not None and "error" not in mine and all(explained(d, mine, theirs, rec) for d in diff):
+            explained_count += 1
+            for d in diff:
+                key = "explained " + d
+                classes[key] = classes.get(key, 0) + 1
+            continue
+        for d in diff:
+            classes[d] = classes.get(d, 0) + 1
+        details.append({"file": path, "fields": diff,
+                        "mail2json": {k: mine.get(k) for k in diff if k in mine},
+                        "python": {k: theirs.get(k) for k in diff if k in theirs}})
+    total = len(files)
+    share = (agree + explained_count) / total if total else 1.0
+    if report_path:
+        with open(report_path, "w", encoding="utf-8", errors="backslashreplace") as f:
+            for d in details:
+                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    print("strict agreement %d/%d = %.2f%%" % (agree, total, 100 * agree / max(total, 1)))
+    print("explained by Python's undecodable bytes or a charset defect of mail2json: %d" % explained_count)
+    print("agreement %d/%d = %.2f%%" % (agree + explained_count, total, 100 * share))
+    for k, v in sorted(classes.items(), key=lambda kv: -kv[1]):
+        print("  disagree on %-14s %d" % (k, v))
+    return 0 if share >= minimum else 1
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[1] == "extract":
+        for path in argv[2:]:
+            line = json.dumps(extract(path), ensure_ascii=False)
+            sys.stdout.buffer.write(line.encode("utf-8", "backslashreplace") + b"\n")
+        return 0
+    if len(argv) >= 3 and argv[1] == "compare":
+        args = argv[2:]
+        minimum = 0.97
+        report = None
+        while args and args[0].startswith("--"):
+            if args[0] == "--min":
+                minimum = float(args[1])
+            elif args[0] == "--report":
+                report = args[1]
+            args = args[2:]
+        return compare(args[0], args[1:], minimum, report)
+    print(__doc__, file=sys.stderr)
+    return 64
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
