@@ -241,7 +241,7 @@ fn looks_like_gbk(bytes: &[u8]) -> bool {
 }
 
 /// At most one character in fifty of the non-ASCII ones is U+FFFD.
-fn few_errors(text: &str) -> bool {
+pub fn few_errors(text: &str) -> bool {
     let mut bad = 0usize;
     let mut non_ascii = 0usize;
     for c in text.chars().filter(|c| !c.is_ascii()) {

@@ -101,7 +101,18 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
             match current.as_mut() {
                 Some((_, _, end)) => *end = line_end,
                 None => {
-                    if first_line {
+                    let indent = content.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                    if let (true, Some(colon)) = (first_line, field_name(&content[indent..])) {
+                        // ` From: a@b` on the first line (mailparse refuses the
+                        // message): read it as the field it plainly is.
+                        defects.push("first-header-line-is-continuation: repaired".to_string());
+                        let start = pos + indent;
+                        let name_end = content[indent..indent + colon]
+                            .iter()
+                            .rposition(|&b| b != b' ' && b != b'\t')
+                            .map_or(0, |e| e + 1);
+                        current = Some((&data[start..start + name_end], start + colon + 1, line_end));
+                    } else if first_line {
                         defects.push("first-header-line-is-continuation".to_string());
                     } else {
                         defects.push("header-continuation-without-field".to_string());
@@ -168,6 +179,12 @@ mod tests {
     #[test]
     fn repairs() {
         let mut d = Vec::new();
+        let h = split(b" From: a@b\nSubject: s\n\n", &mut d);
+        assert_eq!(h.fields.len(), 2);
+        assert_eq!(h.fields[0].name, b"From");
+        assert_eq!(&*h.fields[0].unfolded(), b"a@b");
+        assert_eq!(d, ["first-header-line-is-continuation: repaired"]);
+        d.clear();
         let data = b" stray continuation\nSubject: s\nnot a header line\nmore\n";
         let h = split(data, &mut d);
         assert_eq!(h.fields.len(), 1);

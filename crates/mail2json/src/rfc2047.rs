@@ -18,6 +18,9 @@ pub struct HeaderDecoder<'d> {
 struct Word<'a> {
     charset: &'a str,
     bytes: Vec<u8>,
+    /// Where the encoded-word(s) start and end in the input, to show them
+    /// as written when they do not decode.
+    span: (usize, usize),
 }
 
 /// Finds the encoded-word starting at `start` (`=?cs?e?text?=`): its end
@@ -45,7 +48,7 @@ fn parse_word(input: &[u8], start: usize) -> Option<(usize, Word<'_>)> {
         _ => return None,
     };
     let end = start + 2 + text_start + text_len + 2;
-    Some((end, Word { charset, bytes }))
+    Some((end, Word { charset, bytes, span: (start, end) }))
 }
 
 fn decode_b(text: &[u8]) -> Vec<u8> {
@@ -123,11 +126,12 @@ impl HeaderDecoder<'_> {
                     match pending.as_mut() {
                         Some(p) if only_space && p.charset.eq_ignore_ascii_case(word.charset) && joinable(word.charset) => {
                             p.bytes.extend_from_slice(&word.bytes);
+                            p.span.1 = end;
                             plain.clear();
                         }
                         _ => {
                             if let Some(p) = pending.take() {
-                                self.flush_word(&mut out, p);
+                                self.flush_word(&mut out, p, raw);
                                 if only_space {
                                     plain.clear();
                                 }
@@ -144,7 +148,7 @@ impl HeaderDecoder<'_> {
             i += 1;
         }
         if let Some(p) = pending.take() {
-            self.flush_word(&mut out, p);
+            self.flush_word(&mut out, p, raw);
         }
         self.flush_plain(&mut out, &mut plain);
         out
@@ -168,7 +172,17 @@ impl HeaderDecoder<'_> {
         plain.clear();
     }
 
-    fn flush_word(&mut self, out: &mut String, word: Word<'_>) {
+    fn flush_word(&mut self, out: &mut String, word: Word<'_>, input: &[u8]) {
+        if let Some(c) = decode::lookup(word.charset) {
+            let (text, errors) = c.decode(&word.bytes);
+            if errors && !decode::few_errors(&text) && std::str::from_utf8(&word.bytes).is_err() {
+                // Bytes that are not text in the charset the word names:
+                // show the word as written rather than guess (Python too).
+                out.push_str(&String::from_utf8_lossy(&input[word.span.0..word.span.1]));
+                self.defects.push(format!("encoded-word undecodable in {}: kept as written", c.name()));
+                return;
+            }
+        }
         let (text, defect) = decode::decode_text(&word.bytes, Some(word.charset), self.hint);
         out.push_str(&text);
         if let Some(d) = defect {

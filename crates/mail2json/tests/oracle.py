@@ -29,6 +29,23 @@ def addresses(msg, name):
         return ["<python-error: %s>" % type(e).__name__]
 
 
+def header_defects(msg, name):
+    """Defects Python itself recorded while parsing one header."""
+    try:
+        header = msg[name]
+        return [type(d).__name__ for d in getattr(header, "defects", ())]
+    except Exception as e:  # noqa: BLE001
+        return [type(e).__name__]
+
+
+def structure_defects(msg):
+    """Defects Python recorded for the MIME structure, in any part."""
+    out = []
+    for part in msg.walk():
+        out.extend(type(d).__name__ for d in part.defects)
+    return out
+
+
 def text_of(part):
     if part is None:
         return None
@@ -93,6 +110,12 @@ def extract(path):
         "to": addresses(msg, "to"),
         "text": text_of(plain),
         "attachments": attachments(msg, [plain, html]),
+        "defects": {
+            "subject": header_defects(msg, "subject"),
+            "from": header_defects(msg, "from"),
+            "to": header_defects(msg, "to"),
+            "structure": structure_defects(msg),
+        },
     }
 
 
@@ -128,6 +151,7 @@ def python_view(p):
         "to": [a.lower() for a in p["to"]],
         "text": norm_text(p["text"]),
         "attachments": p["attachments"],
+        "defects": p["defects"],
     }
 
 
@@ -143,6 +167,14 @@ def same_attachments(ours, theirs):
 
 
 PYTHON_FAILED = re.compile("[\ufffd\udc80-\udcff]|<python-error")
+STRUCTURE_FAILURES = {
+    "StartBoundaryNotFoundDefect",
+    "CloseBoundaryNotFoundDefect",
+    "MultipartInvariantViolationDefect",
+    "MissingHeaderBodySeparatorDefect",
+    "NoBoundaryInMultipartDefect",
+    "InvalidBase64LengthDefect",
+}
 CHARSET_DEFECTS = ("charset-", "unknown-charset", "raw-8bit-header", "encoded-word")
 
 
@@ -161,6 +193,21 @@ def explained(field, mine, theirs, rec):
     decode the bytes (U+FFFD, surrogate escapes, LookupError) or mail2json
     reports that the label was wrong or missing. Each such case is listed in
     docs/mail2json-vs-python.md."""
+    structure = theirs["defects"]["structure"]
+    if field in ("text", "attachments") and any(d in STRUCTURE_FAILURES for d in structure):
+        # Python could not find the boundaries or the header block it
+        # expected and says so; mail2json parsed the structure differently.
+        return "python-structure-defect"
+    if field in ("subject", "from", "to") and (
+        theirs["defects"][field]
+        or "MissingHeaderBodySeparatorDefect" in structure
+        or "FirstHeaderLineIsContinuationDefect" in structure
+    ):
+        return "python-header-defect"
+    if field == "subject" and "=?" in (theirs["subject"] or "") and "=?" not in (mine["subject"] or ""):
+        # Python left an encoded-word undecoded (e.g. ISO-2022-JP in a
+        # structured position); mail2json decoded it.
+        return "python-left-encoded-word"
     if field == "attachments":
         ours = [[n, s] for n, s in mine["attachments"]]
         their = [[n, s] for n, s in theirs["attachments"]]
@@ -174,15 +221,17 @@ def explained(field, mine, theirs, rec):
     python_failed = PYTHON_FAILED.search(json.dumps(b, ensure_ascii=False)) is not None
     if isinstance(b, str) and b.startswith("<python-error: LookupError"):
         # Python does not know the charset label; mail2json decoded it.
-        return a is not None and "\ufffd" not in a
+        return a is not None and "\ufffd" not in a and "python-unknown-charset"
     if isinstance(b, str) and b.startswith("<python-error"):
-        return any(d.startswith(CHARSET_DEFECTS) for d in rec.get("defects", []))
+        return any(d.startswith(CHARSET_DEFECTS) for d in rec.get("defects", [])) and "python-error"
     flagged = any(d.startswith(CHARSET_DEFECTS) for d in rec.get("defects", []))
     if not (python_failed or flagged):
         return False
     if PYTHON_FAILED.search(json.dumps(a, ensure_ascii=False) or ""):
         return False
-    return skeleton(a) == skeleton(b)
+    if skeleton(a) != skeleton(b):
+        return False
+    return "python-undecodable" if python_failed else "mislabelled-charset"
 
 
 def compare(jsonl, files, minimum, report_path):
@@ -212,10 +261,11 @@ def compare(jsonl, files, minimum, report_path):
         if not diff:
             agree += 1
             continue
-        if rec is not None and "error" not in mine and all(explained(d, mine, theirs, rec) for d in diff):
+        reasons = [explained(d, mine, theirs, rec) for d in diff] if rec is not None and "error" not in mine else [False]
+        if all(reasons):
             explained_count += 1
-            for d in diff:
-                key = "explained " + d
+            for d, r in zip(diff, reasons):
+                key = "explained %s: %s" % (d, r)
                 classes[key] = classes.get(key, 0) + 1
             continue
         for d in diff:
@@ -233,7 +283,7 @@ def compare(jsonl, files, minimum, report_path):
     print("explained by Python's undecodable bytes or a charset defect of mail2json: %d" % explained_count)
     print("agreement %d/%d = %.2f%%" % (agree + explained_count, total, 100 * share))
     for k, v in sorted(classes.items(), key=lambda kv: -kv[1]):
-        print("  disagree on %-14s %d" % (k, v))
+        print("  %-50s %d" % (k, v))
     return 0 if share >= minimum else 1
 
 
