@@ -134,7 +134,10 @@ pub fn parse_list(raw: &[u8], decoder: &mut HeaderDecoder<'_>) -> Vec<Mailbox> {
             // without angle brackets is kept as it is.
             Token::Colon => {
                 let is_group = !current.iter().any(|t| matches!(t, Token::Angle(_)))
-                    && (current.iter().all(|t| !matches!(t, Token::Word(w, _) if w.contains(&b'@'))) || matches!(tokens.get(k + 1), Some(Token::Semicolon)));
+                    && (current
+                        .iter()
+                        .all(|t| !matches!(t, Token::Word(w, _) if w.contains(&b'@')))
+                        || matches!(tokens.get(k + 1), Some(Token::Semicolon)));
                 if is_group {
                     current.clear();
                 } else {
@@ -188,7 +191,14 @@ fn finish(tokens: &mut Vec<&Token<'_>>, decoder: &mut HeaderDecoder<'_>, out: &m
                 Some(i) if addr.starts_with(b"@") => addr[i + 1..].to_vec(),
                 _ => addr,
             };
-            (if phrase.is_empty() { comment } else { Some(phrase) }, addr)
+            (
+                if phrase.is_empty() {
+                    comment
+                } else {
+                    Some(phrase)
+                },
+                addr,
+            )
         }
         None => {
             // `a@x b@y`: addresses without the comma between them.
@@ -199,7 +209,10 @@ fn finish(tokens: &mut Vec<&Token<'_>>, decoder: &mut HeaderDecoder<'_>, out: &m
                     _ => None,
                 })
                 .collect();
-            if words.len() > 1 && tokens.len() == words.len() && words.iter().all(|w| w.contains(&b'@')) {
+            if words.len() > 1
+                && tokens.len() == words.len()
+                && words.iter().all(|w| w.contains(&b'@'))
+            {
                 for w in words {
                     out.push(Mailbox {
                         name: None,
@@ -245,7 +258,9 @@ fn finish(tokens: &mut Vec<&Token<'_>>, decoder: &mut HeaderDecoder<'_>, out: &m
         .map(|n| decoder.decode(&n).trim().to_string())
         .filter(|n| !n.is_empty());
     let address = decoder.decode(&address);
-    let address = address.trim_matches(|c: char| c.is_whitespace() || c == ';').to_string();
+    let address = address
+        .trim_matches(|c: char| c.is_whitespace() || c == ';')
+        .to_string();
     if address.is_empty() {
         return;
     }
@@ -323,10 +338,17 @@ mod tests {
     fn forms() {
         assert_eq!(
             parse(b"\"Doe, John\" <j@x.org>, ann@y.org (Ann B), Bob <b@z>"),
-            [mb(Some("Doe, John"), "j@x.org"), mb(Some("Ann B"), "ann@y.org"), mb(Some("Bob"), "b@z")]
+            [
+                mb(Some("Doe, John"), "j@x.org"),
+                mb(Some("Ann B"), "ann@y.org"),
+                mb(Some("Bob"), "b@z")
+            ]
         );
         assert_eq!(parse(b"undisclosed-recipients:;"), []);
-        assert_eq!(parse(b"team: a@x, b@y;, c@z"), [mb(None, "a@x"), mb(None, "b@y"), mb(None, "c@z")]);
+        assert_eq!(
+            parse(b"team: a@x, b@y;, c@z"),
+            [mb(None, "a@x"), mb(None, "b@y"), mb(None, "c@z")]
+        );
         assert_eq!(parse(b"<@route:a@b>"), [mb(None, "a@b")]);
         assert_eq!(
             parse(b"Pete(A wonderful \\) chap) <pete(his account)@silly.test(his host)>"),
@@ -334,18 +356,30 @@ mod tests {
         );
         assert_eq!(parse(b"<\"big bug\"@x>"), [mb(None, "\"big bug\"@x")]);
         assert_eq!(parse(b"a@x b@y"), [mb(None, "a@x"), mb(None, "b@y")]);
-        assert_eq!(parse(b"Big Bug bb@bug.com"), [mb(Some("Big Bug"), "bb@bug.com")]);
-        assert_eq!(parse(b"\"p@\" <dom.tld postmaster@dom.tld>"), [mb(Some("p@"), "postmaster@dom.tld")]);
+        assert_eq!(
+            parse(b"Big Bug bb@bug.com"),
+            [mb(Some("Big Bug"), "bb@bug.com")]
+        );
+        assert_eq!(
+            parse(b"\"p@\" <dom.tld postmaster@dom.tld>"),
+            [mb(Some("p@"), "postmaster@dom.tld")]
+        );
     }
 
     #[test]
     fn encoded_names() {
         // A decoded comma must not split.
-        assert_eq!(parse(b"=?utf-8?q?Doe=2C_J?= <j@x>"), [mb(Some("Doe, J"), "j@x")]);
+        assert_eq!(
+            parse(b"=?utf-8?q?Doe=2C_J?= <j@x>"),
+            [mb(Some("Doe, J"), "j@x")]
+        );
         assert_eq!(
             parse(b"\"=?GBK?B?xOO6w8PD?=\" <a@qq.com>"),
             [mb(Some("你好妹"), "a@qq.com")]
         );
-        assert_eq!(parse(b"\xd5\xc5\xc8\xfd <z@x.cn>"), [mb(Some("张三"), "z@x.cn")]);
+        assert_eq!(
+            parse(b"\xd5\xc5\xc8\xfd <z@x.cn>"),
+            [mb(Some("张三"), "z@x.cn")]
+        );
     }
 }

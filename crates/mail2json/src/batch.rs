@@ -30,7 +30,11 @@ pub struct Output<'a> {
 /// A converted item: serialized already, or a record still to finish
 /// (extraction must run in order so that suffixes are deterministic).
 enum Done {
-    Json { bytes: Vec<u8>, error: Option<String>, source: String },
+    Json {
+        bytes: Vec<u8>,
+        error: Option<String>,
+        source: String,
+    },
     Record(Box<Record>),
     Failed(Error),
 }
@@ -68,7 +72,12 @@ pub fn run(
     })
 }
 
-fn consume(rx: Receiver<Vec<Item>>, options: &Options, output: &Output<'_>, out: &mut dyn Write) -> Result<Outcome, Error> {
+fn consume(
+    rx: Receiver<Vec<Item>>,
+    options: &Options,
+    output: &Output<'_>,
+    out: &mut dyn Write,
+) -> Result<Outcome, Error> {
     let mut outcome = Outcome::default();
     let mut first = true;
     let write_err = |e| Error::io("writing stdout", e);
@@ -102,11 +111,19 @@ fn consume(rx: Receiver<Vec<Item>>, options: &Options, output: &Output<'_>, out:
                         extract(&mut record, x, &mut outcome);
                     }
                     match serialize(&record, output.pretty) {
-                        Done::Json { bytes, error, source } => (bytes, error, source),
+                        Done::Json {
+                            bytes,
+                            error,
+                            source,
+                        } => (bytes, error, source),
                         _ => continue,
                     }
                 }
-                Done::Json { bytes, error, source } => (bytes, error, source),
+                Done::Json {
+                    bytes,
+                    error,
+                    source,
+                } => (bytes, error, source),
             };
             if let Some(error) = error {
                 mailpipe::exit::report("mail2json", &Error::data(format!("{source}: {error}")));
@@ -145,7 +162,10 @@ fn serialize(record: &Record, pretty: bool) -> Done {
             error: record.error.clone(),
             source,
         },
-        Err(e) => Done::Failed(Error::new(Exit::Software, format!("{source}: cannot write JSON: {e}"))),
+        Err(e) => Done::Failed(Error::new(
+            Exit::Software,
+            format!("{source}: cannot write JSON: {e}"),
+        )),
     }
 }
 

@@ -19,7 +19,9 @@ pub enum TransferEncoding {
 impl TransferEncoding {
     pub fn from_label(label: &str) -> (TransferEncoding, bool) {
         match label.trim().to_ascii_lowercase().as_str() {
-            "" | "7bit" | "8bit" | "binary" | "7-bit" | "8-bit" => (TransferEncoding::Identity, true),
+            "" | "7bit" | "8bit" | "binary" | "7-bit" | "8-bit" => {
+                (TransferEncoding::Identity, true)
+            }
             "base64" => (TransferEncoding::Base64, true),
             "quoted-printable" => (TransferEncoding::QuotedPrintable, true),
             "x-uuencode" | "uuencode" | "x-uue" | "uue" => (TransferEncoding::Uuencode, true),
@@ -48,7 +50,11 @@ fn crlf_to_lf(body: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Decodes a body; defects (truncated base64, bad characters) are appended.
-pub fn decode<'a>(body: &'a [u8], encoding: TransferEncoding, defects: &mut Vec<String>) -> Cow<'a, [u8]> {
+pub fn decode<'a>(
+    body: &'a [u8],
+    encoding: TransferEncoding,
+    defects: &mut Vec<String>,
+) -> Cow<'a, [u8]> {
     match encoding {
         TransferEncoding::Identity => crlf_to_lf(body),
         TransferEncoding::Base64 => match base64(body, defects) {
@@ -90,7 +96,9 @@ fn base64(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
                     break;
                 }
                 // Spaces inside a line: words, not base64.
-                b' ' | b'\t' if body.get(i + 1).is_some_and(|&b| base64_value(b).is_some()) => invalid = true,
+                b' ' | b'\t' if body.get(i + 1).is_some_and(|&b| base64_value(b).is_some()) => {
+                    invalid = true
+                }
                 b' ' | b'\t' | b'\r' | b'\n' | b'=' => {}
                 _ => invalid = true,
             },
@@ -183,7 +191,10 @@ fn uudecode(body: &[u8]) -> Vec<u8> {
         let len = usize::from(len_char.wrapping_sub(b' ') & 0x3f);
         let mut chunk = Vec::with_capacity(len + 3);
         for quad in data.chunks(4) {
-            let v: Vec<u32> = quad.iter().map(|&c| u32::from(c.wrapping_sub(b' ') & 0x3f)).collect();
+            let v: Vec<u32> = quad
+                .iter()
+                .map(|&c| u32::from(c.wrapping_sub(b' ') & 0x3f))
+                .collect();
             let get = |k: usize| v.get(k).copied().unwrap_or(0);
             let acc = (get(0) << 18) | (get(1) << 12) | (get(2) << 6) | get(3);
             chunk.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
@@ -201,7 +212,10 @@ mod tests {
     #[test]
     fn base64_lenient() {
         let mut d = Vec::new();
-        assert_eq!(base64(b"aGVs\r\nbG8=\r\n", &mut d).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            base64(b"aGVs\r\nbG8=\r\n", &mut d).as_deref(),
+            Some(&b"hello"[..])
+        );
         assert!(d.is_empty());
         assert_eq!(base64(b"aGVsbG8", &mut d).as_deref(), Some(&b"hello"[..]));
         assert_eq!(d, ["base64-missing-padding"]);
@@ -213,7 +227,10 @@ mod tests {
 
     #[test]
     fn qp() {
-        assert_eq!(quoted_printable(b"caf=E9 =\r\nau lait  \r\nx=3d=zz\r\n"), b"caf\xe9 au lait\nx==zz\n");
+        assert_eq!(
+            quoted_printable(b"caf=E9 =\r\nau lait  \r\nx=3d=zz\r\n"),
+            b"caf\xe9 au lait\nx==zz\n"
+        );
         assert_eq!(quoted_printable(b"no newline"), b"no newline");
     }
 

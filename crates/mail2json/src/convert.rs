@@ -37,7 +37,8 @@ pub fn convert_safely(data: &[u8], source: Source, options: &Options) -> Record 
         Err(_) => {
             let mut r = Record::new(options.fields, fallback_source, data.len() as u64);
             r.error = Some("internal error while converting this message".to_string());
-            r.defects.push("internal-error: panic in mail2json".to_string());
+            r.defects
+                .push("internal-error: panic in mail2json".to_string());
             r
         }
     }
@@ -51,7 +52,10 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
         return record;
     }
     let mut defects = Vec::new();
-    let wants_body = fields.has("text") || fields.has("html") || fields.has("attachments") || fields.has("parts");
+    let wants_body = fields.has("text")
+        || fields.has("html")
+        || fields.has("attachments")
+        || fields.has("parts");
     let top_header;
     let tree;
     if wants_body {
@@ -73,7 +77,10 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
     let hint = tree.as_ref().and_then(charset_hint).or_else(|| {
         let f = header.first("content-type")?;
         let mut scratch = Vec::new();
-        let mut d = HeaderDecoder { hint: None, defects: &mut scratch };
+        let mut d = HeaderDecoder {
+            hint: None,
+            defects: &mut scratch,
+        };
         hint_from(&params::parse(&f.unfolded(), &mut d))
     });
     let mut decoder = HeaderDecoder {
@@ -128,19 +135,30 @@ fn msg_ids(raw: &[u8]) -> Vec<String> {
 fn fill_headers(record: &mut Record, header: &HeaderBlock<'_>, decoder: &mut HeaderDecoder<'_>) {
     let fields = record.fields;
     if fields.has("subject") {
-        record.subject = header.first("subject").map(|f| decoder.decode(&f.unfolded()));
+        record.subject = header
+            .first("subject")
+            .map(|f| decoder.decode(&f.unfolded()));
     }
     if fields.has("message_id") {
-        record.message_id = header.first("message-id").and_then(|f| msg_ids(&f.unfolded()).into_iter().next());
+        record.message_id = header
+            .first("message-id")
+            .and_then(|f| msg_ids(&f.unfolded()).into_iter().next());
     }
     if fields.has("in_reply_to") {
-        record.in_reply_to = header.first("in-reply-to").and_then(|f| msg_ids(&f.unfolded()).into_iter().next());
+        record.in_reply_to = header
+            .first("in-reply-to")
+            .and_then(|f| msg_ids(&f.unfolded()).into_iter().next());
     }
     if fields.has("references") {
-        record.references = header.first("references").map(|f| msg_ids(&f.unfolded())).unwrap_or_default();
+        record.references = header
+            .first("references")
+            .map(|f| msg_ids(&f.unfolded()))
+            .unwrap_or_default();
     }
     if fields.has("date") || fields.has("date_raw") {
-        let raw = header.first("date").map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned());
+        let raw = header
+            .first("date")
+            .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned());
         record.date = raw.as_deref().and_then(crate::date::to_rfc3339);
         if raw.is_some() && record.date.is_none() {
             decoder.defects.push("invalid-date".to_string());
@@ -180,7 +198,9 @@ fn is_attachment(part: &Part<'_>) -> bool {
     part.header.first("content-disposition").is_some_and(|f| {
         let v = f.unfolded();
         let main = v.split(|&b| b == b';').next().unwrap_or(&[]);
-        String::from_utf8_lossy(main).trim().eq_ignore_ascii_case("attachment")
+        String::from_utf8_lossy(main)
+            .trim()
+            .eq_ignore_ascii_case("attachment")
     })
 }
 
@@ -189,7 +209,10 @@ fn find_body<'p, 'a>(part: &'p Part<'a>, subtype: &str) -> Option<&'p Part<'a>> 
     if is_attachment(part) {
         return None;
     }
-    let (main, sub) = part.mime_type().split_once('/').unwrap_or(("text", "plain"));
+    let (main, sub) = part
+        .mime_type()
+        .split_once('/')
+        .unwrap_or(("text", "plain"));
     if main == "text" {
         return (sub == subtype).then_some(part);
     }
@@ -219,7 +242,10 @@ fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEnco
     let label = String::from_utf8_lossy(&f.unfolded()).into_owned();
     let (encoding, known) = TransferEncoding::from_label(&label);
     if !known {
-        defects.push(format!("unknown-transfer-encoding: {}", label.chars().take(40).collect::<String>()));
+        defects.push(format!(
+            "unknown-transfer-encoding: {}",
+            label.chars().take(40).collect::<String>()
+        ));
     }
     encoding
 }
@@ -227,7 +253,8 @@ fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEnco
 fn decoded_text(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> String {
     let encoding = transfer_encoding(part, decoder.defects);
     let bytes = body::decode(part.body, encoding, decoder.defects);
-    let (text, defect) = decode::decode_text(&bytes, part.content_type.get("charset"), decoder.hint);
+    let (text, defect) =
+        decode::decode_text(&bytes, part.content_type.get("charset"), decoder.hint);
     if let Some(d) = defect {
         decoder.defects.push(d);
     }
@@ -238,7 +265,12 @@ fn decoded_text(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> String {
     }
 }
 
-fn fill_body(record: &mut Record, top: &Part<'_>, decoder: &mut HeaderDecoder<'_>, options: &Options) {
+fn fill_body(
+    record: &mut Record,
+    top: &Part<'_>,
+    decoder: &mut HeaderDecoder<'_>,
+    options: &Options,
+) {
     let text_part = find_body(top, "plain");
     let html_part = find_body(top, "html");
     if record.fields.has("text") {
@@ -249,7 +281,14 @@ fn fill_body(record: &mut Record, top: &Part<'_>, decoder: &mut HeaderDecoder<'_
     }
     if record.fields.has("attachments") {
         let bodies = [text_part, html_part];
-        collect_attachments(top, &bodies, false, decoder, options, &mut record.attachments);
+        collect_attachments(
+            top,
+            &bodies,
+            false,
+            decoder,
+            options,
+            &mut record.attachments,
+        );
     }
 }
 
@@ -275,9 +314,16 @@ fn collect_attachments(
     if same(part, bodies[0]) || same(part, bodies[1]) {
         return;
     }
-    let disposition = part.header.first("content-disposition").map(|f| params::parse(&f.unfolded(), decoder));
+    let disposition = part
+        .header
+        .first("content-disposition")
+        .map(|f| params::parse(&f.unfolded(), decoder));
     let filename = filename(part, disposition.as_ref(), decoder);
-    if in_alternative && part.mime_type().starts_with("text/") && filename.is_none() && !is_attachment(part) {
+    if in_alternative
+        && part.mime_type().starts_with("text/")
+        && filename.is_none()
+        && !is_attachment(part)
+    {
         return;
     }
     let encoding = transfer_encoding(part, decoder.defects);
@@ -296,7 +342,11 @@ fn collect_attachments(
 }
 
 /// Content-Disposition filename, else Content-Type name (Python's order).
-fn filename(part: &Part<'_>, disposition: Option<&ParamValue>, decoder: &mut HeaderDecoder<'_>) -> Option<String> {
+fn filename(
+    part: &Part<'_>,
+    disposition: Option<&ParamValue>,
+    decoder: &mut HeaderDecoder<'_>,
+) -> Option<String> {
     if let Some(name) = disposition.and_then(|d| d.get("filename")) {
         return Some(name.to_string());
     }
@@ -322,7 +372,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn part_node(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> PartNode {
-    let disposition = part.header.first("content-disposition").map(|f| params::parse(&f.unfolded(), decoder));
+    let disposition = part
+        .header
+        .first("content-disposition")
+        .map(|f| params::parse(&f.unfolded(), decoder));
     let filename = filename(part, disposition.as_ref(), decoder);
     PartNode {
         content_type: part.mime_type().to_string(),
@@ -335,6 +388,10 @@ fn part_node(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> PartNode {
         filename,
         content_id: content_id(part),
         encoded_size: part.body.len() as u64,
-        parts: part.children.iter().map(|c| part_node(c, decoder)).collect(),
+        parts: part
+            .children
+            .iter()
+            .map(|c| part_node(c, decoder))
+            .collect(),
     }
 }

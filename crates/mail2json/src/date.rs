@@ -50,10 +50,9 @@ pub fn to_rfc3339(value: &str) -> Option<String> {
         .map(|c| if c == ',' { ' ' } else { c })
         .collect();
     let mut words: Vec<&str> = cleaned.split_whitespace().collect();
-    if words
-        .first()
-        .is_some_and(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && month(w).is_none())
-    {
+    if words.first().is_some_and(|w| {
+        w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && month(w).is_none()
+    }) {
         words.remove(0);
     }
     // day month year time [zone], or month day time year (asctime-like).
@@ -68,7 +67,13 @@ pub fn to_rfc3339(value: &str) -> Option<String> {
     } else {
         let day: u32 = words.first()?.parse().ok()?;
         let mon = month(words.get(1)?)?;
-        (day, mon, words.get(2)?, *words.get(3)?, words.get(4).copied())
+        (
+            day,
+            mon,
+            words.get(2)?,
+            *words.get(3)?,
+            words.get(4).copied(),
+        )
     };
     let year: i32 = year.parse().ok()?;
     let year = match year {
@@ -117,10 +122,22 @@ mod tests {
             to_rfc3339("Thu, 21 May 2026 06:42:40 +1000 (AEST)").as_deref(),
             Some("2026-05-21T06:42:40+10:00")
         );
-        assert_eq!(to_rfc3339("1 Jan 99 00:00 GMT").as_deref(), Some("1999-01-01T00:00:00+00:00"));
-        assert_eq!(to_rfc3339("2 Feb 2004 10:00:00 -0000").as_deref(), Some("2004-02-02T10:00:00-00:00"));
-        assert_eq!(to_rfc3339("Mon Jan  2 15:04:05 2006").as_deref(), Some("2006-01-02T15:04:05-00:00"));
-        assert_eq!(to_rfc3339("Tue, 3 Feb 2004 09:05:07 PST").as_deref(), Some("2004-02-03T09:05:07-08:00"));
+        assert_eq!(
+            to_rfc3339("1 Jan 99 00:00 GMT").as_deref(),
+            Some("1999-01-01T00:00:00+00:00")
+        );
+        assert_eq!(
+            to_rfc3339("2 Feb 2004 10:00:00 -0000").as_deref(),
+            Some("2004-02-02T10:00:00-00:00")
+        );
+        assert_eq!(
+            to_rfc3339("Mon Jan  2 15:04:05 2006").as_deref(),
+            Some("2006-01-02T15:04:05-00:00")
+        );
+        assert_eq!(
+            to_rfc3339("Tue, 3 Feb 2004 09:05:07 PST").as_deref(),
+            Some("2004-02-03T09:05:07-08:00")
+        );
         assert_eq!(to_rfc3339("yesterday"), None);
         assert_eq!(to_rfc3339("32 Jan 2004 10:00 +0000"), None);
     }

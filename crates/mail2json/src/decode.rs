@@ -70,8 +70,11 @@ pub fn lookup(label: &str) -> Option<Charset> {
     if let Some(e) = Encoding::for_label_no_replacement(lower.as_bytes()) {
         return Some(Charset::Encoding(e));
     }
-    let stripped = lower.strip_prefix("x-").or_else(|| lower.strip_prefix("x_"))?;
-    alias(stripped).or_else(|| Encoding::for_label_no_replacement(stripped.as_bytes()).map(Charset::Encoding))
+    let stripped = lower
+        .strip_prefix("x-")
+        .or_else(|| lower.strip_prefix("x_"))?;
+    alias(stripped)
+        .or_else(|| Encoding::for_label_no_replacement(stripped.as_bytes()).map(Charset::Encoding))
 }
 
 /// Labels seen in real mail that the WHATWG list does not have.
@@ -96,8 +99,8 @@ fn alias(lower: &str) -> Option<Charset> {
         "iso-2022-jp-2" | "iso-2022-jp-1" | "iso-2022-jp-3" | "csiso2022jp" => {
             encoding_rs::ISO_2022_JP
         }
-        "latin-1" | "iso-8859-1" | "iso8859-1" | "iso_8859-1" | "8859-1" | "latin1" | "us-ascii"
-        | "ascii" | "ansi_x3.4-1968" | "us" | "iso646-us" | "cp819" => WINDOWS_1252,
+        "latin-1" | "iso-8859-1" | "iso8859-1" | "iso_8859-1" | "8859-1" | "latin1"
+        | "us-ascii" | "ascii" | "ansi_x3.4-1968" | "us" | "iso646-us" | "cp819" => WINDOWS_1252,
         "iso-8859-15" | "latin-9" | "latin9" => encoding_rs::ISO_8859_15,
         "tis-620" | "cp874" => encoding_rs::WINDOWS_874,
         _ => return None,
@@ -132,7 +135,9 @@ pub fn decode_text<'a>(
     let charset = declared.and_then(lookup);
     if bytes.is_ascii() && charset.is_none_or(|c| c.ascii_compatible()) {
         // All ASCII: every charset that is ASCII-compatible agrees.
-        let text = std::str::from_utf8(bytes).map(Cow::Borrowed).unwrap_or_default();
+        let text = std::str::from_utf8(bytes)
+            .map(Cow::Borrowed)
+            .unwrap_or_default();
         return (text, None);
     }
     match (declared, charset) {
@@ -144,7 +149,11 @@ pub fn decode_text<'a>(
                 // Text that holds U+FFFD was damaged by an earlier conversion
                 // and is only valid UTF-8 by accident: keep the label.
                 let damaged = memchr::memmem::find(bytes, "\u{FFFD}".as_bytes()).is_some();
-                if !c.is_utf8() && c.ascii_compatible() && !damaged && utf8_multibyte_count(bytes).unwrap_or(0) > 0 {
+                if !c.is_utf8()
+                    && c.ascii_compatible()
+                    && !damaged
+                    && utf8_multibyte_count(bytes).unwrap_or(0) > 0
+                {
                     let defect = format!("charset-mismatch: labelled {} but is UTF-8", c.name());
                     return (utf8(bytes), Some(defect));
                 }
@@ -159,13 +168,22 @@ pub fn decode_text<'a>(
             let defect = if name == c.name() {
                 format!("charset-invalid-bytes: {}", c.name())
             } else {
-                format!("charset-mismatch: labelled {} but decoded as {name}", c.name())
+                format!(
+                    "charset-mismatch: labelled {} but decoded as {name}",
+                    c.name()
+                )
             };
             (fallback, Some(defect))
         }
         (Some(l), None) => {
             let (text, name) = guess(bytes, hint, None);
-            (text, Some(format!("unknown-charset: {} (decoded as {name})", one_word(l))))
+            (
+                text,
+                Some(format!(
+                    "unknown-charset: {} (decoded as {name})",
+                    one_word(l)
+                )),
+            )
         }
         (None, _) => {
             let (text, _) = guess(bytes, hint, None);
@@ -363,8 +381,14 @@ mod tests {
         let (t, _) = decode_text("你好".as_bytes(), Some("gbk"), None);
         assert_eq!(t, "你好");
         // Latin-1 stays Latin-1.
-        assert_eq!(decode_text(b"caf\xe9 au lait", Some("iso-8859-1"), None).0, "café au lait");
-        assert_eq!(decode_text(b"caf\xe9 au lait", None, None).0, "café au lait");
+        assert_eq!(
+            decode_text(b"caf\xe9 au lait", Some("iso-8859-1"), None).0,
+            "café au lait"
+        );
+        assert_eq!(
+            decode_text(b"caf\xe9 au lait", None, None).0,
+            "café au lait"
+        );
         // ISO-2022-JP is all ASCII bytes but not ASCII text.
         let jis = b"\x1b$B$3$s$K$A$O\x1b(B";
         assert_eq!(decode_text(jis, Some("iso-2022-jp"), None).0, "こんにちは");

@@ -33,7 +33,12 @@ impl Extractor {
     }
 
     /// Writes `content` under a safe name derived from `filename`, returning the path.
-    pub fn write(&self, filename: Option<&str>, content_type: &str, content: &[u8]) -> io::Result<PathBuf> {
+    pub fn write(
+        &self,
+        filename: Option<&str>,
+        content_type: &str,
+        content: &[u8],
+    ) -> io::Result<PathBuf> {
         let name = safe_name(filename, content_type);
         let tmp = self.dir.join(format!(
             ".mail2json-{}-{}.tmp",
@@ -48,7 +53,11 @@ impl Extractor {
         let (stem, ext) = split_extension(&name);
         let mut result = Err(io::Error::other("no free name"));
         for n in 0..100_000u32 {
-            let candidate = if n == 0 { name.clone() } else { format!("{stem}-{n}{ext}") };
+            let candidate = if n == 0 {
+                name.clone()
+            } else {
+                format!("{stem}-{n}{ext}")
+            };
             let path = self.dir.join(&candidate);
             match fs::hard_link(&tmp, &path) {
                 Ok(()) => {
@@ -81,8 +90,8 @@ fn split_extension(name: &str) -> (&str, &str) {
 }
 
 const DEVICE_NAMES: [&str; 22] = [
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1",
-    "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// A file name that stays inside the directory it is joined to.
@@ -95,18 +104,31 @@ pub fn safe_name(filename: Option<&str>, content_type: &str) -> String {
     let mut name: String = last
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\u{202e}' | '\u{202d}') {
+            if c.is_control()
+                || matches!(
+                    c,
+                    '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\u{202e}' | '\u{202d}'
+                )
+            {
                 '_'
             } else {
                 c
             }
         })
         .collect();
-    name = name.trim_start_matches(['.', ' ']).trim_end_matches(['.', ' ']).to_string();
+    name = name
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' '])
+        .to_string();
     if name.is_empty() {
         name = format!("attachment{}", default_extension(content_type));
     }
-    let stem_upper = name.split('.').next().unwrap_or("").trim().to_ascii_uppercase();
+    let stem_upper = name
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase();
     if DEVICE_NAMES.contains(&stem_upper.as_str()) {
         name.insert(0, '_');
     }
@@ -154,7 +176,11 @@ mod tests {
             ("C:evil.exe", "C_evil.exe"),
             ("报告.pdf", "报告.pdf"),
         ] {
-            assert_eq!(safe_name(Some(hostile), "application/octet-stream"), safe, "{hostile:?}");
+            assert_eq!(
+                safe_name(Some(hostile), "application/octet-stream"),
+                safe,
+                "{hostile:?}"
+            );
         }
         let long = format!("{}.pdf", "é".repeat(300));
         let name = safe_name(Some(&long), "x/y");

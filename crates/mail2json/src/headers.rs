@@ -42,8 +42,14 @@ pub fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -101,7 +107,10 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
             match current.as_mut() {
                 Some((_, _, end)) => *end = line_end,
                 None => {
-                    let indent = content.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                    let indent = content
+                        .iter()
+                        .take_while(|&&b| b == b' ' || b == b'\t')
+                        .count();
                     if let (true, Some(colon)) = (first_line, field_name(&content[indent..])) {
                         // ` From: a@b` on the first line (mailparse refuses the
                         // message): read it as the field it plainly is.
@@ -111,7 +120,8 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
                             .iter()
                             .rposition(|&b| b != b' ' && b != b'\t')
                             .map_or(0, |e| e + 1);
-                        current = Some((&data[start..start + name_end], start + colon + 1, line_end));
+                        current =
+                            Some((&data[start..start + name_end], start + colon + 1, line_end));
                     } else if first_line {
                         defects.push("first-header-line-is-continuation".to_string());
                     } else {
@@ -151,7 +161,11 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
     block
 }
 
-fn finish<'a>(block: &mut HeaderBlock<'a>, current: Option<(&'a [u8], usize, usize)>, data: &'a [u8]) {
+fn finish<'a>(
+    block: &mut HeaderBlock<'a>,
+    current: Option<(&'a [u8], usize, usize)>,
+    data: &'a [u8],
+) {
     if let Some((name, start, end)) = current {
         let value = &data[start..end];
         let value = value.strip_suffix(b"\n").unwrap_or(value);
@@ -189,7 +203,13 @@ mod tests {
         let h = split(data, &mut d);
         assert_eq!(h.fields.len(), 1);
         assert_eq!(&data[h.body_start..], b"not a header line\nmore\n");
-        assert_eq!(d, ["first-header-line-is-continuation", "missing-header-body-separator"]);
+        assert_eq!(
+            d,
+            [
+                "first-header-line-is-continuation",
+                "missing-header-body-separator"
+            ]
+        );
         let h = split(b"Subject: only headers", &mut d);
         assert_eq!(&*h.fields[0].unfolded(), b"only headers");
     }

@@ -81,7 +81,12 @@ fn no_input(name: &str, e: io::Error) -> Error {
 }
 
 /// Reads up to 5 bytes to tell an mbox from a message, then reads on.
-fn read_stream(name: &str, mut reader: Box<dyn Read + '_>, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+fn read_stream(
+    name: &str,
+    mut reader: Box<dyn Read + '_>,
+    forced: Option<InputKind>,
+    sink: &mut dyn FnMut(Item) -> bool,
+) -> bool {
     let mut prefix = Vec::with_capacity(5);
     while prefix.len() < 5 {
         let mut byte = [0u8; 5];
@@ -92,7 +97,11 @@ fn read_stream(name: &str, mut reader: Box<dyn Read + '_>, forced: Option<InputK
             Err(e) => return sink(Item::Failed(Error::io(format!("reading {name}"), e))),
         }
     }
-    let kind = forced.unwrap_or(if prefix == b"From " { InputKind::Mbox } else { InputKind::Message });
+    let kind = forced.unwrap_or(if prefix == b"From " {
+        InputKind::Mbox
+    } else {
+        InputKind::Message
+    });
     let chained = BufReader::with_capacity(READ_BUFFER, io::Cursor::new(prefix).chain(reader));
     match kind {
         InputKind::Mbox => read_mbox(name, chained, sink),
@@ -109,7 +118,10 @@ fn read_mbox(name: &str, input: impl BufRead, sink: &mut dyn FnMut(Item) -> bool
                     path: name.to_string(),
                     offset: Some(m.offset),
                 };
-                if !sink(Item::Message { source, data: m.data }) {
+                if !sink(Item::Message {
+                    source,
+                    data: m.data,
+                }) {
                     return false;
                 }
             }

@@ -102,10 +102,15 @@ fn run(args: Args) -> Result<(), Error> {
     }
     if let Some(jobs) = args.jobs {
         // Fails only if the global pool exists already, which it cannot here.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build_global();
     }
     let extractor = match &args.extract {
-        Some(dir) => Some(extract::Extractor::new(dir).map_err(|e| Error::io(format!("--extract {}", dir.display()), e))?),
+        Some(dir) => Some(
+            extract::Extractor::new(dir)
+                .map_err(|e| Error::io(format!("--extract {}", dir.display()), e))?,
+        ),
         None => None,
     };
     let options = Options {

@@ -77,13 +77,19 @@ impl<'d> Walker<'d> {
                 };
                 let mut ct = params::parse(&f.unfolded(), &mut decoder);
                 if !valid_mime_type(&ct.value) {
-                    self.defects.push(format!("invalid-content-type: {}", short(&ct.value)));
+                    self.defects
+                        .push(format!("invalid-content-type: {}", short(&ct.value)));
                     ct.value = "text/plain".to_string();
                 }
                 ct
             }
             None => ParamValue {
-                value: if in_digest { "message/rfc822" } else { "text/plain" }.to_string(),
+                value: if in_digest {
+                    "message/rfc822"
+                } else {
+                    "text/plain"
+                }
+                .to_string(),
                 params: Vec::new(),
             },
         };
@@ -112,13 +118,18 @@ impl<'d> Walker<'d> {
         }
         if !self.too_many {
             self.too_many = true;
-            self.defects.push(format!("too-many-parts: only the first {MAX_PARTS} parsed"));
+            self.defects
+                .push(format!("too-many-parts: only the first {MAX_PARTS} parsed"));
         }
         false
     }
 
     fn split_multipart<'a>(&mut self, part: &mut Part<'a>, depth: usize) {
-        let Some(boundary) = part.content_type.get("boundary").map(|b| b.as_bytes().to_vec()) else {
+        let Some(boundary) = part
+            .content_type
+            .get("boundary")
+            .map(|b| b.as_bytes().to_vec())
+        else {
             self.defects.push("multipart-without-boundary".to_string());
             return;
         };
@@ -127,11 +138,13 @@ impl<'d> Walker<'d> {
             return;
         }
         let Some((bodies, closed)) = split_body(part.body, &boundary) else {
-            self.defects.push("multipart-boundary-not-found".to_string());
+            self.defects
+                .push("multipart-boundary-not-found".to_string());
             return;
         };
         if !closed {
-            self.defects.push("multipart-close-boundary-missing".to_string());
+            self.defects
+                .push("multipart-close-boundary-missing".to_string());
         }
         let digest = part.mime_type() == "multipart/digest";
         for body in bodies {
@@ -160,10 +173,12 @@ pub fn is_message(t: &str) -> bool {
 }
 
 fn identity_encoded(part: &Part<'_>) -> bool {
-    part.header.first("content-transfer-encoding").is_none_or(|f| {
-        let v = String::from_utf8_lossy(&f.unfolded()).to_ascii_lowercase();
-        matches!(v.as_str(), "7bit" | "8bit" | "binary" | "")
-    })
+    part.header
+        .first("content-transfer-encoding")
+        .is_none_or(|f| {
+            let v = String::from_utf8_lossy(&f.unfolded()).to_ascii_lowercase();
+            matches!(v.as_str(), "7bit" | "8bit" | "binary" | "")
+        })
 }
 
 /// The bodies between boundary lines, and whether the close delimiter was
@@ -192,7 +207,10 @@ fn split_body<'a>(body: &'a [u8], boundary: &[u8]) -> Option<(Vec<&'a [u8]>, boo
             Some(i) => after + i + 1,
             None => body.len(),
         };
-        if !body[after..line_end].iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+        if !body[after..line_end]
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
             continue;
         }
         if let Some(start) = content_start.filter(|&s| s < at) {
@@ -225,7 +243,8 @@ mod tests {
 
     #[test]
     fn boundaries() {
-        let body = b"preamble\r\n--b\r\nA: 1\r\n\r\none\r\n--bb\r\n--b  \r\n\r\ntwo\r\n--b--\r\nepilogue";
+        let body =
+            b"preamble\r\n--b\r\nA: 1\r\n\r\none\r\n--bb\r\n--b  \r\n\r\ntwo\r\n--b--\r\nepilogue";
         let (parts, closed) = split_body(body, b"b").expect("found");
         assert!(closed);
         assert_eq!(parts, [&b"A: 1\r\n\r\none\r\n--bb"[..], &b"\r\ntwo"[..]]);
@@ -239,7 +258,9 @@ mod tests {
     fn deep_nesting_is_bounded() {
         let mut msg = Vec::new();
         for i in 0..10_000 {
-            msg.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=x{i}\n\n--x{i}\n").as_bytes());
+            msg.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=x{i}\n\n--x{i}\n").as_bytes(),
+            );
         }
         let mut defects = Vec::new();
         let part = Walker::new(&mut defects, true).parse(&msg);

@@ -57,7 +57,9 @@ fn split(raw: &[u8]) -> (String, Vec<RawParam<'_>>) {
         while i < raw.len() && !matches!(raw[i], b'=' | b';') {
             i += 1;
         }
-        let name_raw = String::from_utf8_lossy(&raw[name_start..i]).trim().to_ascii_lowercase();
+        let name_raw = String::from_utf8_lossy(&raw[name_start..i])
+            .trim()
+            .to_ascii_lowercase();
         if i >= raw.len() || raw[i] == b';' {
             continue;
         }
@@ -111,8 +113,14 @@ fn split(raw: &[u8]) -> (String, Vec<RawParam<'_>>) {
 }
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -171,21 +179,35 @@ pub fn parse(raw: &[u8], decoder: &mut HeaderDecoder<'_>) -> ParamValue {
         }
         if p.section.is_none() && !p.extended {
             // A plain parameter loses to an RFC 2231 one of the same name.
-            if raw_params.iter().any(|q| q.name == p.name && (q.extended || q.section.is_some())) {
+            if raw_params
+                .iter()
+                .any(|q| q.name == p.name && (q.extended || q.section.is_some()))
+            {
                 continue;
             }
-            let bytes = if p.quoted { unquote(p.value) } else { p.value.to_vec() };
+            let bytes = if p.quoted {
+                unquote(p.value)
+            } else {
+                p.value.to_vec()
+            };
             params.push((p.name.clone(), decoder.decode(&bytes)));
             done.push(&p.name);
             continue;
         }
         // RFC 2231: gather the sections of this name, in section order.
-        let mut sections: Vec<&RawParam<'_>> = raw_params.iter().filter(|q| q.name == p.name && (q.extended || q.section.is_some())).collect();
+        let mut sections: Vec<&RawParam<'_>> = raw_params
+            .iter()
+            .filter(|q| q.name == p.name && (q.extended || q.section.is_some()))
+            .collect();
         sections.sort_by_key(|q| q.section.unwrap_or(0));
         let mut charset: Option<String> = None;
         let mut bytes = Vec::new();
         for (k, s) in sections.iter().enumerate() {
-            let mut v = if s.quoted { unquote(s.value) } else { s.value.to_vec() };
+            let mut v = if s.quoted {
+                unquote(s.value)
+            } else {
+                s.value.to_vec()
+            };
             if s.extended {
                 if k == 0 {
                     // charset'language'value
@@ -241,7 +263,8 @@ mod tests {
 
     #[test]
     fn rfc2231_continuations_and_charset() {
-        let v = p("attachment; filename*0*=gb2312''%C4%E3; filename*1*=%BA%C3; filename*2=\".txt\"");
+        let v =
+            p("attachment; filename*0*=gb2312''%C4%E3; filename*1*=%BA%C3; filename*2=\".txt\"");
         assert_eq!(v.get("filename"), Some("你好.txt"));
         let v = p("attachment; filename*=UTF-8''%E4%B8%AD%E6%96%87.pdf; filename=\"fallback.pdf\"");
         assert_eq!(v.get("filename"), Some("中文.pdf"));

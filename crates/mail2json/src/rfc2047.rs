@@ -39,7 +39,10 @@ fn parse_word(input: &[u8], start: usize) -> Option<(usize, Word<'_>)> {
     let text_start = q1 + 3;
     let text_len = memchr::memmem::find(rest.get(text_start..)?, b"?=")?;
     let text = &rest[text_start..text_start + text_len];
-    if text.iter().any(|&b| b == b' ' || b == b'\t' || b == b'\n' || b == b'\r') {
+    if text
+        .iter()
+        .any(|&b| b == b' ' || b == b'\t' || b == b'\n' || b == b'\r')
+    {
         return None;
     }
     let bytes = match encoding {
@@ -48,7 +51,14 @@ fn parse_word(input: &[u8], start: usize) -> Option<(usize, Word<'_>)> {
         _ => return None,
     };
     let end = start + 2 + text_start + text_len + 2;
-    Some((end, Word { charset, bytes, span: (start, end) }))
+    Some((
+        end,
+        Word {
+            charset,
+            bytes,
+            span: (start, end),
+        },
+    ))
 }
 
 fn decode_b(text: &[u8]) -> Vec<u8> {
@@ -122,9 +132,15 @@ impl HeaderDecoder<'_> {
         while i < raw.len() {
             if raw[i] == b'=' && raw.get(i + 1) == Some(&b'?') {
                 if let Some((end, word)) = parse_word(raw, i) {
-                    let only_space = plain.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+                    let only_space = plain
+                        .iter()
+                        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
                     match pending.as_mut() {
-                        Some(p) if only_space && p.charset.eq_ignore_ascii_case(word.charset) && joinable(word.charset) => {
+                        Some(p)
+                            if only_space
+                                && p.charset.eq_ignore_ascii_case(word.charset)
+                                && joinable(word.charset) =>
+                        {
                             p.bytes.extend_from_slice(&word.bytes);
                             p.span.1 = end;
                             plain.clear();
@@ -179,7 +195,10 @@ impl HeaderDecoder<'_> {
                 // Bytes that are not text in the charset the word names:
                 // show the word as written rather than guess (Python too).
                 out.push_str(&String::from_utf8_lossy(&input[word.span.0..word.span.1]));
-                self.defects.push(format!("encoded-word undecodable in {}: kept as written", c.name()));
+                self.defects.push(format!(
+                    "encoded-word undecodable in {}: kept as written",
+                    c.name()
+                ));
                 return;
             }
         }

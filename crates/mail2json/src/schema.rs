@@ -293,6 +293,9 @@ mod tests {
         );
         r.error = Some("not mail".into());
         let json = serde_json::to_string(&r).expect("serializes");
-        assert_eq!(json, r#"{"source":{"path":"x.mbox","offset":7},"error":"not mail"}"#);
+        assert_eq!(
+            json,
+            r#"{"source":{"path":"x.mbox","offset":7},"error":"not mail"}"#
+        );
     }
 }

@@ -68,7 +68,11 @@ fn agrees_with_python_on_the_shared_corpus() {
     let split = work.join("messages");
     std::fs::create_dir_all(&split).expect("mkdir");
     let messages = split_corpus(&corpus, &split);
-    assert!(messages.len() > 1000, "corpus has {} messages", messages.len());
+    assert!(
+        messages.len() > 1000,
+        "corpus has {} messages",
+        messages.len()
+    );
 
     let jsonl = work.join("mail2json.jsonl");
     let out = std::fs::File::create(&jsonl).expect("create output");
@@ -80,7 +84,10 @@ fn agrees_with_python_on_the_shared_corpus() {
         .status()
         .expect("mail2json runs");
     // A few corpus files are not mail at all (no header): 65, not a crash.
-    assert!(matches!(status.code(), Some(0 | 65)), "mail2json exit {status:?}");
+    assert!(
+        matches!(status.code(), Some(0 | 65)),
+        "mail2json exit {status:?}"
+    );
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.py");
     let report = work.join("disagreements.jsonl");
