@@ -1,2 +1,269 @@
-//! smtp-send: not built yet.
-fn main() {}
+//! smtp-send: submit a message on stdin to an SMTP server, sendmail-style.
+//!
+//! Input: one RFC 5322 message on stdin (or, with `--mbox`, an mbox of them).
+//! Output: nothing on success; per-recipient results and errors on stderr, one
+//! line each; with `--report json` a JSON object per message on stdout;
+//! `--check` and `--dry-run` print what they found on stdout.
+//! Exit status (sysexits, as msmtp): 0 delivered to every recipient; 64 usage;
+//! 65 bad message; 66 empty stdin; 67 a recipient refused (5xx); 69 server
+//! unavailable or TLS failure; 75 temporary failure (4xx, timeout, lost
+//! connection): try again; 76 protocol error; 77 authentication failed;
+//! 78 configuration. With `--mbox`, the worst of all messages.
+
+mod batch;
+mod deliver;
+mod envelope;
+mod message;
+mod report;
+mod session;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lettre::transport::smtp::authentication::Mechanism;
+use mailpipe::{Endpoint, Error, Protocol, ServerArgs};
+
+use deliver::{Options, TOOL};
+use envelope::EnvelopeArgs;
+use session::Session;
+
+const EXAMPLES: &str = "\
+Examples:
+  mkmime --from me@example.org --to you@example.org --subject hi < body.txt | smtp-send -t
+  smtp-send --account work -t < message.eml
+  smtp-send --server smtps://mail.example.org --user me@example.org \\
+      --password-command 'pass show mail' -f me@example.org you@example.org < message.eml
+  smtp-send -t --dead-letter ~/dead.mbox < report.eml      # cron: keep what failed
+  smtp-send --mbox -t --dead-letter failed.mbox < outbox.mbox
+  smtp-send --check --account work -v                      # what does the server offer?
+  smtp-send --dry-run -t < message.eml                     # envelope and message, no network
+
+Recipients refused: if the server refuses any recipient with 5xx (4xx), nothing
+is sent (RSET), every recipient's reply is printed, and the exit status is 67
+(75), as msmtp does: a cron job never half-delivers silently. With --partial the
+message goes to the accepted recipients; the status is still 67 (75) and the
+refused ones are named.";
+
+/// Submit a message on stdin over SMTP (smtps:// implicit TLS, smtp:// STARTTLS).
+#[derive(Parser, Debug)]
+#[command(name = "smtp-send", version, about, after_help = EXAMPLES)]
+struct Args {
+    /// Recipient addresses (combined with -t's)
+    #[arg(value_name = "RECIPIENT")]
+    recipients: Vec<String>,
+
+    /// Read recipients from To, Cc and Bcc (Resent-To/Cc/Bcc if the message has
+    /// Resent-* fields); Bcc fields are never transmitted
+    #[arg(short = 't', long)]
+    read_recipients: bool,
+
+    /// Envelope sender (MAIL FROM); "<>" for none. Default: the From address,
+    /// else the account's from, else the login
+    #[arg(short = 'f', long, value_name = "ADDRESS")]
+    from: Option<String>,
+
+    /// When some recipients are refused, send to the accepted ones anyway
+    /// (the exit status still reports the refused ones)
+    #[arg(long)]
+    partial: bool,
+
+    /// Append every message that was not delivered to everyone to this mbox
+    /// file (mboxrd), exactly as read
+    #[arg(long, value_name = "FILE")]
+    dead_letter: Option<PathBuf>,
+
+    /// Stdin is an mbox: send every message over one connection, -t applied
+    /// to each, a line per message on stderr; exit status is the worst
+    #[arg(long)]
+    mbox: bool,
+
+    /// Connect, EHLO, authenticate, NOOP, QUIT, and print what the server
+    /// offers (extensions, AUTH mechanisms, SIZE); sends nothing
+    #[arg(long, conflicts_with_all = ["dry_run", "mbox", "read_recipients", "recipients"])]
+    check: bool,
+
+    /// Print the envelope and the message as it would be sent; connect to nothing
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+
+    /// AUTH mechanism (default: PLAIN, else LOGIN; XOAUTH2 with --oauth-token-command)
+    #[arg(long, value_name = "MECH", value_parser = ["plain", "login", "xoauth2"])]
+    auth: Option<String>,
+
+    /// Per-message report on stdout: "json" gives one JSON object per message
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    report: String,
+
+    /// With --mbox, no line for messages that were sent
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Ignored (sendmail's "a lone dot does not end the message"; it never does here)
+    #[arg(short = 'i', hide = true)]
+    ignore_dots: bool,
+
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+fn main() -> ExitCode {
+    mailpipe::cli::main_with::<Args>(TOOL, run)
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    let mechanism = args.auth.as_deref().map(|m| match m {
+        "login" => Mechanism::Login,
+        "xoauth2" => Mechanism::Xoauth2,
+        _ => Mechanism::Plain,
+    });
+    if args.check {
+        let endpoint = args.server.resolve(Protocol::Smtp)?;
+        return check(&endpoint, mechanism, args.report == "json");
+    }
+    let options = Options {
+        envelope: EnvelopeArgs {
+            from: args.from.clone(),
+            recipients: args.recipients.clone(),
+            read_recipients: args.read_recipients,
+        },
+        partial: args.partial,
+        dead_letter: args.dead_letter.clone(),
+        json: args.report == "json",
+        quiet: args.quiet,
+        batch: args.mbox,
+    };
+    let endpoint = args.server.resolve(Protocol::Smtp);
+    if args.mbox {
+        if args.dry_run {
+            return Err(Error::usage("--dry-run does not take --mbox"));
+        }
+        let stdin = std::io::stdin().lock();
+        return batch::send_mbox(stdin, endpoint, mechanism, &options);
+    }
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut raw)
+        .map_err(|e| Error::io("reading stdin", e))?;
+    if raw.is_empty() {
+        return Err(Error::no_input("no message on stdin"));
+    }
+    if args.dry_run {
+        let prepared = deliver::prepare(&raw, &options, endpoint.as_ref().ok())?;
+        return dry_run(&prepared);
+    }
+    let prepared = match deliver::prepare(&raw, &options, endpoint.as_ref().ok()) {
+        Ok(p) => p,
+        Err(e) => return fail(&raw, None, &e, &options),
+    };
+    let endpoint = match endpoint {
+        Ok(e) => e,
+        Err(e) => return fail(&raw, Some(&prepared), &e, &options),
+    };
+    let sent = endpoint.tls_config().and_then(|config| {
+        let mut session = Session::open(&endpoint, &config, mechanism)?;
+        let transaction = deliver::send(&mut session, &prepared, &options)?;
+        session.quit();
+        Ok(transaction)
+    });
+    let sent = sent.map_err(|e| e.context(&endpoint.url));
+    match deliver::finish(1, &raw, Some(&prepared), sent.as_ref(), &options)? {
+        None => Ok(()),
+        Some(e) if sent.is_ok() => Err(e.context(&endpoint.url)),
+        Some(e) => Err(e),
+    }
+}
+
+/// A message that could not even be tried: report it, and keep it.
+fn fail(
+    raw: &[u8],
+    prepared: Option<&deliver::Prepared>,
+    e: &Error,
+    options: &Options,
+) -> Result<(), Error> {
+    match deliver::finish(1, raw, prepared, Err(e), options)? {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `--dry-run`: the envelope as SMTP commands, a blank line, the message.
+fn dry_run(prepared: &deliver::Prepared) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    let sender = prepared
+        .envelope
+        .sender
+        .as_ref()
+        .map_or(String::new(), |a| a.to_string());
+    let mut text = format!("MAIL FROM:<{sender}>\n");
+    for r in &prepared.envelope.recipients {
+        text.push_str(&format!("RCPT TO:<{r}>\n"));
+    }
+    text.push('\n');
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(&prepared.data))
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing stdout", e))
+}
+
+/// `--check`: what the server offers, and whether we can log in.
+fn check(endpoint: &Endpoint, mechanism: Option<Mechanism>, json: bool) -> Result<(), Error> {
+    let config = endpoint.tls_config()?;
+    let with_url = |e: Error| e.context(&endpoint.url);
+    let mut session = Session::open(endpoint, &config, mechanism).map_err(with_url)?;
+    let noop = session.noop().map_err(with_url)?;
+    let tls = session.tls_description();
+    let extensions = session.extensions();
+    let auth = session.offered_auth();
+    let authenticated = session
+        .authenticated
+        .as_ref()
+        .map(|(login, m)| format!("{login} ({m})"));
+    let text = if json {
+        serde_json::json!({
+            "server": endpoint.url.to_string(),
+            "greeting": session.greeting.summary(),
+            "tls": tls,
+            "extensions": extensions,
+            "auth": auth.as_deref().map(|a| a.split_whitespace().collect::<Vec<_>>()),
+            "size": session.size_limit,
+            "authenticated": authenticated,
+            "noop": noop.summary(),
+        })
+        .to_string()
+            + "\n"
+    } else {
+        let mut text = format!("server: {}\n", endpoint.url);
+        text.push_str(&format!("greeting: {}\n", session.greeting.summary()));
+        text.push_str(&format!(
+            "tls: {}\n",
+            tls.as_deref().unwrap_or("none (plaintext)")
+        ));
+        text.push_str(&format!("extensions: {}\n", extensions.join(", ")));
+        text.push_str(&format!(
+            "auth: {}\n",
+            auth.as_deref().unwrap_or("none offered")
+        ));
+        text.push_str(&format!(
+            "size: {}\n",
+            session
+                .size_limit
+                .map_or("no limit given".to_string(), |n| n.to_string())
+        ));
+        text.push_str(&format!(
+            "authenticated: {}\n",
+            authenticated
+                .as_deref()
+                .unwrap_or("no (no user configured)")
+        ));
+        text.push_str(&format!("noop: {}\n", noop.summary()));
+        text
+    };
+    session.quit();
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing stdout", e))
+}

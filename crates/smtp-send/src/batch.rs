@@ -1,0 +1,98 @@
+//! `--mbox`: every message of an mbox on stdin over one connection. A refused
+//! message is reported, kept in the dead-letter file, and the session is reset
+//! for the next; a lost connection is reopened once for the next message, and
+//! if that fails every remaining message is kept with the reason.
+
+use std::io::BufRead;
+
+use mailpipe::mbox::MboxReader;
+use mailpipe::{Endpoint, Error, Exit, Outcome};
+
+use crate::deliver::{self, Options};
+use crate::session::Session;
+
+/// Sends every message of `input`; the result carries the worst exit code.
+pub fn send_mbox(
+    input: impl BufRead,
+    endpoint: Result<Endpoint, Error>,
+    mechanism: Option<lettre::transport::smtp::authentication::Mechanism>,
+    options: &Options,
+) -> Result<(), Error> {
+    let mut reader = MboxReader::new(input);
+    let mut outcome = Outcome::default();
+    let mut session: Option<Session> = None;
+    // Once reopening fails, the reason every later message is kept.
+    let mut unreachable: Option<Error> = endpoint
+        .as_ref()
+        .err()
+        .map(|e| Error::new(e.exit(), e.message()));
+    let config = match &endpoint {
+        Ok(e) => match e.tls_config() {
+            Ok(c) => Some(c),
+            Err(err) => {
+                unreachable = Some(err);
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    let (mut total, mut failed) = (0usize, 0usize);
+    loop {
+        let message = reader
+            .next_message()
+            .map_err(|e| Error::new(Exit::Data, format!("reading the mbox on stdin: {e}")))?;
+        let Some(message) = message else { break };
+        total += 1;
+        let prepared = deliver::prepare(&message.data, options, endpoint.as_ref().ok());
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                record(
+                    &mut outcome,
+                    &mut failed,
+                    deliver::finish(total, &message.data, None, Err(&e), options)?,
+                );
+                continue;
+            }
+        };
+        if session.is_none() && unreachable.is_none() {
+            if let (Ok(endpoint), Some(config)) = (&endpoint, &config) {
+                match Session::open(endpoint, config, mechanism) {
+                    Ok(s) => session = Some(s),
+                    Err(e) => unreachable = Some(e.context(&endpoint.url)),
+                }
+            }
+        }
+        let result = match (&mut session, &unreachable) {
+            (Some(s), _) => deliver::send(s, &prepared, options),
+            (None, Some(e)) => Err(Error::new(e.exit(), e.message())),
+            (None, None) => Err(Error::new(Exit::Software, "no session")),
+        };
+        if result.is_err() {
+            // The connection is gone; the next message opens a new one.
+            session = None;
+        }
+        let error = deliver::finish(
+            total,
+            &message.data,
+            Some(&prepared),
+            result.as_ref(),
+            options,
+        )?;
+        record(&mut outcome, &mut failed, error);
+    }
+    if let Some(s) = session {
+        s.quit();
+    }
+    if total == 0 {
+        return Err(Error::no_input("no message on stdin (--mbox)"));
+    }
+    outcome.into_result(format!("{failed} of {total} messages not delivered"))
+}
+
+fn record(outcome: &mut Outcome, failed: &mut usize, error: Option<Error>) {
+    if let Some(e) = error {
+        outcome.record(e.exit());
+        *failed += 1;
+    }
+}

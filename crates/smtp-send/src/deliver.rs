@@ -1,0 +1,141 @@
+//! One message from input to outcome: checked and completed, its envelope
+//! derived, sent over a session, reported, and kept in the dead-letter file
+//! when it did not reach every recipient. Used for a single message and for
+//! each message of `--mbox`.
+
+use std::path::PathBuf;
+
+use mailpipe::{Endpoint, Error};
+
+use crate::envelope::{self, Envelope, EnvelopeArgs};
+use crate::message;
+use crate::report::{self, MessageReport};
+use crate::session::{Session, Transaction};
+
+pub const TOOL: &str = "smtp-send";
+
+/// What the command line says about every message.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub envelope: EnvelopeArgs,
+    pub partial: bool,
+    pub dead_letter: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+    /// `--mbox`: a line per message on stderr, and `message N:` prefixes.
+    pub batch: bool,
+}
+
+/// A message ready to send.
+pub struct Prepared {
+    pub envelope: Envelope,
+    /// What DATA carries (before CRLF normalisation and dot-stuffing).
+    pub data: Vec<u8>,
+    pub message_id: Option<String>,
+}
+
+/// Checks the message (65), derives its envelope (64/65) and completes its
+/// header (Bcc removed, Date and Message-ID added).
+pub fn prepare(
+    raw: &[u8],
+    options: &Options,
+    endpoint: Option<&Endpoint>,
+) -> Result<Prepared, Error> {
+    let block = message::parse_header_block(raw)?;
+    let envelope = envelope::derive_envelope(&options.envelope, raw, &block, endpoint)?;
+    let domain = envelope
+        .sender
+        .as_ref()
+        .map_or("localhost".to_string(), |a| a.domain().to_string());
+    let data = message::prepare(raw, &block, &domain);
+    let message_id = message::parse_header_block(&data)
+        .ok()
+        .and_then(|b| message::message_id(&data, &b));
+    Ok(Prepared {
+        envelope,
+        data,
+        message_id,
+    })
+}
+
+/// Sends a prepared message. `Err` means the session is unusable.
+pub fn send(
+    session: &mut Session,
+    prepared: &Prepared,
+    options: &Options,
+) -> Result<Transaction, Error> {
+    session.send(&prepared.envelope, &prepared.data, options.partial)
+}
+
+/// Reports one message's outcome and keeps it in the dead-letter file when it
+/// did not reach everyone. Returns the message's error, if any, with where it
+/// was kept. `raw` is the message exactly as read.
+pub fn finish(
+    number: usize,
+    raw: &[u8],
+    prepared: Option<&Prepared>,
+    result: Result<&Transaction, &Error>,
+    options: &Options,
+) -> Result<Option<Error>, Error> {
+    let prefix = if options.batch {
+        format!("message {number}: ")
+    } else {
+        String::new()
+    };
+    let error = match result {
+        Ok(t) => {
+            report::print_recipients(TOOL, &prefix, t);
+            report::transaction_error(t, options.partial)
+        }
+        Err(e) => Some(Error::new(e.exit(), e.message())),
+    };
+    let mut kept_in = None;
+    let error = match (error, &options.dead_letter) {
+        (Some(e), Some(path)) => {
+            let sender =
+                prepared.map_or_else(|| "MAILER-DAEMON".to_string(), |p| p.envelope.sender_text());
+            mailpipe::mbox::append_to_file(path, &sender, chrono::Utc::now(), raw).map_err(
+                |io| {
+                    Error::io(
+                        format!(
+                            "{}; and keeping it in {} failed",
+                            e.message(),
+                            path.display()
+                        ),
+                        io,
+                    )
+                },
+            )?;
+            kept_in = Some(path.display().to_string());
+            Some(Error::new(
+                e.exit(),
+                format!("{}; kept in {}", e.message(), path.display()),
+            ))
+        }
+        (e, _) => e,
+    };
+    if options.json {
+        report::write_json(&MessageReport {
+            number,
+            message_id: prepared.and_then(|p| p.message_id.as_deref()),
+            transaction: result.ok(),
+            error: error.as_ref(),
+            dead_letter: kept_in.as_deref(),
+        })?;
+    }
+    if options.batch {
+        let id = prepared
+            .and_then(|p| p.message_id.as_deref())
+            .map(|id| format!(" {id}"))
+            .unwrap_or_default();
+        match (&error, result) {
+            (None, Ok(t)) if !options.quiet => {
+                let to: Vec<&str> = t.delivered_to().map(|r| r.address.as_str()).collect();
+                eprintln!("{TOOL}: message {number}{id}: sent to {}", to.join(", "));
+            }
+            (Some(e), _) => eprintln!("{TOOL}: message {number}{id}: not sent: {e}"),
+            _ => {}
+        }
+    }
+    Ok(error)
+}

@@ -1,0 +1,629 @@
+//! One SMTP session over mailpipe's stream (TCP_NODELAY, our rustls config,
+//! the `-v` transcript), driven with lettre's command and reply types: this
+//! module is only the command/reply loop, with bounded reply reading, and the
+//! mapping of replies to sysexits codes and per-recipient results.
+
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Noop, Quit, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::extension::{
+    ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
+};
+use lettre::transport::smtp::response::Response;
+use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
+
+use crate::envelope::Envelope;
+use crate::message;
+
+/// A reply line longer than this is not SMTP (RFC 5321 allows 512).
+const MAX_REPLY_LINE: usize = 8 * 1024;
+/// Lines of one multi-line reply (an EHLO lists a few dozen at most).
+const MAX_REPLY_LINES: usize = 256;
+
+/// A server reply, as lettre parses it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub response: Response,
+}
+
+impl Reply {
+    pub fn code(&self) -> u16 {
+        u16::from(self.response.code())
+    }
+
+    /// The RFC 3463 enhanced status code the text starts with (`5.1.1`), if any.
+    pub fn enhanced(&self) -> Option<&str> {
+        let word = self.response.first_word()?;
+        let mut parts = word.split('.');
+        let valid = word.starts_with(['2', '4', '5'])
+            && parts.clone().count() == 3
+            && parts.all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+        valid.then_some(word)
+    }
+
+    /// The text of all lines, joined with spaces.
+    pub fn text(&self) -> String {
+        self.response.message().collect::<Vec<_>>().join(" ")
+    }
+
+    /// `550 5.1.1 <x@y>: Recipient address rejected`, for messages.
+    pub fn summary(&self) -> String {
+        format!("{} {}", self.code(), self.text())
+            .trim_end()
+            .to_string()
+    }
+
+    fn is_positive_completion(&self) -> bool {
+        (200..300).contains(&self.code())
+    }
+
+    fn is_temporary(&self) -> bool {
+        (400..500).contains(&self.code())
+    }
+}
+
+/// What the server said about one recipient.
+#[derive(Debug, Clone)]
+pub struct RecipientResult {
+    pub address: String,
+    pub reply: Reply,
+    /// True once the message was accepted for this recipient.
+    pub delivered: bool,
+}
+
+/// The result of one MAIL/RCPT/DATA transaction on a connection that is
+/// still usable; `Session::send` returns `Err` only when it is not.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    pub recipients: Vec<RecipientResult>,
+    /// A failure of the whole transaction (checks, MAIL FROM, DATA).
+    pub failure: Option<Error>,
+}
+
+impl Transaction {
+    /// The worst of the failure and the recipients' refusals (4xx 75, 5xx 67),
+    /// `None` when the message went to every recipient.
+    pub fn exit(&self) -> Option<Exit> {
+        let mut outcome = mailpipe::Outcome::default();
+        if let Some(e) = &self.failure {
+            outcome.record(e.exit());
+        }
+        for r in self.recipients.iter().filter(|r| !r.delivered) {
+            if r.reply.is_temporary() {
+                outcome.record(Exit::TempFail);
+            } else if !r.reply.is_positive_completion() {
+                outcome.record(Exit::NoUser);
+            } else if self.failure.is_none() {
+                // Accepted at RCPT but not sent: others were refused (strict mode).
+                outcome.record(Exit::NoUser);
+            }
+        }
+        outcome.worst()
+    }
+
+    pub fn delivered_to(&self) -> impl Iterator<Item = &RecipientResult> {
+        self.recipients.iter().filter(|r| r.delivered)
+    }
+}
+
+/// An open, greeted, possibly encrypted and authenticated SMTP session.
+pub struct Session {
+    conn: TranscriptStream<Stream>,
+    read_buf: Vec<u8>,
+    read_pos: usize,
+    timeout_secs: u64,
+    pub greeting: Reply,
+    /// The last EHLO reply (after STARTTLS, the second one).
+    pub ehlo: Reply,
+    pub info: ServerInfo,
+    /// The server's SIZE limit; `None` when it gave none or 0 (no limit).
+    pub size_limit: Option<u64>,
+    /// The login and mechanism used, when the session authenticated.
+    pub authenticated: Option<(String, Mechanism)>,
+    data_buf: Vec<u8>,
+}
+
+impl Session {
+    /// Connects, reads the greeting, says EHLO, runs STARTTLS when the URL asks
+    /// for it (refusing to go on if the server does not offer it) and
+    /// authenticates when a login or token is configured, with `mechanism` or
+    /// the best the server offers (PLAIN, then LOGIN; XOAUTH2 with a token).
+    pub fn open(
+        endpoint: &Endpoint,
+        config: &Arc<rustls::ClientConfig>,
+        mechanism: Option<Mechanism>,
+    ) -> Result<Session, Error> {
+        let stream = endpoint.open(config)?;
+        let mut conn = TranscriptStream::new(stream, endpoint.transcript(Dialect::Smtp));
+        if let Some(t) = conn.transcript() {
+            t.note(&format!("connected to {}", endpoint.url));
+        }
+        let placeholder = Reply {
+            response: Response::from_str("220 -\r\n")
+                .map_err(|e| Error::protocol(e.to_string()))?,
+        };
+        let mut session = Session {
+            conn,
+            read_buf: Vec::with_capacity(4096),
+            read_pos: 0,
+            timeout_secs: endpoint.timeout.as_secs(),
+            greeting: placeholder.clone(),
+            ehlo: placeholder,
+            info: ServerInfo::default(),
+            size_limit: None,
+            authenticated: None,
+            data_buf: Vec::new(),
+        };
+        session.note_tls();
+        session.greeting = session.read_reply("the greeting")?;
+        if session.greeting.code() != 220 {
+            return Err(session.refusal("greeting", &session.greeting));
+        }
+        session.hello()?;
+        if endpoint.url.security == Security::StartTls {
+            session = session.start_tls(&endpoint.url.host, config)?;
+        }
+        session.authenticate(endpoint, mechanism)?;
+        Ok(session)
+    }
+
+    fn note_tls(&mut self) {
+        let text = self.tls_description();
+        if let (Some(text), Some(t)) = (text, self.conn.transcript()) {
+            t.note(&format!("TLS: {text}"));
+        }
+    }
+
+    /// `TLSv1_3, TLS13_AES_256_GCM_SHA384` when the connection is encrypted.
+    pub fn tls_description(&self) -> Option<String> {
+        match self.conn.get_ref() {
+            Stream::Tls(tls) => Some(format!(
+                "{}, {}",
+                tls.conn
+                    .protocol_version()
+                    .map_or("?".to_string(), |v| format!("{v:?}")),
+                tls.conn
+                    .negotiated_cipher_suite()
+                    .map_or("?".to_string(), |s| format!("{:?}", s.suite()))
+            )),
+            Stream::Plain(_) => None,
+        }
+    }
+
+    fn hello(&mut self) -> Result<(), Error> {
+        let reply = self.command(&Ehlo::new(ClientId::default()), "EHLO")?;
+        if !reply.is_positive_completion() {
+            return Err(self.refusal("EHLO", &reply));
+        }
+        self.info = ServerInfo::from_response(&reply.response)
+            .map_err(|e| Error::protocol(format!("unreadable EHLO reply: {e}")))?;
+        self.size_limit = reply
+            .response
+            .message()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let keyword = words.next()?;
+                keyword.eq_ignore_ascii_case("SIZE").then(|| words.next())?
+            })
+            .find_map(|n| n.parse::<u64>().ok())
+            .filter(|&n| n > 0);
+        self.ehlo = reply;
+        Ok(())
+    }
+
+    fn start_tls(
+        mut self,
+        host: &str,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> Result<Session, Error> {
+        if !self.info.supports_feature(Extension::StartTls) {
+            return Err(Error::new(
+                Exit::Unavailable,
+                "TLS: the server does not offer STARTTLS; refusing to go on without TLS \
+                 (use smtps://, or --tls none to send in plaintext)",
+            ));
+        }
+        let reply = self.command(&Starttls, "STARTTLS")?;
+        if reply.code() != 220 {
+            return Err(Error::new(
+                if reply.is_temporary() {
+                    Exit::TempFail
+                } else {
+                    Exit::Unavailable
+                },
+                format!("TLS: STARTTLS refused: {}", reply.summary()),
+            ));
+        }
+        if self.read_pos < self.read_buf.len() {
+            // Bytes sent before the handshake would be trusted after it (CVE-2011-0411).
+            return Err(Error::protocol(
+                "TLS: the server sent data after its STARTTLS reply, before the handshake",
+            ));
+        }
+        let Session {
+            conn,
+            read_buf,
+            read_pos,
+            timeout_secs,
+            greeting,
+            ehlo,
+            info,
+            size_limit,
+            authenticated,
+            data_buf,
+        } = self;
+        let conn = conn.map_inner(|plain| plain.start_tls(host, config))?;
+        let mut session = Session {
+            conn,
+            read_buf,
+            read_pos,
+            timeout_secs,
+            greeting,
+            ehlo,
+            info,
+            size_limit,
+            authenticated,
+            data_buf,
+        };
+        session.note_tls();
+        session.hello()?;
+        Ok(session)
+    }
+
+    fn authenticate(
+        &mut self,
+        endpoint: &Endpoint,
+        wanted: Option<Mechanism>,
+    ) -> Result<(), Error> {
+        let oauth = endpoint.uses_oauth() || wanted == Some(Mechanism::Xoauth2);
+        if endpoint.user.is_none() && !oauth {
+            return Ok(());
+        }
+        // Before anything secret is fetched or sent.
+        endpoint.check_auth_allowed(self.conn.get_ref().is_tls())?;
+        let login = endpoint.login()?.to_string();
+        let candidates: Vec<Mechanism> = match wanted {
+            Some(m) => vec![m],
+            None if oauth => vec![Mechanism::Xoauth2],
+            None => vec![Mechanism::Plain, Mechanism::Login],
+        };
+        let Some(mechanism) = self.info.get_auth_mechanism(&candidates) else {
+            let names: Vec<String> = candidates.iter().map(|m| m.to_string()).collect();
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "the server offers no AUTH {} (it offers: {})",
+                    names.join(" or "),
+                    self.offered_auth()
+                        .unwrap_or_else(|| "no AUTH at all".to_string())
+                ),
+            ));
+        };
+        let secret = if mechanism == Mechanism::Xoauth2 {
+            endpoint.oauth_token()?
+        } else {
+            endpoint.password()?
+        };
+        if let Some(t) = self.conn.transcript() {
+            t.add_credentials(&login, &secret);
+        }
+        let credentials = Credentials::new(login.clone(), secret.expose().to_string());
+        let bad_auth =
+            |e: lettre::transport::smtp::Error| Error::protocol(format!("AUTH {mechanism}: {e}"));
+        let first = Auth::new(mechanism, credentials.clone(), None).map_err(bad_auth)?;
+        let mut reply = self.command(&first, "AUTH")?;
+        let mut rounds = 0;
+        while reply.code() == 334 {
+            rounds += 1;
+            if rounds > 4 {
+                return Err(Error::protocol(format!(
+                    "AUTH {mechanism}: too many challenges"
+                )));
+            }
+            reply = if mechanism == Mechanism::Xoauth2 {
+                // The challenge is the error in JSON; an empty line ends the exchange.
+                self.command(&"\r\n", "AUTH")?
+            } else {
+                let next = Auth::new_from_response(mechanism, credentials.clone(), &reply.response)
+                    .map_err(bad_auth)?;
+                self.command(&next, "AUTH")?
+            };
+        }
+        if reply.code() != 235 {
+            let exit = if reply.is_temporary() {
+                Exit::TempFail
+            } else {
+                Exit::NoPerm
+            };
+            return Err(Error::new(
+                exit,
+                format!("authentication as {login} failed: {}", reply.summary()),
+            ));
+        }
+        self.authenticated = Some((login, mechanism));
+        Ok(())
+    }
+
+    /// The AUTH line of the EHLO reply, e.g. `PLAIN LOGIN`.
+    pub fn offered_auth(&self) -> Option<String> {
+        self.extensions().into_iter().find_map(|line| {
+            let rest = line
+                .strip_prefix("AUTH ")
+                .or_else(|| line.strip_prefix("AUTH="))?;
+            Some(rest.to_string())
+        })
+    }
+
+    /// The EHLO keywords with their parameters, one per line (without the first line).
+    pub fn extensions(&self) -> Vec<String> {
+        self.ehlo
+            .response
+            .message()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Refuses, before MAIL FROM, what would be garbled or bounced later:
+    /// 8-bit data without 8BITMIME, non-ASCII addresses without SMTPUTF8, a
+    /// message over the server's SIZE. All 65.
+    fn check_message(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<Vec<MailParameter>, Error> {
+        let mut parameters = Vec::new();
+        if let Some(limit) = self.size_limit {
+            if message.len() as u64 > limit {
+                return Err(Error::data(format!(
+                    "the message is {} bytes; the server accepts at most {limit} (SIZE)",
+                    message.len()
+                )));
+            }
+            parameters.push(MailParameter::Size(message.len()));
+        }
+        if message::has_8bit(message) {
+            if !self.info.supports_feature(Extension::EightBitMime) {
+                return Err(Error::data(
+                    "the message has 8-bit data but the server does not offer 8BITMIME; \
+                     encode it as quoted-printable or base64 (mkmime does)",
+                ));
+            }
+            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        if envelope.needs_smtputf8() {
+            if !self.info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Error::data(
+                    "an address is not ASCII but the server does not offer SMTPUTF8",
+                ));
+            }
+            parameters.push(MailParameter::SmtpUtfEight);
+        }
+        Ok(parameters)
+    }
+
+    /// One transaction: MAIL FROM, RCPT TO for each recipient, and DATA.
+    ///
+    /// When a recipient is refused the message is not sent to anyone (RSET),
+    /// unless `partial`: then it goes to the accepted ones. Every recipient's
+    /// reply is in the result. `Err` means the connection is no longer usable
+    /// (timeout, closed, 421); any other failure is in `Transaction::failure`,
+    /// after an RSET that readies the session for the next message.
+    pub fn send(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+        partial: bool,
+    ) -> Result<Transaction, Error> {
+        let mut transaction = Transaction::default();
+        let parameters = match self.check_message(envelope, message) {
+            Ok(p) => p,
+            Err(e) => {
+                transaction.failure = Some(e);
+                return Ok(transaction);
+            }
+        };
+        let reply = self.command(&Mail::new(envelope.sender.clone(), parameters), "MAIL FROM")?;
+        if !reply.is_positive_completion() {
+            transaction.failure = Some(self.refusal("MAIL FROM", &reply));
+            self.reset()?;
+            return Ok(transaction);
+        }
+        for recipient in &envelope.recipients {
+            let reply = self.command(&Rcpt::new(recipient.clone(), Vec::new()), "RCPT TO")?;
+            transaction.recipients.push(RecipientResult {
+                address: recipient.to_string(),
+                reply,
+                delivered: false,
+            });
+        }
+        let accepted = transaction
+            .recipients
+            .iter()
+            .filter(|r| r.reply.is_positive_completion())
+            .count();
+        let refused = transaction.recipients.len() - accepted;
+        if accepted == 0 || (refused > 0 && !partial) {
+            self.reset()?;
+            return Ok(transaction);
+        }
+        let reply = self.command(&Data, "DATA")?;
+        if reply.code() != 354 {
+            transaction.failure = Some(self.refusal("DATA", &reply));
+            self.reset()?;
+            return Ok(transaction);
+        }
+        let mut payload = std::mem::take(&mut self.data_buf);
+        message::encode_data(message, &mut payload);
+        let written = self
+            .conn
+            .write_all(&payload)
+            .and_then(|()| self.conn.flush());
+        self.data_buf = payload;
+        written.map_err(|e| self.net_error(e, "sending the message"))?;
+        let reply = self.read_reply("the end of the message")?;
+        if reply.code() == 421 {
+            return Err(self.refusal("end of message", &reply));
+        }
+        if reply.is_positive_completion() {
+            for r in transaction.recipients.iter_mut() {
+                r.delivered = r.reply.is_positive_completion();
+            }
+        } else {
+            transaction.failure = Some(self.refusal("end of message", &reply));
+            self.reset()?;
+        }
+        Ok(transaction)
+    }
+
+    /// RSET: forget the current transaction.
+    pub fn reset(&mut self) -> Result<(), Error> {
+        let reply = self.command(&Rset, "RSET")?;
+        if reply.is_positive_completion() {
+            Ok(())
+        } else {
+            Err(self.refusal("RSET", &reply))
+        }
+    }
+
+    pub fn noop(&mut self) -> Result<Reply, Error> {
+        self.command(&Noop, "NOOP")
+    }
+
+    /// QUIT and wait for the goodbye; errors do not matter any more.
+    pub fn quit(mut self) {
+        let _ = self.command(&Quit, "QUIT");
+    }
+
+    /// Sends one command line (lettre's Display gives it with CRLF) in one
+    /// write and reads the reply. A 421 ends the session (75).
+    fn command(&mut self, command: &dyn std::fmt::Display, name: &str) -> Result<Reply, Error> {
+        let line = command.to_string();
+        self.conn
+            .write_all(line.as_bytes())
+            .and_then(|()| self.conn.flush())
+            .map_err(|e| self.net_error(e, &format!("sending {name}")))?;
+        let reply = self.read_reply(&format!("the reply to {name}"))?;
+        if reply.code() == 421 {
+            return Err(self.refusal(name, &reply));
+        }
+        Ok(reply)
+    }
+
+    /// Reads one reply, all its lines, within the size bounds.
+    fn read_reply(&mut self, waiting_for: &str) -> Result<Reply, Error> {
+        let mut text = String::new();
+        for _ in 0..MAX_REPLY_LINES {
+            let line = self.read_line(waiting_for)?;
+            let line = String::from_utf8_lossy(&line).replace('\r', " ");
+            let bytes = line.as_bytes();
+            if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
+                return Err(Error::protocol(format!(
+                    "malformed reply while waiting for {waiting_for}: {line:?}"
+                )));
+            }
+            let last = bytes.len() == 3 || bytes[3] == b' ';
+            if !last && bytes[3] != b'-' {
+                return Err(Error::protocol(format!("malformed reply line {line:?}")));
+            }
+            text.push_str(&line);
+            if bytes.len() == 3 {
+                text.push(' ');
+            }
+            text.push_str("\r\n");
+            if last {
+                let response = Response::from_str(&text).map_err(|_| {
+                    Error::protocol(format!("malformed reply: {:?}", text.trim_end()))
+                })?;
+                return Ok(Reply { response });
+            }
+        }
+        Err(Error::protocol(format!(
+            "a reply of more than {MAX_REPLY_LINES} lines while waiting for {waiting_for}"
+        )))
+    }
+
+    fn read_line(&mut self, waiting_for: &str) -> Result<Vec<u8>, Error> {
+        loop {
+            let pending = &self.read_buf[self.read_pos..];
+            if let Some(i) = memchr::memchr(b'\n', pending) {
+                let mut line = pending[..i].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.read_pos += i + 1;
+                return Ok(line);
+            }
+            if pending.len() > MAX_REPLY_LINE {
+                return Err(Error::protocol(format!(
+                    "a reply line longer than {MAX_REPLY_LINE} bytes while waiting for {waiting_for}"
+                )));
+            }
+            if self.read_pos > 0 {
+                self.read_buf.drain(..self.read_pos);
+                self.read_pos = 0;
+            }
+            let mut chunk = [0u8; 4096];
+            let n =
+                match self.conn.read(&mut chunk) {
+                    Ok(0) => return Err(Error::new(
+                        Exit::TempFail,
+                        format!(
+                            "the server closed the connection while we waited for {waiting_for}"
+                        ),
+                    )),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.net_error(e, &format!("waiting for {waiting_for}"))),
+                };
+            self.read_buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn net_error(&self, e: io::Error, doing: &str) -> Error {
+        if let Some(tls) = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()) {
+            return Error::protocol(format!("TLS error {doing}: {tls}"));
+        }
+        match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
+                Exit::TempFail,
+                format!("timed out after {} s {doing}", self.timeout_secs),
+            ),
+            _ => Error::new(
+                Exit::TempFail,
+                format!("connection lost {doing}: {}", Error::from(e).message()),
+            ),
+        }
+    }
+
+    /// The error for a negative reply at `stage`: 4xx is 75 (try again); 5xx
+    /// is 67 for RCPT, 65 for size and content refusals, 77 for policy
+    /// (5.7.x), else 69.
+    fn refusal(&self, stage: &str, reply: &Reply) -> Error {
+        let code = reply.code();
+        let enhanced = reply.enhanced().unwrap_or("");
+        let exit = if reply.is_temporary() {
+            Exit::TempFail
+        } else if stage == "RCPT TO" {
+            Exit::NoUser
+        } else if code == 552
+            || code == 554 && enhanced.starts_with("5.6.")
+            || enhanced.starts_with("5.3.4")
+        {
+            Exit::Data
+        } else if enhanced.starts_with("5.7.") {
+            Exit::NoPerm
+        } else if (200..400).contains(&code) {
+            Exit::Protocol
+        } else {
+            Exit::Unavailable
+        };
+        Error::new(
+            exit,
+            format!("{stage}: the server replied {}", reply.summary()),
+        )
+    }
+}
