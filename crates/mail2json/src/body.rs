@@ -77,7 +77,27 @@ fn base64(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     let mut n = 0;
     let mut invalid = false;
     let mut end = body.len();
-    for (i, &c) in body.iter().enumerate() {
+    let mut i = 0;
+    while i < body.len() {
+        // Fast path: four alphabet characters at a quantum boundary.
+        if n == 0 && i + 4 <= body.len() {
+            let q = [
+                B64[usize::from(body[i])],
+                B64[usize::from(body[i + 1])],
+                B64[usize::from(body[i + 2])],
+                B64[usize::from(body[i + 3])],
+            ];
+            if (q[0] | q[1] | q[2] | q[3]) < 64 {
+                let v = (u32::from(q[0]) << 18)
+                    | (u32::from(q[1]) << 12)
+                    | (u32::from(q[2]) << 6)
+                    | u32::from(q[3]);
+                out.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+                i += 4;
+                continue;
+            }
+        }
+        let c = body[i];
         match base64_value(c) {
             Some(v) => {
                 acc = (acc << 6) | u32::from(v);
@@ -103,6 +123,7 @@ fn base64(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
                 _ => invalid = true,
             },
         }
+        i += 1;
     }
     if n == 1 && invalid {
         defects.push("base64-undecodable: kept as it is".to_string());
@@ -123,6 +144,25 @@ fn base64(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     }
     Some(out)
 }
+
+/// Base64 alphabet values; 0xFF for every other byte.
+static B64: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => 0xFF,
+        };
+        i += 1;
+    }
+    t
+};
 
 fn flush_partial(out: &mut Vec<u8>, acc: u32, n: u32) {
     match n {
