@@ -1,2 +1,162 @@
-//! pop3-dump: not built yet.
-fn main() {}
+//! pop3-dump: a POP3 maildrop to mbox (mboxrd) on stdout, leaving the mail on
+//! the server unless told otherwise.
+//!
+//! Input: a POP3 server (`pop3s://host[:995]`, or `pop3://host[:110]` with STLS
+//! required), from `--server` or an account in the accounts file.
+//! Output: stdout carries the mbox, each message byte for byte as the server
+//! sends it (CRLF line ends, dot-stuffing undone), quoted only by mboxrd's
+//! `>From ` rule; `--list` prints the maildrop instead. Diagnostics, and with
+//! `-v` the POP3 dialogue (passwords redacted, bodies elided), go to stderr.
+//! Exit status: 0 on success (also when stdout is closed early); 64 usage,
+//! 68 unknown host, 69 unavailable (refused connection, TLS or STLS missing),
+//! 74 writing output or state, 75 timeout or temporary refusal, 76 the server
+//! broke the protocol or refused a message, 77 authentication failed,
+//! 78 configuration.
+
+mod envelope;
+mod export;
+mod maildrop;
+mod protocol;
+mod response;
+mod session;
+mod state;
+
+use std::io::{self, BufWriter};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mailpipe::{Error, Protocol, ServerArgs};
+
+use crate::export::{ExportOptions, MaildropName};
+use crate::maildrop::Maildrop;
+use crate::session::Session;
+
+const EXAMPLES: &str = "\
+Examples:
+  pop3-dump --account qq > inbox.mbox
+  pop3-dump --server pop3s://alice@pop.example.org --password-command 'pass show pop' \\
+      --state ~/.cache/pop.state >> inbox.mbox
+  pop3-dump --account work --list --json | jq -s 'map(.size) | add'
+  pop3-dump --account work --delete >> archive.mbox      # move the mail off the server
+  pop3-dump --account qq | mail2json --array > emails.json
+
+The From_ line of each message takes its sender from Return-Path (else From)
+and its time from the Date header (else the newest Received, else now), in UTC.
+With --delete, DELE is sent only after every message was written and flushed
+(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.";
+
+/// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
+#[derive(Debug, Parser)]
+#[command(name = "pop3-dump", version, after_help = EXAMPLES)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+
+    /// Print number, size and UIDL of each message instead of downloading
+    #[arg(long)]
+    list: bool,
+
+    /// With --list: JSON Lines ({"number":1,"size":1234,"uidl":"..."})
+    #[arg(long, requires = "list")]
+    json: bool,
+
+    /// Delete the messages written, after the whole run succeeded (DELE, then QUIT)
+    #[arg(long, conflicts_with_all = ["list", "headers_only"])]
+    delete: bool,
+
+    /// Remember exported UIDLs in FILE (per user@host); export only new messages
+    #[arg(long, value_name = "FILE", conflicts_with = "list")]
+    state: Option<PathBuf>,
+
+    /// Export at most N messages (the oldest first)
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+
+    /// Skip messages larger than this (as LIST reports); K, M, G suffixes allowed
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_size: Option<u64>,
+
+    /// Export only each message's header (TOP n 0)
+    #[arg(long, conflicts_with = "list")]
+    headers_only: bool,
+
+    /// No notices on stderr (skipped messages, missing UIDL); errors still show
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `1000`, `64K`, `10M`, `1G` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let (digits, factor) = match upper.strip_suffix(['K', 'M', 'G']) {
+        Some(d) if upper.ends_with('K') => (d, 1u64 << 10),
+        Some(d) if upper.ends_with('M') => (d, 1 << 20),
+        Some(d) => (d, 1 << 30),
+        None => (upper.as_str(), 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("{text:?} is not a size in bytes (e.g. 500000, 64K, 10M)"))
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    let endpoint = args.server.resolve(Protocol::Pop3)?;
+    let mut session = Session::open(&endpoint).map_err(|e| e.context(&endpoint.url))?;
+    if args.list {
+        let maildrop = Maildrop::scan(&mut session, true).map_err(|e| e.context(&endpoint.url))?;
+        let mut out = BufWriter::new(io::stdout().lock());
+        maildrop::print_list(&maildrop, args.json, &mut out)?;
+        let _ = session.client.quit();
+        return Ok(());
+    }
+    let options = ExportOptions {
+        limit: args.limit,
+        max_size: args.max_size,
+        headers_only: args.headers_only,
+        delete: args.delete,
+        state: args.state,
+        quiet: args.quiet,
+    };
+    let name = MaildropName {
+        user: endpoint.login()?,
+        host: &endpoint.url.host,
+    };
+    export::export(&mut session, name, &options).map_err(|e| {
+        if e.exit() == mailpipe::Exit::Io {
+            e
+        } else {
+            e.context(&endpoint.url)
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    mailpipe::cli::main_with::<Args>("pop3-dump", run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("10M"), Ok(10 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn conflicting_flags_are_usage_errors() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        assert!(Args::try_parse_from(["pop3-dump", "--delete", "--headers-only"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--json"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--list", "--delete"]).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The dump: choose the messages, RETR them (pipelined when the server
+//! offers PIPELINING), write each whole to the mbox on stdout, and only when
+//! all of that succeeded and was flushed: advance the state file, then DELE
+//! what was written (with --delete) and QUIT to commit.
+//!
+//! Order matters for "nothing is lost": a DELE is sent only for a message
+//! already flushed to the output, only after the whole run succeeded; a run
+//! that fails, or is killed, ends without QUIT, and POP3 deletes nothing
+//! without QUIT.
+
+use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use mailpipe::mbox::MboxWriter;
+use mailpipe::{Error, Exit, Outcome};
+
+use crate::envelope::derive_envelope;
+use crate::maildrop::{Entry, Maildrop};
+use crate::session::Session;
+use crate::state::{maildrop_key, StateFile};
+
+/// Commands in flight at once when pipelining. Each is a dozen bytes, so the
+/// server never blocks on our commands while we read its replies.
+const PIPELINE_WINDOW: usize = 32;
+
+/// What the user asked for.
+#[derive(Debug, Default)]
+pub struct ExportOptions {
+    pub limit: Option<usize>,
+    pub max_size: Option<u64>,
+    pub headers_only: bool,
+    pub delete: bool,
+    pub state: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// `user@host` of the maildrop, for the state file.
+pub struct MaildropName<'a> {
+    pub user: &'a str,
+    pub host: &'a str,
+}
+
+pub fn export(
+    session: &mut Session,
+    name: MaildropName<'_>,
+    options: &ExportOptions,
+) -> Result<(), Error> {
+    let notice = |text: &str| {
+        if !options.quiet {
+            eprintln!("pop3-dump: {text}");
+        }
+    };
+    let caps = &session.capabilities;
+    if options.headers_only && caps.known && !caps.top {
+        return Err(Error::new(
+            Exit::Unavailable,
+            "the server does not offer TOP, which --headers-only needs",
+        ));
+    }
+    let pipelining = caps.pipelining;
+    let maildrop = Maildrop::scan(session, options.state.is_some())?;
+    let key = maildrop_key(name.user, name.host);
+    let mut state = match &options.state {
+        Some(path) if maildrop.has_uidl => Some(StateFile::load(path)?),
+        Some(_) => {
+            notice(
+                "the server does not support UIDL: --state cannot tell new messages, exporting all",
+            );
+            None
+        }
+        None => None,
+    };
+    let chosen = choose(&maildrop, state.as_ref(), &key, options, &notice);
+
+    let mut out = MboxWriter::new(BufWriter::with_capacity(256 * 1024, io::stdout().lock()));
+    let mut outcome = Outcome::default();
+    let written = retrieve(
+        session,
+        &chosen,
+        options.headers_only,
+        pipelining,
+        &mut out,
+        &mut outcome,
+    )?;
+    out.flush()
+        .and_then(|()| sync_stdout())
+        .map_err(|e| Error::io("writing stdout", e))?;
+
+    if let Some(state) = &mut state {
+        let on_server: Vec<&str> = maildrop
+            .entries
+            .iter()
+            .filter_map(|e| e.uidl.as_deref())
+            .collect();
+        let exported: Vec<&str> = written.iter().filter_map(|e| e.uidl.as_deref()).collect();
+        state.update(&key, &on_server, &exported);
+        state.save()?;
+    }
+    let failed = outcome.worst().is_some();
+    if options.delete && !failed && !written.is_empty() {
+        delete(session, &written, pipelining)?;
+    } else if options.delete && failed {
+        notice("not deleting anything: some messages could not be retrieved");
+    }
+    let quit = session.client.quit();
+    if options.delete {
+        quit.map_err(|e| e.context("deletions may not be committed; no mail was lost"))?;
+    }
+    let failures = chosen.len() - written.len();
+    outcome.into_result(format!(
+        "{failures} of {} messages could not be retrieved",
+        chosen.len()
+    ))
+}
+
+/// The messages to fetch, in server order: not yet in the state, not over
+/// --max-size, at most --limit of them.
+fn choose<'a>(
+    maildrop: &'a Maildrop,
+    state: Option<&StateFile>,
+    key: &str,
+    options: &ExportOptions,
+    notice: &dyn Fn(&str),
+) -> Vec<&'a Entry> {
+    let mut too_big = 0usize;
+    let chosen: Vec<&Entry> = maildrop
+        .entries
+        .iter()
+        .filter(|e| match (state, &e.uidl) {
+            (Some(s), Some(uidl)) => !s.contains(key, uidl),
+            _ => true,
+        })
+        .filter(|e| {
+            let fits = options.max_size.is_none_or(|max| e.size <= max);
+            too_big += usize::from(!fits);
+            fits
+        })
+        .take(options.limit.unwrap_or(usize::MAX))
+        .collect();
+    if too_big > 0 {
+        notice(&format!(
+            "skipped {too_big} messages larger than --max-size"
+        ));
+    }
+    chosen
+}
+
+/// RETRs (or TOP n 0) the chosen messages and writes each whole. Returns the
+/// ones written. A message the server refuses is reported and recorded in
+/// `outcome`; a broken connection or output ends the run with an error.
+fn retrieve<'a, W: Write>(
+    session: &mut Session,
+    chosen: &[&'a Entry],
+    headers_only: bool,
+    pipelining: bool,
+    out: &mut MboxWriter<W>,
+    outcome: &mut Outcome,
+) -> Result<Vec<&'a Entry>, Error> {
+    let client = &mut session.client;
+    let window = if pipelining { PIPELINE_WINDOW } else { 1 };
+    let command = |e: &Entry| match headers_only {
+        true => format!("TOP {} 0", e.number),
+        false => format!("RETR {}", e.number),
+    };
+    let mut written = Vec::with_capacity(chosen.len());
+    let mut message = Vec::new();
+    let mut sent = 0usize;
+    for (i, entry) in chosen.iter().enumerate() {
+        // Refill the window when half of it has been answered.
+        if sent == i || (sent < chosen.len() && sent - i <= window / 2) {
+            while sent < chosen.len() && sent - i < window {
+                client.send(&command(chosen[sent]));
+                sent += 1;
+            }
+            client.flush()?;
+        }
+        let what = command(entry);
+        let status = client.read_message(&mut message, entry.size, &what)?;
+        if !status.ok {
+            let e = Error::protocol(format!("{what}: {}", status.describe()));
+            mailpipe::exit::report("pop3-dump", &e);
+            outcome.record(e.exit());
+            continue;
+        }
+        let (sender, time) = derive_envelope(&message);
+        out.write_message(&sender, time, &message)
+            .map_err(|e| Error::io("writing stdout", e))?;
+        written.push(*entry);
+    }
+    Ok(written)
+}
+
+/// DELE for every written message; if the server refuses any, RSET so that
+/// the session deletes nothing, and fail.
+fn delete(session: &mut Session, written: &[&Entry], pipelining: bool) -> Result<(), Error> {
+    let client = &mut session.client;
+    let window = if pipelining { PIPELINE_WINDOW } else { 1 };
+    let mut refused = None;
+    for batch in written.chunks(window) {
+        for entry in batch {
+            client.send(&format!("DELE {}", entry.number));
+        }
+        client.flush()?;
+        for entry in batch {
+            let status = client.read_status(&format!("reply to DELE {}", entry.number))?;
+            if !status.ok && refused.is_none() {
+                refused = Some(format!("DELE {}: {}", entry.number, status.describe()));
+            }
+        }
+    }
+    let Some(refused) = refused else {
+        return Ok(());
+    };
+    let reset = client.command("RSET", "reply to RSET")?;
+    let _ = client.quit();
+    let outcome = if reset.ok {
+        "nothing was deleted"
+    } else {
+        "RSET failed too, some messages may have been deleted (all of them were written)"
+    };
+    Err(Error::protocol(format!(
+        "the server refused {refused}; {outcome}"
+    )))
+}
+
+/// Makes the output durable before the state file says it was written: fsync
+/// when stdout is a regular file (a pipe or terminal has nothing to sync).
+fn sync_stdout() -> io::Result<()> {
+    let file = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    if file.metadata()?.is_file() {
+        file.sync_data()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Opening a POP3 session the safe way: connect (TLS from the first byte for
+//! pop3s://), or greet, CAPA and STLS for pop3://, refusing to go on in
+//! plaintext when STLS is missing; then log in with AUTH PLAIN where the
+//! server offers it, else USER/PASS. No credential is fetched, let alone sent,
+//! before TLS is up (unless the user allowed plaintext).
+
+use mailpipe::tls::Stream;
+use mailpipe::{Dialect, Endpoint, Error, Exit, Security, TranscriptStream};
+
+use crate::protocol::{Capabilities, Client};
+
+/// The connection as the protocol code sees it: TLS (or plain, if allowed),
+/// logged to the `-v` transcript.
+pub type Connection = TranscriptStream<Stream>;
+
+/// A logged-in POP3 session in the TRANSACTION state.
+pub struct Session {
+    pub client: Client<Connection>,
+    /// Capabilities as announced after login.
+    pub capabilities: Capabilities,
+}
+
+impl Session {
+    /// Connects, secures and logs in.
+    pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
+        let config = endpoint.tls_config()?;
+        let stream = endpoint.open(&config)?;
+        let transcript = endpoint.transcript(Dialect::Pop3);
+        let mut client = Client::new(TranscriptStream::new(stream, transcript), endpoint.timeout);
+        client.greeting()?;
+        let mut capabilities = client.capa()?;
+        if endpoint.url.security == Security::StartTls {
+            client = start_tls(client, &capabilities, endpoint, &config)?;
+            // RFC 2595: what the server said before TLS may have been forged.
+            capabilities = client.capa()?;
+        }
+        log_in(&mut client, &capabilities, endpoint)?;
+        // RFC 2449: capabilities may change after login (Dovecot adds PIPELINING).
+        let capabilities = client.capa()?;
+        Ok(Session {
+            client,
+            capabilities,
+        })
+    }
+}
+
+fn start_tls(
+    mut client: Client<Connection>,
+    capabilities: &Capabilities,
+    endpoint: &Endpoint,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Client<Connection>, Error> {
+    let refuse = |why: String| {
+        Error::new(
+            Exit::Unavailable,
+            format!(
+                "{why}; refusing to continue without TLS (use pop3s://, or --tls none \
+                 --allow-plaintext-auth if you really mean plaintext)"
+            ),
+        )
+    };
+    // A server that lists its capabilities and leaves STLS out does not have
+    // it; one without CAPA may still answer STLS, so we ask.
+    if capabilities.known && !capabilities.stls {
+        return Err(refuse("the server does not offer STLS".to_string()));
+    }
+    let status = client.stls()?;
+    if !status.ok {
+        return Err(refuse(format!(
+            "the server refused STLS: {}",
+            status.describe()
+        )));
+    }
+    let connection = client.into_inner()?;
+    let mut connection =
+        connection.map_inner(|plain| plain.start_tls(&endpoint.url.host, config))?;
+    if let Some(t) = connection.transcript() {
+        t.note("TLS started");
+    }
+    Ok(Client::new(connection, endpoint.timeout))
+}
+
+fn log_in(
+    client: &mut Client<Connection>,
+    capabilities: &Capabilities,
+    endpoint: &Endpoint,
+) -> Result<(), Error> {
+    if endpoint.uses_oauth() {
+        return Err(Error::config(
+            "pop3-dump logs in with a password (USER/PASS or AUTH PLAIN); XOAUTH2 is not \
+             supported: remove oauth_token_command for POP3",
+        ));
+    }
+    let user = endpoint.login()?.to_string();
+    let plain = capabilities.sasl.iter().any(|m| m == "PLAIN");
+    if capabilities.known && !plain && !capabilities.user {
+        return Err(Error::new(
+            Exit::Unavailable,
+            format!(
+                "the server offers neither AUTH PLAIN nor USER/PASS (SASL: {})",
+                capabilities.sasl.join(" ")
+            ),
+        ));
+    }
+    endpoint.check_auth_allowed(client.get_mut().get_ref().is_tls())?;
+    let password = endpoint.password()?;
+    if let Some(t) = client.get_mut().transcript() {
+        t.add_credentials(&user, &password);
+    }
+    let status = if plain {
+        client.auth_plain(&user, password.expose())?
+    } else {
+        client.user_pass(&user, password.expose())?
+    };
+    if !status.ok {
+        return Err(Error::new(
+            status.auth_failure_exit(),
+            format!("authentication failed for {user}: {}", status.describe()),
+        ));
+    }
+    Ok(())
+}
