@@ -131,7 +131,11 @@ pub fn finish(
         match (&error, result) {
             (None, Ok(t)) if !options.quiet => {
                 let to: Vec<&str> = t.delivered_to().map(|r| r.address.as_str()).collect();
-                eprintln!("{TOOL}: message {number}{id}: sent to {}", to.join(", "));
+                let reply = t.accepted.as_ref().map(|r| r.summary()).unwrap_or_default();
+                eprintln!(
+                    "{TOOL}: message {number}{id}: sent to {} ({reply})",
+                    to.join(", ")
+                );
             }
             (Some(e), _) => eprintln!("{TOOL}: message {number}{id}: not sent: {e}"),
             _ => {}

@@ -6,13 +6,14 @@
 //!  "error":"1 of 2 recipients refused; nothing sent",
 //!  "recipients":[{"address":"a@example.org","status":"not-sent","code":250,"enhanced":"2.1.5","text":"2.1.5 Ok"},
 //!                {"address":"x@example.org","status":"refused","code":550,"enhanced":"5.1.1","text":"5.1.1 <x@example.org>: ..."}],
-//!  "dead_letter":"failed.mbox"}
+//!  "server_reply":null,"dead_letter":"failed.mbox"}
 //! ```
 //!
 //! `status` is `delivered`, `refused` (5xx), `deferred` (4xx), or `not-sent`
 //! (accepted at RCPT, but the message was not sent: another recipient was
 //! refused, or the transaction failed later). `sent` is true when the server
-//! took the message for at least one recipient.
+//! took the message for at least one recipient; `server_reply` is the reply
+//! that accepted it (with Postfix, `250 2.0.0 Ok: queued as QUEUEID`).
 
 use std::io::Write;
 
@@ -128,6 +129,7 @@ pub fn json_line(report: &MessageReport<'_>) -> String {
         "exit": exit,
         "error": report.error.map(|e| e.message().to_string()),
         "recipients": recipients,
+        "server_reply": report.transaction.and_then(|t| t.accepted.as_ref()).map(|r| r.summary()),
         "dead_letter": report.dead_letter,
     })
     .to_string()

@@ -81,6 +81,8 @@ pub struct Transaction {
     pub recipients: Vec<RecipientResult>,
     /// A failure of the whole transaction (checks, MAIL FROM, DATA).
     pub failure: Option<Error>,
+    /// The server's reply accepting the message (`250 2.0.0 Ok: queued as ...`).
+    pub accepted: Option<Reply>,
 }
 
 impl Transaction {
@@ -472,6 +474,7 @@ impl Session {
             for r in transaction.recipients.iter_mut() {
                 r.delivered = r.reply.is_positive_completion();
             }
+            transaction.accepted = Some(reply);
         } else {
             transaction.failure = Some(self.refusal("end of message", &reply));
             self.reset()?;
@@ -567,18 +570,19 @@ impl Session {
                 self.read_pos = 0;
             }
             let mut chunk = [0u8; 4096];
-            let n =
-                match self.conn.read(&mut chunk) {
-                    Ok(0) => return Err(Error::new(
+            let n = match self.conn.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(Error::new(
                         Exit::TempFail,
                         format!(
                             "the server closed the connection while we waited for {waiting_for}"
                         ),
-                    )),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(self.net_error(e, &format!("waiting for {waiting_for}"))),
-                };
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.net_error(e, &format!("waiting for {waiting_for}"))),
+            };
             self.read_buf.extend_from_slice(&chunk[..n]);
         }
     }

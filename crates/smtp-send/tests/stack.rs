@@ -1,0 +1,532 @@
+//! smtp-send against the real Postfix of scripts/mailstack: what arrives in
+//! the recipients' Maildirs, what is refused, what is kept. Needs the stack's
+//! environment (`eval "$(scripts/mailstack env DIR)"`); fails without it.
+
+mod support;
+
+use std::process::Command;
+
+use base64::Engine;
+use mailpipe_e2e::Stack;
+use support::*;
+
+fn message(tag: &str, to: &str, bcc: &str) -> Vec<u8> {
+    format!(
+        "From: Alice <alice@example.test>\nTo: {to}\nBcc: {bcc}\nSubject: {tag}\n\
+         X-Test: kept in order\n\nHello {tag}.\n.a line starting with a dot\n..two dots\n.\nend\n"
+    )
+    .into_bytes()
+}
+
+/// The body arrives byte for byte (Dovecot stores LF), the original header
+/// fields arrive in order, and Bcc does not arrive at all.
+fn assert_delivered_intact(sent: &[u8], stored: &[u8]) {
+    let sent = crlf_to_lf(sent);
+    let (sent_head, sent_body) = split(&sent);
+    let (head, body) = split(stored);
+    assert_eq!(
+        String::from_utf8_lossy(body),
+        String::from_utf8_lossy(sent_body),
+        "body changed"
+    );
+    let stored_fields = header_fields(head);
+    let expected: Vec<String> = header_fields(sent_head)
+        .into_iter()
+        .filter(|f| !f.to_ascii_lowercase().starts_with("bcc:"))
+        .collect();
+    let positions: Vec<usize> = expected
+        .iter()
+        .map(|f| {
+            stored_fields
+                .iter()
+                .position(|s| s == f)
+                .unwrap_or_else(|| panic!("header {f:?} missing in {stored_fields:?}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "header order changed: {stored_fields:?}"
+    );
+    assert!(
+        !stored_fields
+            .iter()
+            .any(|f| f.to_ascii_lowercase().starts_with("bcc:")),
+        "a Bcc header was delivered: {stored_fields:?}"
+    );
+    assert!(stored_fields.iter().any(|f| f.starts_with("Date: ")));
+    assert!(stored_fields.iter().any(|f| f.starts_with("Message-ID: <")));
+}
+
+#[test]
+fn mkmime_pipe_over_implicit_tls_with_plain_reaches_to_and_bcc() {
+    let stack = Stack::get();
+    let tag = tag("smtps-plain");
+    let mkmime = mailpipe_e2e::tool("mkmime");
+    let made = run(
+        Command::new(mkmime)
+            .args([
+                "--from",
+                &stack.user1,
+                "--to",
+                &stack.user2,
+                "--bcc",
+                &stack.user1,
+            ])
+            .args(["--subject", &tag]),
+        format!("Hello {tag}\n.dot line\nbare LF line\n").as_bytes(),
+    );
+    assert!(made.status.success(), "mkmime: {}", stderr(&made));
+    let out = run(smtps(&stack).args(["-t", "--auth", "plain"]), &made.stdout);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "quiet on success"
+    );
+    let to = wait_for(&stack, &stack.user2, &tag, 1);
+    assert_eq!(to.len(), 1, "To recipient got it once");
+    assert_delivered_intact(&made.stdout, &to[0]);
+    let bcc = wait_for(&stack, &stack.user1, &tag, 1);
+    assert_eq!(bcc.len(), 1, "Bcc recipient got it");
+    assert_delivered_intact(&made.stdout, &bcc[0]);
+}
+
+#[test]
+fn starttls_with_login_dots_and_bare_lf_arrive_intact() {
+    let stack = Stack::get();
+    let tag = tag("starttls-login");
+    // Mixed line ends: CRLF and bare LF; lines that SMTP must dot-stuff.
+    let mut sent = message(&tag, &stack.user2, &stack.user1);
+    sent.extend_from_slice(b".\r\n..\r\nCRLF line\r\nbare\n.last without newline");
+    let out = run(
+        bin()
+            .arg("--server")
+            .arg(format!("smtp://localhost:{}", stack.submission_port))
+            .args(["--user", &stack.user1, "--auth", "login", "-t", "-v"])
+            .arg("--ca-file")
+            .arg(&stack.ca_file)
+            .env("SMTP_PASSWORD", &stack.pass1),
+        &sent,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains("C: STARTTLS") && err.contains("C: AUTH LOGIN"),
+        "{err}"
+    );
+    let got = wait_for(&stack, &stack.user2, &tag, 1);
+    assert_eq!(got.len(), 1);
+    // The message had no final line end; SMTP adds one.
+    let mut expected = sent.clone();
+    expected.push(b'\n');
+    assert_delivered_intact(&expected, &got[0]);
+    assert_eq!(wait_for(&stack, &stack.user1, &tag, 1).len(), 1, "Bcc copy");
+}
+
+/// The password, its base64 and the SASL strings built from it never appear
+/// in the -v transcript, with PLAIN and LOGIN and a non-ASCII password.
+#[test]
+fn transcript_never_shows_the_password() {
+    let stack = Stack::get();
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
+        for mech in ["plain", "login"] {
+            let tag = tag(&format!("transcript-{mech}"));
+            let out = run(
+                bin()
+                    .arg("--server")
+                    .arg(format!("smtps://localhost:{}", stack.smtps_port))
+                    .args(["--user", user, "--auth", mech, "-v", "-t"])
+                    .arg("--ca-file")
+                    .arg(&stack.ca_file)
+                    .env("SMTP_PASSWORD", pass),
+                &message(&tag, user, user),
+            );
+            let err = stderr(&out);
+            assert_eq!(code(&out), 0, "{err}");
+            assert!(err.contains("235 "), "authenticated: {err}");
+            let forbidden = [
+                pass.as_bytes().to_vec(),
+                b64(pass.as_bytes()).into_bytes(),
+                b64(pass.as_bytes())
+                    .trim_end_matches('=')
+                    .as_bytes()
+                    .to_vec(),
+                b64(format!("\0{user}\0{pass}").as_bytes()).into_bytes(),
+                b64(format!("\0{user}\0{pass}").as_bytes())
+                    .trim_end_matches('=')
+                    .as_bytes()
+                    .to_vec(),
+            ];
+            for f in &forbidden {
+                assert!(
+                    memchr::memmem::find(&out.stderr, f).is_none(),
+                    "{mech}: the transcript shows a secret form: {err}"
+                );
+            }
+            assert!(err.contains("<redacted>"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn wrong_password_is_77_nothing_sent_and_kept() {
+    let stack = Stack::get();
+    let tag = tag("wrong-password");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = dir.path().join("dead.mbox");
+    let sent = message(&tag, &stack.user2, &stack.user1);
+    let out = run(
+        smtps(&stack)
+            .env("SMTP_PASSWORD", "not-the-password")
+            .arg("-t")
+            .arg("--dead-letter")
+            .arg(&dead),
+        &sent,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 77, "{err}");
+    assert!(
+        err.contains("authentication as alice@example.test failed: 535"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-password"));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert_eq!(read_mbox(&dead), vec![sent]);
+    assert_nothing_delivered(&stack, &stack.user2, &tag);
+}
+
+#[test]
+fn untrusted_certificate_and_wrong_host_name_are_tls_errors() {
+    let stack = Stack::get();
+    let tag = tag("untrusted");
+    let out = run(
+        client(
+            &stack,
+            &format!("smtps://localhost:{}", stack.untrusted_smtps_port),
+        )
+        .arg("-t"),
+        &message(&tag, &stack.user2, &stack.user1),
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 69, "{err}");
+    // The stack's second certificate is a self-signed CA certificate; rustls
+    // names that CaUsedAsEndEntity rather than an unknown issuer.
+    assert!(err.contains("TLS: certificate for localhost "), "{err}");
+
+    // 127.0.0.2 reaches the same Postfix through a forwarding proxy, but the
+    // certificate is for localhost and 127.0.0.1 only.
+    let proxy = forward("127.0.0.2", stack.smtps_port);
+    let out = run(
+        client(&stack, &format!("smtps://127.0.0.2:{proxy}")).arg("-t"),
+        &message(&tag, &stack.user2, &stack.user1),
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 69, "{err}");
+    assert!(
+        err.contains("certificate is not valid for host 127.0.0.2"),
+        "{err}"
+    );
+    assert_nothing_delivered(&stack, &stack.user2, &tag);
+}
+
+/// A TCP forwarder on `ip` (any free port) to the stack's 127.0.0.1:`port`.
+fn forward(ip: &str, port: u16) -> u16 {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind 127.0.0.2");
+    let local = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (mut c1, mut s1) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    local
+}
+
+/// The plain port offers AUTH without TLS: smtp:// (STARTTLS required) stops
+/// because there is no STARTTLS, and --tls none stops before AUTH unless
+/// --allow-plaintext-auth. No credentials cross the wire either way.
+#[test]
+fn no_credentials_over_plaintext() {
+    let stack = Stack::get();
+    let tag = tag("plaintext");
+    let sent = message(&tag, &stack.user2, &stack.user1);
+    let out = run(
+        client(
+            &stack,
+            &format!("smtp://127.0.0.1:{}", stack.smtp_plain_port),
+        )
+        .args(["-t", "-v"]),
+        &sent,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 69, "{err}");
+    assert!(err.contains("does not offer STARTTLS"), "{err}");
+    assert!(err.contains("250-AUTH"), "the server did offer AUTH: {err}");
+    assert!(
+        !err.contains("C: AUTH") && !err.contains("C: MAIL"),
+        "{err}"
+    );
+
+    let out = run(
+        client(
+            &stack,
+            &format!("smtp://127.0.0.1:{}", stack.smtp_plain_port),
+        )
+        .args(["--tls", "none", "-t", "-v"]),
+        &sent,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 78, "{err}");
+    assert!(
+        err.contains("refusing to send credentials without TLS"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("C: AUTH") && !err.contains("C: MAIL"),
+        "{err}"
+    );
+    assert!(!err.contains(&stack.pass1));
+    assert_nothing_delivered(&stack, &stack.user2, &tag);
+}
+
+#[test]
+fn refused_recipient_is_67_with_a_report_and_nothing_sent() {
+    let stack = Stack::get();
+    let tag = tag("refused");
+    let sent = message(
+        &tag,
+        &format!("{}, {}", stack.user2, stack.reject_rcpt),
+        &stack.user1,
+    );
+    let out = run(smtps(&stack).args(["-t", "--report", "json"]), &sent);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 67, "{err}");
+    assert!(
+        err.contains(&format!(
+            "smtp-send: {}: refused: 550 5.1.1",
+            stack.reject_rcpt
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("smtp-send: {}: not-sent: 250", stack.user2)),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 of 3 recipients refused; nothing sent"),
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(report["exit"], 67);
+    assert_eq!(report["sent"], false);
+    let recipients = report["recipients"].as_array().expect("recipients");
+    assert_eq!(recipients.len(), 3);
+    let refused = recipients
+        .iter()
+        .find(|r| r["address"] == stack.reject_rcpt.as_str())
+        .expect("refused recipient reported");
+    assert_eq!(refused["code"], 550);
+    assert_eq!(refused["enhanced"], "5.1.1");
+    assert_eq!(refused["status"], "refused");
+    assert_nothing_delivered(&stack, &stack.user2, &tag);
+    assert_nothing_delivered(&stack, &stack.user1, &tag);
+}
+
+#[test]
+fn partial_sends_to_the_accepted_and_still_exits_67() {
+    let stack = Stack::get();
+    let tag = tag("partial");
+    let sent = message(
+        &tag,
+        &format!("{}, {}", stack.reject_rcpt, stack.user2),
+        &stack.user1,
+    );
+    let out = run(smtps(&stack).args(["-t", "--partial"]), &sent);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 67, "{err}");
+    assert!(
+        err.contains(&format!("{}: refused: 550 5.1.1", stack.reject_rcpt)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}: delivered", stack.user2)),
+        "{err}"
+    );
+    assert!(err.contains("sent to the other 2"), "{err}");
+    assert_eq!(wait_for(&stack, &stack.user2, &tag, 1).len(), 1);
+    assert_eq!(wait_for(&stack, &stack.user1, &tag, 1).len(), 1);
+}
+
+#[test]
+fn deferred_recipient_is_75_and_kept_byte_for_byte() {
+    let stack = Stack::get();
+    let tag = tag("deferred");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = dir.path().join("dead.mbox");
+    // CRLF, a From_-like body line and no Date: the kept copy is what was read.
+    let sent = format!(
+        "From: alice@example.test\r\nTo: {}, {}\r\nSubject: {tag}\r\n\r\nFrom here on\r\n>From there\r\n",
+        stack.user2, stack.defer_rcpt
+    )
+    .into_bytes();
+    let out = run(
+        smtps(&stack).arg("-t").arg("--dead-letter").arg(&dead),
+        &sent,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 75, "{err}");
+    assert!(
+        err.contains(&format!("{}: deferred: 451 4.3.0", stack.defer_rcpt)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("kept in {}", dead.display())),
+        "{err}"
+    );
+    assert_eq!(read_mbox(&dead), vec![sent.clone()]);
+    // A second failure appends; the first stays.
+    let out = run(
+        smtps(&stack).arg("-t").arg("--dead-letter").arg(&dead),
+        &sent,
+    );
+    assert_eq!(code(&out), 75);
+    assert_eq!(read_mbox(&dead), vec![sent.clone(), sent]);
+    assert_nothing_delivered(&stack, &stack.user2, &tag);
+}
+
+/// 100 messages over one connection: all arrive, in the order sent (each
+/// message's queue id, reported in order, is in its delivered copy); one
+/// refused in the middle is reported and kept, and the others go through.
+#[test]
+fn mbox_sends_100_over_one_connection() {
+    let stack = Stack::get();
+    let tag = tag("mbox");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = dir.path().join("dead.mbox");
+    let mut mbox = Vec::new();
+    let mut messages = Vec::new();
+    for i in 1..=101 {
+        let to = if i == 51 {
+            stack.reject_rcpt.clone()
+        } else {
+            stack.user2.clone()
+        };
+        let m = format!(
+            "From: alice@example.test\nTo: {to}\nSubject: {tag} #{i:03}\n\nmessage {i} of {tag}\nFrom the middle\n"
+        );
+        mailpipe::mbox::MboxWriter::new(&mut mbox)
+            .write_message("alice@example.test", chrono::Utc::now(), m.as_bytes())
+            .expect("mbox");
+        messages.push(m.into_bytes());
+    }
+    let out = run(
+        smtps(&stack)
+            .args(["--mbox", "-t", "-v", "--report", "json", "--dead-letter"])
+            .arg(&dead),
+        &mbox,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 67, "{}", &err[err.len().saturating_sub(3000)..]);
+    assert_eq!(err.matches("C: EHLO").count(), 1, "one connection");
+    assert_eq!(err.matches("C: AUTH").count(), 1, "one login");
+    assert_eq!(
+        err.matches("C: RSET").count(),
+        1,
+        "RSET after the refusal only"
+    );
+    assert!(
+        err.contains(&format!("message 51 ")) && err.contains("not sent"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 101 messages not delivered"), "{err}");
+    let reports: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("JSON line"))
+        .collect();
+    assert_eq!(reports.len(), 101);
+    let delivered = wait_for(&stack, &stack.user2, &tag, 100);
+    assert_eq!(delivered.len(), 100, "100 delivered");
+    for (i, report) in reports.iter().enumerate() {
+        assert_eq!(report["message"], i + 1, "reports in input order");
+        if i == 50 {
+            assert_eq!(report["exit"], 67);
+            assert_eq!(report["recipients"][0]["code"], 550);
+            continue;
+        }
+        assert_eq!(report["exit"], 0, "{report}");
+        let reply = report["server_reply"].as_str().expect("accepted");
+        let queue_id = reply.rsplit(' ').next().expect("queue id");
+        let subject = format!("Subject: {tag} #{:03}\n", i + 1);
+        let copy = delivered
+            .iter()
+            .find(|m| memchr::memmem::find(m, subject.as_bytes()).is_some())
+            .unwrap_or_else(|| panic!("message {} not delivered", i + 1));
+        let at = memchr::memmem::find(copy, format!(" id {queue_id}").as_bytes());
+        let after = at.and_then(|i| copy.get(i + 4 + queue_id.len()));
+        assert!(
+            matches!(after, Some(b';' | b'\n' | b' ')),
+            "message {} was not the one accepted as {queue_id}",
+            i + 1
+        );
+        let (_, body) = split(copy);
+        let (_, sent_body) = split(&messages[i]);
+        assert_eq!(body, sent_body);
+    }
+    assert_eq!(read_mbox(&dead), vec![messages[50].clone()]);
+}
+
+#[test]
+fn check_reports_what_the_server_offers() {
+    let stack = Stack::get();
+    let out = run(smtps(&stack).arg("--check"), b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(text.contains("auth: PLAIN LOGIN"), "{text}");
+    assert!(text.contains("size: 104857600"), "{text}");
+    assert!(
+        text.contains("authenticated: alice@example.test (PLAIN)"),
+        "{text}"
+    );
+    assert!(text.contains("tls: TLS"), "{text}");
+    let out = run(smtps(&stack).args(["--check", "--report", "json"]), b"");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["size"], 104857600);
+    assert!(json["extensions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|e| e == "8BITMIME"));
+}
+
+#[test]
+fn eight_bit_and_utf8_addresses_go_through_where_offered() {
+    let stack = Stack::get();
+    let tag = tag("8bit");
+    let sent = format!(
+        "From: alice@example.test\nTo: {}\nSubject: {tag}\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nPrüfung — 试验\n",
+        stack.user2
+    );
+    let out = run(smtps(&stack).args(["-t", "-v"]), sent.as_bytes());
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("BODY=8BITMIME"), "{err}");
+    let got = wait_for(&stack, &stack.user2, &tag, 1);
+    assert_eq!(split(&got[0]).1, "Prüfung — 试验\n".as_bytes());
+}
