@@ -243,19 +243,23 @@ pub fn has_8bit(message: &[u8]) -> bool {
 /// The DATA payload: every line ended by CRLF (a bare LF becomes CRLF, so that
 /// a line starting with `.` after a bare LF is stuffed too), a leading `.`
 /// doubled, and the terminating `.` line in the same buffer, so that the end of
-/// the body and the final `.` leave in one write.
-pub fn encode_data(message: &[u8], out: &mut Vec<u8>) {
+/// the body and the final `.` leave in one write. Returns the message size
+/// as RFC 1870 counts it for SIZE=: CRLF line ends, no stuffing, no final `.`.
+pub fn encode_data(message: &[u8], out: &mut Vec<u8>) -> usize {
     out.clear();
+    let mut stuffed = 0;
     out.reserve(message.len() + message.len() / 32 + 8);
     for line in message.split_inclusive(|&b| b == b'\n') {
         let content = strip_line_end(line);
         if content.first() == Some(&b'.') {
             out.push(b'.');
+            stuffed += 1;
         }
         out.extend_from_slice(content);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
+    out.len() - 3 - stuffed
 }
 
 #[cfg(test)]
@@ -332,8 +336,9 @@ mod tests {
     #[test]
     fn data_encoding_normalises_then_stuffs() {
         let mut out = Vec::new();
-        encode_data(b"a\n.b\r\n..c\rx\n.\nlast", &mut out);
+        let size = encode_data(b"a\n.b\r\n..c\rx\n.\nlast", &mut out);
         assert_eq!(out, b"a\r\n..b\r\n...c\rx\r\n..\r\nlast\r\n.\r\n");
+        assert_eq!(size, b"a\r\n.b\r\n..c\rx\r\n.\r\nlast\r\n".len());
         encode_data(b"x\r\n", &mut out);
         assert_eq!(out, b"x\r\n.\r\n");
     }

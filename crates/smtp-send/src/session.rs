@@ -376,16 +376,16 @@ impl Session {
         &self,
         envelope: &Envelope,
         message: &[u8],
+        size: usize,
     ) -> Result<Vec<MailParameter>, Error> {
         let mut parameters = Vec::new();
         if let Some(limit) = self.size_limit {
-            if message.len() as u64 > limit {
+            if size as u64 > limit {
                 return Err(Error::data(format!(
-                    "the message is {} bytes; the server accepts at most {limit} (SIZE)",
-                    message.len()
+                    "the message is {size} bytes; the server accepts at most {limit} (SIZE)"
                 )));
             }
-            parameters.push(MailParameter::Size(message.len()));
+            parameters.push(MailParameter::Size(size));
         }
         if message::has_8bit(message) {
             if !self.info.supports_feature(Extension::EightBitMime) {
@@ -421,7 +421,11 @@ impl Session {
         partial: bool,
     ) -> Result<Transaction, Error> {
         let mut transaction = Transaction::default();
-        let parameters = match self.check_message(envelope, message) {
+        let mut payload = std::mem::take(&mut self.data_buf);
+        let size = message::encode_data(message, &mut payload);
+        let checked = self.check_message(envelope, message, size);
+        self.data_buf = payload;
+        let parameters = match checked {
             Ok(p) => p,
             Err(e) => {
                 transaction.failure = Some(e);
@@ -458,8 +462,7 @@ impl Session {
             self.reset()?;
             return Ok(transaction);
         }
-        let mut payload = std::mem::take(&mut self.data_buf);
-        message::encode_data(message, &mut payload);
+        let payload = std::mem::take(&mut self.data_buf);
         let written = self
             .conn
             .write_all(&payload)
