@@ -17,7 +17,7 @@ use crate::extract::Extractor;
 use crate::input::{self, InputKind, Item};
 use crate::schema::Record;
 
-pub const BATCH_BYTES: usize = 16 << 20;
+pub const BATCH_BYTES: usize = 8 << 20;
 pub const BATCH_MESSAGES: usize = 4096;
 
 /// How records are written.
