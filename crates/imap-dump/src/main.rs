@@ -1,2 +1,198 @@
-//! imap-dump: not built yet.
-fn main() {}
+//! imap-dump: an IMAP mailbox to mbox (mboxrd) on stdout, read-only, resumable.
+//!
+//! Input: an IMAP server (`imaps://`, or `imap://` with STARTTLS) and the
+//! mailboxes named by `--mailbox` (default INBOX) or `--all`.
+//! Output: mboxrd on stdout, or one `<mailbox>.mbox` per mailbox under
+//! `--output-dir`; each message byte for byte as the server holds it (except
+//! `>From ` quoting), after a `From <sender> <INTERNALDATE in UTC>` line.
+//! The server is never changed: EXAMINE and `BODY.PEEK[]` only.
+//! Exit status: 0, or the sysexits code of the first error (64 usage, 66 no
+//! such mailbox, 69 server unavailable / TLS refused, 74 output error, 75
+//! connection lost or timed out: run again, 76 protocol, 77 login failed,
+//! 78 configuration). A closed stdout (`| head`) ends quietly with 0.
+
+mod dump;
+mod list;
+mod message;
+mod mutf7;
+mod output;
+mod progress;
+mod session;
+mod state;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mailpipe::{Error, Protocol, ServerArgs};
+
+use crate::dump::DumpOptions;
+use crate::output::MboxOutput;
+use crate::progress::Progress;
+use crate::state::StateFile;
+
+const EXAMPLES: &str = "\
+Examples:
+  imap-dump --account work > inbox.mbox
+  imap-dump --account work --mailbox INBOX --state ~/.cache/inbox.state >> inbox.mbox
+  imap-dump --server imaps://alice@imap.example.org --password-command 'pass mail' --list
+  imap-dump --account work --mailbox 已发送 --search 'SINCE 1-Nov-2026' | mail2json
+  imap-dump --account work --all --output-dir backup/ --state backup/.state
+
+Incremental runs: --state FILE remembers, per mailbox, the UIDVALIDITY and the
+highest UID written, and is replaced only after the output it describes was
+flushed (and synced, for files). A run killed at any moment therefore never
+skips a message next time; it may write some again (a duplicate is better than
+a loss). If the server renumbers a mailbox (UIDVALIDITY changes), imap-dump
+says so and dumps the whole mailbox again.";
+
+/// Copy IMAP mailboxes to mbox without changing anything on the server.
+#[derive(Parser, Debug)]
+#[command(name = "imap-dump", version, after_help = EXAMPLES)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Mailbox to dump, as you read it (UTF-8; sent in modified UTF-7);
+    /// repeat for several [default: INBOX]
+    #[arg(short, long = "mailbox", value_name = "NAME")]
+    mailboxes: Vec<String>,
+    /// Dump every mailbox that can be selected
+    #[arg(long, conflicts_with = "mailboxes")]
+    all: bool,
+    /// Print the mailboxes, one decoded name per line, and exit
+    #[arg(long, conflicts_with_all = ["mailboxes", "all", "state", "output_dir"])]
+    list: bool,
+    /// With --list: JSON Lines with name, raw_name, delimiter, attributes, messages
+    #[arg(long, requires = "list")]
+    json: bool,
+    /// IMAP SEARCH criteria for UID SEARCH, e.g. 'SINCE 1-Jan-2026 FROM bob'
+    #[arg(long, value_name = "CRITERIA")]
+    search: Option<String>,
+    /// At most N messages per mailbox, the oldest (lowest UIDs) first
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Remember what was dumped here; the next run fetches only newer messages
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Write DIR/<mailbox>.mbox per mailbox (nested names as folders) instead
+    /// of stdout; appended to with --state, replaced without
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Add an X-Mailbox: header naming the mailbox to each message
+    #[arg(long)]
+    tag_mailbox: bool,
+    /// Add Status, X-Status and X-Keywords headers from the IMAP flags
+    #[arg(long)]
+    flags: bool,
+    /// Bytes of messages per UID FETCH; bounds memory (about twice this)
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    batch_size: u64,
+    /// No progress display on stderr
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    mailpipe::cli::main_with::<Args>("imap-dump", run)
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    if let Some(search) = &args.search {
+        if search.contains(['\r', '\n']) || search.trim().is_empty() {
+            return Err(Error::usage(
+                "--search must be IMAP SEARCH criteria on one line (no CR or LF)",
+            ));
+        }
+    }
+    if args
+        .mailboxes
+        .iter()
+        .any(|m| m.contains(['\r', '\n']) || m.is_empty())
+    {
+        return Err(Error::usage(
+            "--mailbox must be a non-empty name without CR or LF",
+        ));
+    }
+    if args.batch_size == 0 {
+        return Err(Error::usage("--batch-size must be at least 1"));
+    }
+    let endpoint = args.server.resolve(Protocol::Imap)?;
+    let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
+    let mut session = session::open(&endpoint)?;
+    if args.list {
+        list::print(
+            &mut session,
+            &endpoint,
+            args.json,
+            &mut std::io::stdout().lock(),
+        )?;
+        let _ = session.logout();
+        return Ok(());
+    }
+
+    // The mailboxes to dump, with their hierarchy delimiters for --output-dir.
+    let needs_list = args.all || args.output_dir.is_some();
+    let known = if needs_list {
+        list::mailboxes(&mut session, &endpoint)?
+    } else {
+        Vec::new()
+    };
+    let names: Vec<String> = if args.all {
+        known
+            .iter()
+            .filter(|m| m.selectable())
+            .map(|m| m.name.clone())
+            .collect()
+    } else if args.mailboxes.is_empty() {
+        vec!["INBOX".to_string()]
+    } else {
+        args.mailboxes.clone()
+    };
+    let delimiters: HashMap<&str, Option<&str>> = known
+        .iter()
+        .map(|m| (m.name.as_str(), m.delimiter.as_deref()))
+        .collect();
+
+    let options = DumpOptions {
+        search: args.search.clone(),
+        limit: args.limit,
+        max_size: args.max_size,
+        batch_bytes: args.batch_size,
+        flags: args.flags,
+        tag_mailbox: args.tag_mailbox,
+    };
+    let progress = Progress::new(!args.quiet && !endpoint.verbose);
+    let mut stdout = match args.output_dir {
+        Some(_) => None,
+        None => Some(MboxOutput::stdout()?),
+    };
+    for name in &names {
+        let mut file_output;
+        let out = match (&args.output_dir, stdout.as_mut()) {
+            (Some(root), _) => {
+                let delimiter = delimiters.get(name.as_str()).copied().flatten();
+                let path = output::mailbox_path(root, name, delimiter);
+                file_output = MboxOutput::file(&path, state.is_some())?;
+                &mut file_output
+            }
+            (None, Some(out)) => out,
+            (None, None) => unreachable!("stdout is open when there is no --output-dir"),
+        };
+        dump::dump_mailbox(
+            &mut session,
+            &endpoint,
+            name,
+            out,
+            state.as_mut(),
+            &options,
+            &progress,
+        )?;
+        out.commit(state.is_some())?;
+    }
+    let _ = session.logout();
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Dumping one mailbox: EXAMINE (read-only), UID SEARCH, the sizes of the
+//! messages found, then UID FETCH of `BODY.PEEK[]` in batches cut by a byte
+//! budget. The imap crate holds one FETCH response whole in memory, so the
+//! budget bounds memory; a second thread asks for the next batch while this
+//! one is written, so a slow link costs one round trip per batch at most.
+
+use std::sync::mpsc;
+
+use chrono::Utc;
+use imap::types::Fetches;
+use mailpipe::{Endpoint, Error, Exit};
+
+use crate::message;
+use crate::mutf7;
+use crate::output::MboxOutput;
+use crate::progress::Progress;
+use crate::session::{imap_error, Session};
+use crate::state::{MailboxState, StateFile};
+
+/// What the user asked for that applies to every mailbox.
+pub struct DumpOptions {
+    pub search: Option<String>,
+    pub limit: Option<usize>,
+    pub max_size: Option<u64>,
+    pub batch_bytes: u64,
+    pub flags: bool,
+    pub tag_mailbox: bool,
+}
+
+/// At most this many messages per FETCH, so the UID set stays short.
+const BATCH_MESSAGES: usize = 5000;
+
+/// Dumps `mailbox` (UTF-8 name) into `out`, advancing `state` after each
+/// batch is committed. Returns the number of messages written.
+pub fn dump_mailbox(
+    session: &mut Session,
+    endpoint: &Endpoint,
+    mailbox: &str,
+    out: &mut MboxOutput,
+    mut state: Option<&mut StateFile>,
+    options: &DumpOptions,
+    progress: &Progress,
+) -> Result<usize, Error> {
+    let selected = session
+        .examine(mutf7::encode(mailbox))
+        .map_err(|e| match e {
+            imap::Error::No(no) => Error::new(
+                Exit::NoInput,
+                format!(
+                    "{}: cannot open mailbox {mailbox:?}: {} (imap-dump --list shows the mailboxes)",
+                    endpoint.url, no.information
+                ),
+            ),
+            other => imap_error(endpoint, other),
+        })?;
+    let uid_validity = selected.uid_validity.unwrap_or(0);
+    let mut after_uid = 0;
+    if let Some(saved) = state.as_deref().and_then(|s| s.get(mailbox)) {
+        if saved.uid_validity == uid_validity {
+            after_uid = saved.last_uid;
+        } else {
+            eprintln!(
+                "imap-dump: {mailbox}: UIDVALIDITY changed from {} to {uid_validity}: the server \
+                 renumbered the mailbox; dumping all of it again (earlier messages will be \
+                 duplicated)",
+                saved.uid_validity
+            );
+        }
+    }
+    if selected.exists == 0 {
+        return Ok(0);
+    }
+    let uids = search(session, endpoint, options.search.as_deref(), after_uid)?;
+    let mut sized = sizes(session, endpoint, &uids)?;
+    if let Some(max) = options.max_size {
+        let before = sized.len();
+        sized.retain(|&(_, size)| u64::from(size) <= max);
+        let skipped = before - sized.len();
+        if skipped > 0 {
+            eprintln!("imap-dump: {mailbox}: skipped {skipped} messages larger than {max} bytes");
+        }
+    }
+    if let Some(limit) = options.limit {
+        sized.truncate(limit);
+    }
+    let batches = plan_batches(&sized, options.batch_bytes);
+    let total_bytes: u64 = sized.iter().map(|&(_, s)| u64::from(s)).sum();
+    progress.start(mailbox, sized.len(), total_bytes);
+    let query = if options.flags {
+        "(UID FLAGS INTERNALDATE BODY.PEEK[])"
+    } else {
+        "(UID INTERNALDATE BODY.PEEK[])"
+    };
+    let mut written = 0usize;
+    let total = sized.len();
+    std::thread::scope(|scope| -> Result<(), Error> {
+        // Rendezvous: at most the batch being written and the one fetched.
+        let (sender, receiver) = mpsc::sync_channel::<Result<Fetches, Error>>(0);
+        let session = &mut *session;
+        scope.spawn(move || {
+            for set in &batches {
+                let fetched = session
+                    .uid_fetch(set, query)
+                    .map_err(|e| imap_error(endpoint, e));
+                let failed = fetched.is_err();
+                if sender.send(fetched).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for fetched in receiver {
+            let fetches = fetched?;
+            let mut last_uid = None;
+            for fetch in fetches.iter() {
+                // Unsolicited FETCH responses (flag changes) carry no body.
+                let (Some(body), Some(uid)) = (fetch.body(), fetch.uid) else {
+                    continue;
+                };
+                if uid <= after_uid {
+                    continue;
+                }
+                let time = fetch
+                    .internal_date()
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_else(Utc::now);
+                let sender = message::sender(body);
+                let mut fields = Vec::new();
+                if options.tag_mailbox {
+                    fields.push(format!("X-Mailbox: {mailbox}"));
+                }
+                if options.flags {
+                    fields.extend(message::flag_fields(fetch.flags()));
+                }
+                if fields.is_empty() {
+                    out.write_message(&sender, time, body)?;
+                } else {
+                    let tagged = message::with_header_fields(body, &fields);
+                    out.write_message(&sender, time, &tagged)?;
+                }
+                last_uid = last_uid.max(Some(uid));
+                written += 1;
+                progress.advance(written, total, body.len() as u64);
+            }
+            out.commit(state.is_some())?;
+            if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
+                state.save(
+                    mailbox,
+                    MailboxState {
+                        uid_validity,
+                        last_uid,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    Ok(written)
+}
+
+/// UIDs matching `criteria` above `after_uid`, ascending.
+fn search(
+    session: &mut Session,
+    endpoint: &Endpoint,
+    criteria: Option<&str>,
+    after_uid: u32,
+) -> Result<Vec<u32>, Error> {
+    let range = if after_uid > 0 {
+        format!("UID {}:*", after_uid + 1)
+    } else {
+        "ALL".to_string()
+    };
+    let query = match criteria {
+        Some(c) => format!("{c} {range}"),
+        None => range,
+    };
+    let found = session.uid_search(&query).map_err(|e| match e {
+        imap::Error::No(r) if criteria.is_some() => Error::usage(format!(
+            "{}: the server refused --search: {}",
+            endpoint.url, r.information
+        )),
+        imap::Error::Bad(r) if criteria.is_some() => Error::usage(format!(
+            "{}: the server refused --search: {}",
+            endpoint.url, r.information
+        )),
+        other => imap_error(endpoint, other),
+    })?;
+    // `UID n:*` matches the last message even when its UID is below n.
+    let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > after_uid).collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// `(uid, RFC822.SIZE)` of each message, ascending by UID.
+fn sizes(
+    session: &mut Session,
+    endpoint: &Endpoint,
+    uids: &[u32],
+) -> Result<Vec<(u32, u32)>, Error> {
+    let mut sized = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(50_000) {
+        let fetches = session
+            .uid_fetch(uid_set(chunk), "RFC822.SIZE")
+            .map_err(|e| imap_error(endpoint, e))?;
+        sized.extend(
+            fetches
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.size?)))
+                .filter(|(uid, _)| chunk.binary_search(uid).is_ok()),
+        );
+    }
+    sized.sort_unstable();
+    sized.dedup_by_key(|(uid, _)| *uid);
+    Ok(sized)
+}
+
+/// UID sets of consecutive messages whose sizes add up to about `budget`
+/// bytes (a message larger than the budget is a batch of its own).
+fn plan_batches(sized: &[(u32, u32)], budget: u64) -> Vec<String> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, &(_, size)) in sized.iter().enumerate() {
+        let full = i > start && (bytes + u64::from(size) > budget || i - start >= BATCH_MESSAGES);
+        if full {
+            batches.push(uid_set_of(&sized[start..i]));
+            start = i;
+            bytes = 0;
+        }
+        bytes += u64::from(size);
+    }
+    if start < sized.len() {
+        batches.push(uid_set_of(&sized[start..]));
+    }
+    batches
+}
+
+fn uid_set_of(sized: &[(u32, u32)]) -> String {
+    let uids: Vec<u32> = sized.iter().map(|&(u, _)| u).collect();
+    uid_set(&uids)
+}
+
+/// Ascending UIDs as an IMAP set with ranges: `1:3,7,9:10`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j + 1] == uids[j] + 1 {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            out.push_str(&format!("{}:{}", uids[i], uids[j]));
+        } else {
+            out.push_str(&uids[i].to_string());
+        }
+        i = j + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_use_ranges() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn batches_follow_the_byte_budget() {
+        let sized = [(1, 400), (2, 400), (3, 400), (5, 5000), (6, 10), (8, 10)];
+        assert_eq!(plan_batches(&sized, 1000), vec!["1:2", "3", "5", "6,8"]);
+        assert_eq!(plan_batches(&sized, 1 << 20), vec!["1:3,5:6,8"]);
+        assert!(plan_batches(&[], 1000).is_empty());
+        let many: Vec<(u32, u32)> = (1..=12_000).map(|u| (u, 1)).collect();
+        assert_eq!(
+            plan_batches(&many, 1 << 30),
+            vec!["1:5000", "5001:10000", "10001:12000"]
+        );
+    }
+}
