@@ -9,8 +9,9 @@ use mailpipe::{Endpoint, Error};
 
 use crate::envelope::{self, Envelope, EnvelopeArgs};
 use crate::message;
+use crate::reply::Transaction;
 use crate::report::{self, MessageReport};
-use crate::session::{Session, Transaction};
+use crate::session::Session;
 
 pub const TOOL: &str = "smtp-send";
 

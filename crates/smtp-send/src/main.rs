@@ -14,6 +14,7 @@ mod batch;
 mod deliver;
 mod envelope;
 mod message;
+mod reply;
 mod report;
 mod session;
 
@@ -43,8 +44,14 @@ Examples:
 Recipients refused: if the server refuses any recipient with 5xx (4xx), nothing
 is sent (RSET), every recipient's reply is printed, and the exit status is 67
 (75), as msmtp does: a cron job never half-delivers silently. With --partial the
-message goes to the accepted recipients; the status is still 67 (75) and the
-refused ones are named.";
+message goes to the accepted recipients; the status is still 67 (75), the
+refused ones are named, and --dead-letter still keeps the message (it did not
+reach everyone; do not resend it blindly).
+
+Exit status: 0 sent to every recipient; 64 usage; 65 bad message; 66 empty
+stdin; 67 recipient refused; 69 unavailable or TLS failure; 75 temporary (4xx,
+timeout, lost connection: retry later); 76 protocol; 77 authentication failed;
+78 configuration. With --mbox, the worst of all messages.";
 
 /// Submit a message on stdin over SMTP (smtps:// implicit TLS, smtp:// STARTTLS).
 #[derive(Parser, Debug)]

@@ -20,7 +20,7 @@ use std::io::Write;
 use mailpipe::Error;
 use serde_json::json;
 
-use crate::session::{RecipientResult, Transaction};
+use crate::reply::{RecipientResult, Transaction};
 
 /// Where one message ended up.
 pub struct MessageReport<'a> {

@@ -17,99 +17,12 @@ use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStrea
 
 use crate::envelope::Envelope;
 use crate::message;
+use crate::reply::{refusal, RecipientResult, Reply, Transaction};
 
 /// A reply line longer than this is not SMTP (RFC 5321 allows 512).
 const MAX_REPLY_LINE: usize = 8 * 1024;
 /// Lines of one multi-line reply (an EHLO lists a few dozen at most).
 const MAX_REPLY_LINES: usize = 256;
-
-/// A server reply, as lettre parses it.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub response: Response,
-}
-
-impl Reply {
-    pub fn code(&self) -> u16 {
-        u16::from(self.response.code())
-    }
-
-    /// The RFC 3463 enhanced status code the text starts with (`5.1.1`), if any.
-    pub fn enhanced(&self) -> Option<&str> {
-        let word = self.response.first_word()?;
-        let mut parts = word.split('.');
-        let valid = word.starts_with(['2', '4', '5'])
-            && parts.clone().count() == 3
-            && parts.all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
-        valid.then_some(word)
-    }
-
-    /// The text of all lines, joined with spaces.
-    pub fn text(&self) -> String {
-        self.response.message().collect::<Vec<_>>().join(" ")
-    }
-
-    /// `550 5.1.1 <x@y>: Recipient address rejected`, for messages.
-    pub fn summary(&self) -> String {
-        format!("{} {}", self.code(), self.text())
-            .trim_end()
-            .to_string()
-    }
-
-    fn is_positive_completion(&self) -> bool {
-        (200..300).contains(&self.code())
-    }
-
-    fn is_temporary(&self) -> bool {
-        (400..500).contains(&self.code())
-    }
-}
-
-/// What the server said about one recipient.
-#[derive(Debug, Clone)]
-pub struct RecipientResult {
-    pub address: String,
-    pub reply: Reply,
-    /// True once the message was accepted for this recipient.
-    pub delivered: bool,
-}
-
-/// The result of one MAIL/RCPT/DATA transaction on a connection that is
-/// still usable; `Session::send` returns `Err` only when it is not.
-#[derive(Debug, Default)]
-pub struct Transaction {
-    pub recipients: Vec<RecipientResult>,
-    /// A failure of the whole transaction (checks, MAIL FROM, DATA).
-    pub failure: Option<Error>,
-    /// The server's reply accepting the message (`250 2.0.0 Ok: queued as ...`).
-    pub accepted: Option<Reply>,
-}
-
-impl Transaction {
-    /// The worst of the failure and the recipients' refusals (4xx 75, 5xx 67),
-    /// `None` when the message went to every recipient.
-    pub fn exit(&self) -> Option<Exit> {
-        let mut outcome = mailpipe::Outcome::default();
-        if let Some(e) = &self.failure {
-            outcome.record(e.exit());
-        }
-        for r in self.recipients.iter().filter(|r| !r.delivered) {
-            if r.reply.is_temporary() {
-                outcome.record(Exit::TempFail);
-            } else if !r.reply.is_positive_completion() {
-                outcome.record(Exit::NoUser);
-            } else if self.failure.is_none() {
-                // Accepted at RCPT but not sent: others were refused (strict mode).
-                outcome.record(Exit::NoUser);
-            }
-        }
-        outcome.worst()
-    }
-
-    pub fn delivered_to(&self) -> impl Iterator<Item = &RecipientResult> {
-        self.recipients.iter().filter(|r| r.delivered)
-    }
-}
 
 /// An open, greeted, possibly encrypted and authenticated SMTP session.
 pub struct Session {
@@ -162,7 +75,7 @@ impl Session {
         session.note_tls();
         session.greeting = session.read_reply("the greeting")?;
         if session.greeting.code() != 220 {
-            return Err(session.refusal("greeting", &session.greeting));
+            return Err(refusal("greeting", &session.greeting));
         }
         session.hello()?;
         if endpoint.url.security == Security::StartTls {
@@ -209,7 +122,7 @@ impl Session {
     fn hello(&mut self) -> Result<(), Error> {
         let reply = self.command(&Ehlo::new(ClientId::default()), "EHLO")?;
         if !reply.is_positive_completion() {
-            return Err(self.refusal("EHLO", &reply));
+            return Err(refusal("EHLO", &reply));
         }
         self.info = ServerInfo::from_response(&reply.response)
             .map_err(|e| Error::protocol(format!("unreadable EHLO reply: {e}")))?;
@@ -445,7 +358,7 @@ impl Session {
         };
         let reply = self.command(&Mail::new(envelope.sender.clone(), parameters), "MAIL FROM")?;
         if !reply.is_positive_completion() {
-            transaction.failure = Some(self.refusal("MAIL FROM", &reply));
+            transaction.failure = Some(refusal("MAIL FROM", &reply));
             self.reset()?;
             return Ok(transaction);
         }
@@ -469,7 +382,7 @@ impl Session {
         }
         let reply = self.command(&Data, "DATA")?;
         if reply.code() != 354 {
-            transaction.failure = Some(self.refusal("DATA", &reply));
+            transaction.failure = Some(refusal("DATA", &reply));
             self.reset()?;
             return Ok(transaction);
         }
@@ -482,7 +395,7 @@ impl Session {
         written.map_err(|e| self.net_error(e, "sending the message"))?;
         let reply = self.read_reply("the end of the message")?;
         if reply.code() == 421 {
-            return Err(self.refusal("end of message", &reply));
+            return Err(refusal("end of message", &reply));
         }
         if reply.is_positive_completion() {
             for r in transaction.recipients.iter_mut() {
@@ -490,7 +403,7 @@ impl Session {
             }
             transaction.accepted = Some(reply);
         } else {
-            transaction.failure = Some(self.refusal("end of message", &reply));
+            transaction.failure = Some(refusal("end of message", &reply));
             self.reset()?;
         }
         Ok(transaction)
@@ -502,7 +415,7 @@ impl Session {
         if reply.is_positive_completion() {
             Ok(())
         } else {
-            Err(self.refusal("RSET", &reply))
+            Err(refusal("RSET", &reply))
         }
     }
 
@@ -525,7 +438,7 @@ impl Session {
             .map_err(|e| self.net_error(e, &format!("sending {name}")))?;
         let reply = self.read_reply(&format!("the reply to {name}"))?;
         if reply.code() == 421 {
-            return Err(self.refusal(name, &reply));
+            return Err(refusal(name, &reply));
         }
         Ok(reply)
     }
@@ -615,33 +528,5 @@ impl Session {
                 format!("connection lost {doing}: {}", Error::from(e).message()),
             ),
         }
-    }
-
-    /// The error for a negative reply at `stage`: 4xx is 75 (try again); 5xx
-    /// is 67 for RCPT, 65 for size and content refusals, 77 for policy
-    /// (5.7.x), else 69.
-    fn refusal(&self, stage: &str, reply: &Reply) -> Error {
-        let code = reply.code();
-        let enhanced = reply.enhanced().unwrap_or("");
-        let exit = if reply.is_temporary() {
-            Exit::TempFail
-        } else if stage == "RCPT TO" {
-            Exit::NoUser
-        } else if code == 552
-            || code == 554 && enhanced.starts_with("5.6.")
-            || enhanced.starts_with("5.3.4")
-        {
-            Exit::Data
-        } else if enhanced.starts_with("5.7.") {
-            Exit::NoPerm
-        } else if (200..400).contains(&code) {
-            Exit::Protocol
-        } else {
-            Exit::Unavailable
-        };
-        Error::new(
-            exit,
-            format!("{stage}: the server replied {}", reply.summary()),
-        )
     }
 }

@@ -68,6 +68,7 @@ fn peer(script: Script) -> (u16, JoinHandle<Seen>) {
             let reply: &str = match verb.as_str() {
                 "EHLO" => script.ehlo,
                 "MAIL" | "RCPT" | "RSET" | "NOOP" => "250 2.0.0 Ok\r\n",
+                "AUTH" => "235 2.7.0 Authentication successful\r\n",
                 "QUIT" => {
                     let _ = out.write_all(b"221 2.0.0 Bye\r\n");
                     return seen;
@@ -236,4 +237,42 @@ fn closed_port_is_69_and_kept() {
     assert_eq!(code(&out), 69, "{err}");
     assert!(err.contains("cannot connect to 127.0.0.1"), "{err}");
     assert_eq!(read_mbox(&dead), vec![MESSAGE.to_vec()]);
+}
+
+/// XOAUTH2 with a token command: the token goes in the SASL string the
+/// server receives, and never into the -v transcript.
+#[test]
+fn xoauth2_sends_the_token_and_the_transcript_hides_it() {
+    use base64::Engine;
+    let (port, seen) = peer(Script {
+        ehlo: "250-peer.example\r\n250 AUTH PLAIN XOAUTH2\r\n",
+        ..Script::default()
+    });
+    let out = run(
+        plain_client(port, 5)
+            .args([
+                "--allow-plaintext-auth",
+                "--user",
+                "a@example.org",
+                "-v",
+                "-t",
+            ])
+            .args(["--oauth-token-command", "echo tok-SECRET-123"]),
+        MESSAGE,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    let sasl = base64::engine::general_purpose::STANDARD
+        .encode("user=a@example.org\x01auth=Bearer tok-SECRET-123\x01\x01");
+    let seen = seen.join().expect("peer");
+    assert!(
+        seen.commands.contains(&format!("AUTH XOAUTH2 {sasl}")),
+        "{:?}",
+        seen.commands
+    );
+    assert!(err.contains("C: AUTH XOAUTH2 <redacted>"), "{err}");
+    assert!(
+        !err.contains("tok-SECRET-123") && !err.contains(sasl.trim_end_matches('=')),
+        "{err}"
+    );
 }
