@@ -113,8 +113,10 @@ impl MboxOutput {
 fn separate_from_tail(file: &mut File, readable: &mut File) -> io::Result<()> {
     let meta = file.metadata()?;
     let len = meta.len();
-    let position = (&*file).stream_position()?;
-    if !meta.file_type().is_file() || len == 0 || (position < len && !appends(file)) {
+    if !meta.file_type().is_file() || len == 0 {
+        return Ok(());
+    }
+    if (&*file).stream_position()? < len && !appends(file) {
         return Ok(());
     }
     let start = len.saturating_sub(3);
