@@ -88,6 +88,40 @@ fn mkmime_pipe_over_implicit_tls_with_plain_reaches_to_and_bcc() {
     let bcc = wait_for(&stack, &stack.user1, &tag, 1);
     assert_eq!(bcc.len(), 1, "Bcc recipient got it");
     assert_delivered_intact(&made.stdout, &bcc[0]);
+    // The Bcc copy, read over IMAPS by a client no one here wrote.
+    let fetched = imap_fetch(&stack, &stack.user1, &stack.pass1, &tag);
+    assert_delivered_intact(&made.stdout, &crlf_to_lf(&fetched));
+}
+
+/// The message with `subject` in `user`'s INBOX, fetched by Python's imaplib.
+fn imap_fetch(stack: &Stack, user: &str, pass: &str, subject: &str) -> Vec<u8> {
+    const SCRIPT: &str = r#"
+import imaplib, os, ssl, sys
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+with imaplib.IMAP4_SSL("localhost", int(os.environ["PORT"]), ssl_context=ctx) as m:
+    m.login(os.environ["IMAP_USER"], os.environ["IMAP_PASS"])
+    m.select("INBOX", readonly=True)
+    typ, data = m.search("UTF-8", "SUBJECT", os.environ["SUBJECT"].encode())
+    ids = data[0].split()
+    assert len(ids) == 1, ids
+    typ, data = m.fetch(ids[0], "(BODY.PEEK[])")
+    sys.stdout.buffer.write(data[0][1])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .env("CA", &stack.ca_file)
+        .env("PORT", stack.imaps_port.to_string())
+        .env("IMAP_USER", user)
+        .env("IMAP_PASS", pass)
+        .env("SUBJECT", subject)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "imaplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 #[test]
