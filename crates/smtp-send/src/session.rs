@@ -85,18 +85,7 @@ impl Session {
         Ok(session)
     }
 
-    /// Once TLS is up: a TLS 1.3 server sends its session tickets and then its
-    /// next reply; with Nagle on at the server, that reply waits for our ACK of
-    /// the tickets, which Linux delays ~40 ms. TCP_QUICKACK sends it at once.
-    fn ack_promptly(&self) {
-        #[cfg(target_os = "linux")]
-        {
-            let _ = socket2::SockRef::from(self.conn.get_ref().tcp()).set_tcp_quickack(true);
-        }
-    }
-
     fn note_tls(&mut self) {
-        self.ack_promptly();
         let text = self.tls_description();
         if let (Some(text), Some(t)) = (text, self.conn.transcript()) {
             t.note(&format!("TLS: {text}"));
