@@ -4,6 +4,8 @@
 //! Tests that need the stack call [`Stack::get`]; when the environment is not
 //! set they fail with a message that says how to start it. They never skip.
 
+pub mod fault_proxy;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,542 @@
+//! A fault-injecting TCP proxy for tests: it listens on 127.0.0.1 (any free
+//! port), forwards each connection to a real server on 127.0.0.1 (the mail
+//! stack's ports, or a scripted peer), and at a chosen point cuts the
+//! connection, stalls it (stops reading and forwarding in both directions, so
+//! the windows fill as with a dead peer), or delays every chunk.
+//!
+//! The point is a sequence of [`Step`]s, each counted from where the one
+//! before it was met: `[Step::Sent(Dir::ToServer, b"DATA\r\n"), Step::Bytes(Dir::ToClient, 0)]`
+//! means "the first byte the server sends after the client sent DATA".
+//! Byte counts work under TLS too (the proxy never decrypts); patterns only
+//! make sense on plaintext connections.
+//!
+//! Bounded: at most `max_connections` connections are served, every thread
+//! polls a stop flag, and everything is shut down when the proxy is dropped or
+//! its lifetime (60 s unless set) is over, whichever comes first.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// A direction of the proxied connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// What the client (the tool) sends to the server.
+    ToServer,
+    /// What the server sends to the client.
+    ToClient,
+}
+
+impl Dir {
+    fn index(self) -> usize {
+        match self {
+            Dir::ToServer => 0,
+            Dir::ToClient => 1,
+        }
+    }
+}
+
+/// One step towards the fault point, counted from where the previous step was met.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// After this many more bytes in that direction (0: at once if the
+    /// direction is the one being read, else before its next byte).
+    Bytes(Dir, usize),
+    /// Once these bytes have passed in that direction (they are forwarded).
+    Sent(Dir, Vec<u8>),
+    /// Just before these bytes in that direction (they are not forwarded).
+    Before(Dir, Vec<u8>),
+}
+
+/// What happens at the fault point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Shut both connections down (both directions): the tool reads EOF.
+    Cut,
+    /// Forward nothing more and read nothing more, in either direction, but
+    /// keep the sockets open until the proxy ends: a peer that went silent.
+    Stall,
+}
+
+/// What the proxy does to each connection.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub steps: Vec<Step>,
+    /// `None`: a plain forwarder (with `delay`, a slow one).
+    pub action: Option<Action>,
+    /// Wait this long before forwarding each chunk read, in both directions.
+    pub delay: Option<Duration>,
+}
+
+impl Fault {
+    /// Forward everything unchanged (to measure a session, or as a control).
+    pub fn none() -> Fault {
+        Fault {
+            steps: Vec::new(),
+            action: None,
+            delay: None,
+        }
+    }
+
+    /// Cut the connection at the point the steps describe.
+    pub fn cut(steps: impl Into<Vec<Step>>) -> Fault {
+        Fault {
+            steps: steps.into(),
+            action: Some(Action::Cut),
+            delay: None,
+        }
+    }
+
+    /// Stall the connection at the point the steps describe.
+    pub fn stall(steps: impl Into<Vec<Step>>) -> Fault {
+        Fault {
+            steps: steps.into(),
+            action: Some(Action::Stall),
+            delay: None,
+        }
+    }
+
+    /// Forward everything, each chunk after `delay`.
+    pub fn delay(delay: Duration) -> Fault {
+        Fault {
+            steps: Vec::new(),
+            action: None,
+            delay: Some(delay),
+        }
+    }
+}
+
+/// A running proxy; dropping it ends every connection and thread.
+pub struct FaultProxy {
+    port: u16,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    fired: AtomicUsize,
+    connections: AtomicUsize,
+    /// Bytes forwarded, per direction, over all connections.
+    forwarded: [AtomicUsize; 2],
+    /// Sizes of the chunks forwarded, in order (to learn a session's shape).
+    chunks: Mutex<Vec<(Dir, usize)>>,
+    sockets: Mutex<Vec<TcpStream>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    deadline: Instant,
+}
+
+/// How often blocked threads look at the stop flag.
+const TICK: Duration = Duration::from_millis(50);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || Instant::now() >= self.deadline
+    }
+
+    fn shut_all(&self) {
+        for s in lock(&self.sockets).iter() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl FaultProxy {
+    /// A proxy to 127.0.0.1:`upstream` serving at most 4 connections for at most 60 s.
+    pub fn start(upstream: u16, fault: Fault) -> FaultProxy {
+        FaultProxy::start_with(upstream, fault, 4, Duration::from_secs(60))
+    }
+
+    pub fn start_with(
+        upstream: u16,
+        fault: Fault,
+        max_connections: usize,
+        lifetime: Duration,
+    ) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("fault proxy: local address")
+            .port();
+        listener
+            .set_nonblocking(true)
+            .expect("fault proxy: non-blocking listener");
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            fired: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            forwarded: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            chunks: Mutex::new(Vec::new()),
+            sockets: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
+            deadline: Instant::now() + lifetime,
+        });
+        let sh = Arc::clone(&shared);
+        let acceptor =
+            thread::spawn(move || accept_loop(listener, upstream, fault, max_connections, sh));
+        FaultProxy {
+            port,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// The port to give the tool (on 127.0.0.1 / localhost).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many connections reached the fault point.
+    pub fn fired(&self) -> usize {
+        self.shared.fired.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a connection reached the fault point; false if it did not within `within`.
+    pub fn wait_fired(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while self.fired() == 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded in `dir` so far, over all connections.
+    pub fn forwarded(&self, dir: Dir) -> usize {
+        self.shared.forwarded[dir.index()].load(Ordering::SeqCst)
+    }
+
+    /// The sizes of the chunks forwarded so far, in order.
+    pub fn chunks(&self) -> Vec<(Dir, usize)> {
+        lock(&self.shared.chunks).clone()
+    }
+
+    /// Ends every connection now (the server sees its client go away).
+    pub fn close(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.shut_all();
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        let workers: Vec<_> = lock(&self.shared.workers).drain(..).collect();
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    upstream: u16,
+    fault: Fault,
+    max_connections: usize,
+    shared: Arc<Shared>,
+) {
+    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < max_connections {
+        let client = match listener.accept() {
+            Ok((c, _)) => c,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(_) => return,
+        };
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            let _ = client.shutdown(Shutdown::Both);
+            continue;
+        };
+        let _ = client.set_nonblocking(false);
+        for s in [&client, &server] {
+            let _ = s.set_nodelay(true);
+            let _ = s.set_read_timeout(Some(TICK));
+        }
+        let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+            client.try_clone(),
+            server.try_clone(),
+            client.try_clone(),
+            server.try_clone(),
+        ) else {
+            continue;
+        };
+        lock(&shared.sockets).extend([c3, s3]);
+        let conn = Arc::new(Connection {
+            plan: Mutex::new(Plan::new(fault.steps.clone())),
+            action: fault.action,
+            delay: fault.delay,
+            fired: AtomicBool::new(false),
+            sockets: [client.try_clone().ok(), server.try_clone().ok()],
+        });
+        let mut workers = lock(&shared.workers);
+        for (dir, from, to) in [(Dir::ToServer, client, s2), (Dir::ToClient, server, c2)] {
+            let (conn, shared) = (Arc::clone(&conn), Arc::clone(&shared));
+            workers.push(thread::spawn(move || pump(dir, from, to, &conn, &shared)));
+        }
+    }
+}
+
+/// One proxied connection: where it is on the way to the fault point.
+struct Connection {
+    plan: Mutex<Plan>,
+    action: Option<Action>,
+    delay: Option<Duration>,
+    fired: AtomicBool,
+    sockets: [Option<TcpStream>; 2],
+}
+
+impl Connection {
+    fn shut(&self) {
+        for s in self.sockets.iter().flatten() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+struct Plan {
+    steps: Vec<Step>,
+    /// Index of the step being waited for.
+    at: usize,
+    /// Bytes seen in each direction since the current step began.
+    counted: [usize; 2],
+    /// The tail of each direction since the current step began (patterns across chunks).
+    tail: [Vec<u8>; 2],
+}
+
+impl Plan {
+    fn new(steps: Vec<Step>) -> Plan {
+        Plan {
+            steps,
+            at: 0,
+            counted: [0, 0],
+            tail: [Vec::new(), Vec::new()],
+        }
+    }
+
+    fn next_step(&mut self) {
+        self.at += 1;
+        self.counted = [0, 0];
+        self.tail = [Vec::new(), Vec::new()];
+    }
+
+    /// How much of `chunk` (read in `dir`) may be forwarded: `Ok(n)` all of it
+    /// when n == len and the point is not reached, else `Err(n)`: forward n
+    /// bytes, then the fault happens.
+    fn advance(&mut self, dir: Dir, chunk: &[u8], armed: bool) -> Result<usize, usize> {
+        let mut offset = 0;
+        loop {
+            if !armed {
+                return Ok(chunk.len());
+            }
+            let Some(step) = self.steps.get(self.at).cloned() else {
+                return Err(offset);
+            };
+            let rest = &chunk[offset..];
+            let met = match &step {
+                Step::Bytes(d, n) if *d == dir => {
+                    let left = n.saturating_sub(self.counted[dir.index()]);
+                    (left <= rest.len()).then_some(left)
+                }
+                Step::Sent(d, p) | Step::Before(d, p) if *d == dir => {
+                    let tail = &self.tail[dir.index()];
+                    let mut hay = tail.clone();
+                    hay.extend_from_slice(rest);
+                    find(&hay, p).map(|at| {
+                        let end = if matches!(step, Step::Sent(..)) {
+                            at + p.len()
+                        } else {
+                            at
+                        };
+                        end.saturating_sub(tail.len())
+                    })
+                }
+                _ => None,
+            };
+            match met {
+                Some(used) => {
+                    offset += used;
+                    self.next_step();
+                    if self.at == self.steps.len() {
+                        return Err(offset);
+                    }
+                }
+                None => {
+                    self.counted[dir.index()] += rest.len();
+                    let t = &mut self.tail[dir.index()];
+                    t.extend_from_slice(rest);
+                    let keep = match &step {
+                        Step::Sent(_, p) | Step::Before(_, p) => p.len().saturating_sub(1),
+                        Step::Bytes(..) => 0,
+                    };
+                    let drop = t.len().saturating_sub(keep);
+                    t.drain(..drop);
+                    return Ok(chunk.len());
+                }
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn pump(dir: Dir, mut from: TcpStream, mut to: TcpStream, conn: &Connection, shared: &Shared) {
+    let armed = conn.action.is_some();
+    // A fault with no steps happens before the first byte.
+    if armed && lock(&conn.plan).steps.is_empty() {
+        fire(conn, shared);
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if shared.stopping() {
+            break;
+        }
+        if conn.fired.load(Ordering::SeqCst) {
+            // Cut: the sockets are shut. Stall: read nothing, forward nothing.
+            thread::sleep(TICK);
+            continue;
+        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(_) => break,
+        };
+        let decision = {
+            let mut plan = lock(&conn.plan);
+            if conn.fired.load(Ordering::SeqCst) {
+                Err(0)
+            } else {
+                plan.advance(dir, &buf[..n], armed)
+            }
+        };
+        let forward = match decision {
+            Ok(n) | Err(n) => n,
+        };
+        if let Some(d) = conn.delay {
+            thread::sleep(d);
+        }
+        if forward > 0 {
+            if to.write_all(&buf[..forward]).is_err() {
+                break;
+            }
+            shared.forwarded[dir.index()].fetch_add(forward, Ordering::SeqCst);
+            lock(&shared.chunks).push((dir, forward));
+        }
+        if decision.is_err() {
+            fire(conn, shared);
+        }
+    }
+    // This direction ended (EOF, error, stop): pass the end on.
+    if !conn.fired.load(Ordering::SeqCst) || conn.action == Some(Action::Cut) {
+        let _ = to.shutdown(Shutdown::Write);
+    }
+    if shared.stopping() {
+        conn.shut();
+    }
+}
+
+fn fire(conn: &Connection, shared: &Shared) {
+    if conn.fired.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    shared.fired.fetch_add(1, Ordering::SeqCst);
+    if conn.action == Some(Action::Cut) {
+        conn.shut();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(dir: Dir, n: usize) -> Step {
+        Step::Bytes(dir, n)
+    }
+
+    #[test]
+    fn plan_counts_bytes_and_patterns_across_chunks() {
+        let mut p = Plan::new(vec![bytes(Dir::ToClient, 5)]);
+        assert_eq!(p.advance(Dir::ToClient, b"abc", true), Ok(3));
+        assert_eq!(p.advance(Dir::ToServer, b"zzzzzz", true), Ok(6));
+        assert_eq!(p.advance(Dir::ToClient, b"defg", true), Err(2));
+
+        let mut p = Plan::new(vec![
+            Step::Sent(Dir::ToServer, b"DATA\r\n".to_vec()),
+            bytes(Dir::ToClient, 0),
+        ]);
+        assert_eq!(p.advance(Dir::ToServer, b"MAIL\r\nDA", true), Ok(8));
+        assert_eq!(p.advance(Dir::ToClient, b"250 ok\r\n", true), Ok(8));
+        assert_eq!(p.advance(Dir::ToServer, b"TA\r\nxx", true), Ok(6));
+        assert_eq!(p.advance(Dir::ToClient, b"354 go\r\n", true), Err(0));
+
+        let mut p = Plan::new(vec![Step::Before(Dir::ToServer, b"AUTH".to_vec())]);
+        assert_eq!(
+            p.advance(Dir::ToServer, b"EHLO x\r\nAUTH PLAIN", true),
+            Err(8)
+        );
+        let mut p = Plan::new(vec![Step::Sent(Dir::ToServer, b"AUTH".to_vec())]);
+        assert_eq!(
+            p.advance(Dir::ToServer, b"EHLO x\r\nAUTH PLAIN", true),
+            Err(12)
+        );
+    }
+
+    /// An echo server behind a proxy that cuts after 10 bytes from the server.
+    #[test]
+    fn cuts_after_n_bytes_and_forwards_before() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let echo = thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"0123456789abcdefghij");
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut b = [0u8; 64];
+                let _ = s.read(&mut b);
+            }
+        });
+        let proxy = FaultProxy::start(port, Fault::cut([bytes(Dir::ToClient, 10)]));
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        assert_eq!(got, b"0123456789");
+        assert!(proxy.wait_fired(Duration::from_secs(1)));
+        drop(c);
+        drop(proxy);
+        echo.join().expect("echo");
+    }
+}
