@@ -1,8 +1,11 @@
 //! Dumping one mailbox: EXAMINE (read-only), UID SEARCH, the sizes of the
 //! messages found, then UID FETCH of `BODY.PEEK[]` in batches cut by a byte
 //! budget. The imap crate holds one FETCH response whole in memory, so the
-//! budget bounds memory; a second thread asks for the next batch while this
-//! one is written, so a slow link costs one round trip per batch at most.
+//! budget bounds memory. Batches alternate between two connections (the
+//! second opened on demand; `--connections 1` or `-v` keep one), each in its
+//! own thread, while the main thread writes them in order: the server streams
+//! one batch while the imap crate parses the other, and a slow link costs
+//! little more than one round trip per two batches.
 
 use std::sync::mpsc;
 
@@ -14,7 +17,7 @@ use crate::message;
 use crate::mutf7;
 use crate::output::MboxOutput;
 use crate::progress::Progress;
-use crate::session::{imap_error, Session};
+use crate::session::{self, imap_error, Session};
 use crate::state::{MailboxState, StateFile};
 
 /// What the user asked for that applies to every mailbox.
@@ -25,6 +28,62 @@ pub struct DumpOptions {
     pub batch_bytes: u64,
     pub flags: bool,
     pub tag_mailbox: bool,
+    /// Connections fetching in parallel (1 or 2).
+    pub connections: usize,
+}
+
+/// The logged-in connections: the one every command uses, and a helper
+/// that fetches every other batch, opened the first time it is useful.
+pub struct Sessions<'e> {
+    pub main: Session,
+    helper: Option<Session>,
+    helper_failed: bool,
+    endpoint: &'e Endpoint,
+}
+
+impl<'e> Sessions<'e> {
+    pub fn new(main: Session, endpoint: &'e Endpoint) -> Sessions<'e> {
+        Sessions {
+            main,
+            helper: None,
+            helper_failed: false,
+            endpoint,
+        }
+    }
+
+    /// Opens the helper connection and examines `mailbox` on it; false if
+    /// none can be had (a server that refuses a second connection gets one).
+    fn prepare_helper(&mut self, wire_name: &str, uid_validity: u32) -> Result<bool, Error> {
+        if self.helper.is_none() && !self.helper_failed {
+            match session::open(self.endpoint) {
+                Ok(s) => self.helper = Some(s),
+                Err(_) => self.helper_failed = true,
+            }
+        }
+        let Some(helper) = self.helper.as_mut() else {
+            return Ok(false);
+        };
+        let selected = helper
+            .examine(wire_name)
+            .map_err(|e| imap_error(self.endpoint, e))?;
+        if selected.uid_validity.unwrap_or(0) != uid_validity {
+            return Err(Error::new(
+                Exit::TempFail,
+                format!(
+                    "{}: the mailbox's UIDVALIDITY changed during the dump; run again",
+                    self.endpoint.url
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    pub fn logout(mut self) {
+        let _ = self.main.logout();
+        if let Some(mut helper) = self.helper.take() {
+            let _ = helper.logout();
+        }
+    }
 }
 
 /// At most this many messages per FETCH, so the UID set stays short.
@@ -33,7 +92,7 @@ const BATCH_MESSAGES: usize = 5000;
 /// Dumps `mailbox` (UTF-8 name) into `out`, advancing `state` after each
 /// batch is committed. Returns the number of messages written.
 pub fn dump_mailbox(
-    session: &mut Session,
+    sessions: &mut Sessions<'_>,
     endpoint: &Endpoint,
     mailbox: &str,
     out: &mut MboxOutput,
@@ -41,18 +100,18 @@ pub fn dump_mailbox(
     options: &DumpOptions,
     progress: &Progress,
 ) -> Result<usize, Error> {
-    let selected = session
-        .examine(mutf7::encode(mailbox))
-        .map_err(|e| match e {
-            imap::Error::No(no) => Error::new(
-                Exit::NoInput,
-                format!(
-                    "{}: cannot open mailbox {mailbox:?}: {} (imap-dump --list shows the mailboxes)",
-                    endpoint.url, no.information
-                ),
+    let wire_name = mutf7::encode(mailbox);
+    let session = &mut sessions.main;
+    let selected = session.examine(&wire_name).map_err(|e| match e {
+        imap::Error::No(no) => Error::new(
+            Exit::NoInput,
+            format!(
+                "{}: cannot open mailbox {mailbox:?}: {} (imap-dump --list shows the mailboxes)",
+                endpoint.url, no.information
             ),
-            other => imap_error(endpoint, other),
-        })?;
+        ),
+        other => imap_error(endpoint, other),
+    })?;
     let uid_validity = selected.uid_validity.unwrap_or(0);
     let mut after_uid = 0;
     if let Some(saved) = state.as_deref().and_then(|s| s.get(mailbox)) {
@@ -93,22 +152,38 @@ pub fn dump_mailbox(
     };
     let mut written = 0usize;
     let total = sized.len();
+    let two = options.connections > 1
+        && batches.len() > 1
+        && sessions.prepare_helper(&wire_name, uid_validity)?;
+    let mut fetchers: Vec<&mut Session> = vec![&mut sessions.main];
+    if two {
+        fetchers.extend(sessions.helper.as_mut());
+    }
+    let lanes = fetchers.len();
     std::thread::scope(|scope| -> Result<(), Error> {
-        // Rendezvous: at most the batch being written and the one fetched.
-        let (sender, receiver) = mpsc::sync_channel::<Result<Fetches, Error>>(0);
-        let session = &mut *session;
-        scope.spawn(move || {
-            for set in &batches {
-                let fetched = session
-                    .uid_fetch(set, query)
-                    .map_err(|e| imap_error(endpoint, e));
-                let failed = fetched.is_err();
-                if sender.send(fetched).is_err() || failed {
-                    return;
+        let mut receivers = Vec::new();
+        for (lane, session) in fetchers.into_iter().enumerate() {
+            // Rendezvous: each connection holds at most the batch it fetched
+            // until the writer takes it.
+            let (sender, receiver) = mpsc::sync_channel::<Result<Fetches, Error>>(0);
+            receivers.push(receiver);
+            let batches = &batches;
+            scope.spawn(move || {
+                for set in batches.iter().skip(lane).step_by(lanes) {
+                    let fetched = session
+                        .uid_fetch(set, query)
+                        .map_err(|e| imap_error(endpoint, e));
+                    let failed = fetched.is_err();
+                    if sender.send(fetched).is_err() || failed {
+                        return;
+                    }
                 }
-            }
-        });
-        for fetched in receiver {
+            });
+        }
+        for batch in 0..batches.len() {
+            let Ok(fetched) = receivers[batch % lanes].recv() else {
+                return Err(Error::new(Exit::Software, "a fetching thread ended early"));
+            };
             let fetches = fetched?;
             let mut last_uid = None;
             for fetch in fetches.iter() {

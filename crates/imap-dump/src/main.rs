@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailpipe::{Error, Protocol, ServerArgs};
 
-use crate::dump::DumpOptions;
+use crate::dump::{DumpOptions, Sessions};
 use crate::output::MboxOutput;
 use crate::progress::Progress;
 use crate::state::StateFile;
@@ -88,9 +88,13 @@ struct Args {
     /// Add Status, X-Status and X-Keywords headers from the IMAP flags
     #[arg(long)]
     flags: bool,
-    /// Bytes of messages per UID FETCH; bounds memory (about twice this)
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    /// Bytes of messages per UID FETCH; memory stays within about four times this
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
     batch_size: u64,
+    /// Connections fetching batches in parallel: 2, or 1 for one connection
+    /// (-v always uses one)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    connections: u8,
     /// No progress display on stderr
     #[arg(short, long)]
     quiet: bool,
@@ -133,11 +137,12 @@ fn run(args: Args) -> Result<(), Error> {
         let _ = session.logout();
         return Ok(());
     }
+    let mut sessions = Sessions::new(session, &endpoint);
 
     // The mailboxes to dump, with their hierarchy delimiters for --output-dir.
     let needs_list = args.all || args.output_dir.is_some();
     let known = if needs_list {
-        list::mailboxes(&mut session, &endpoint)?
+        list::mailboxes(&mut sessions.main, &endpoint)?
     } else {
         Vec::new()
     };
@@ -164,6 +169,12 @@ fn run(args: Args) -> Result<(), Error> {
         batch_bytes: args.batch_size,
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
+        // Two transcripts interleaved on stderr would be unreadable.
+        connections: if endpoint.verbose {
+            1
+        } else {
+            usize::from(args.connections)
+        },
     };
     let progress = Progress::new(!args.quiet && !endpoint.verbose);
     let mut stdout = match args.output_dir {
@@ -183,7 +194,7 @@ fn run(args: Args) -> Result<(), Error> {
             (None, None) => unreachable!("stdout is open when there is no --output-dir"),
         };
         dump::dump_mailbox(
-            &mut session,
+            &mut sessions,
             &endpoint,
             name,
             out,
@@ -193,6 +204,6 @@ fn run(args: Args) -> Result<(), Error> {
         )?;
         out.commit(state.is_some())?;
     }
-    let _ = session.logout();
+    sessions.logout();
     Ok(())
 }

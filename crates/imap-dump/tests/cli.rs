@@ -509,37 +509,42 @@ fn a_killed_run_followed_by_a_normal_run_loses_nothing() {
 }
 
 /// A TCP proxy in front of the real Dovecot that forwards `limit` bytes from
-/// the server, then cuts both directions. Returns its port.
+/// the server (counted over all connections imap-dump opens), then cuts every
+/// connection in both directions. Returns its port.
 fn cutting_proxy(upstream: u16, limit: usize) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let forwarded = std::sync::Arc::new(AtomicUsize::new(0));
     thread::spawn(move || {
-        let Ok((client, _)) = listener.accept() else {
-            return;
-        };
-        let server = TcpStream::connect(("127.0.0.1", upstream)).expect("upstream");
-        let (mut c_read, mut s_write) = (
-            client.try_clone().expect("clone"),
-            server.try_clone().expect("clone"),
-        );
-        thread::spawn(move || {
-            let _ = std::io::copy(&mut c_read, &mut s_write);
-        });
-        let (mut s_read, mut c_write) = (server, client);
-        let mut sent = 0;
-        let mut buf = vec![0u8; 16 * 1024];
-        while sent < limit {
-            let n = match s_read.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n.min(limit - sent),
-            };
-            if c_write.write_all(&buf[..n]).is_err() {
-                break;
-            }
-            sent += n;
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let forwarded = std::sync::Arc::clone(&forwarded);
+            thread::spawn(move || {
+                let server = TcpStream::connect(("127.0.0.1", upstream)).expect("upstream");
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match s_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = forwarded.fetch_add(n, Ordering::SeqCst);
+                    let n = n.min(limit.saturating_sub(before));
+                    if n == 0 || c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+                let _ = s_read.shutdown(std::net::Shutdown::Both);
+            });
         }
-        let _ = c_write.shutdown(std::net::Shutdown::Both);
-        let _ = s_read.shutdown(std::net::Shutdown::Both);
     });
     port
 }
