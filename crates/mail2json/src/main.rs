@@ -8,30 +8,17 @@
 //! (the run goes on; each failure is one line on stderr), 66 for a missing
 //! input, 74 for an I/O error. A closed stdout ends quietly.
 
-mod address;
-mod batch;
-mod body;
-mod convert;
-mod date;
-mod decode;
-mod extract;
-mod headers;
-mod input;
-mod mime;
-mod params;
-mod rfc2047;
-mod schema;
-
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mail2json::{batch, extract};
 use mailpipe::Error;
 
-use crate::convert::Options;
-use crate::input::InputKind;
-use crate::schema::FieldSet;
+use mail2json::convert::Options;
+use mail2json::input::InputKind;
+use mail2json::schema::FieldSet;
 
 /// Messages, mbox streams and maildirs to JSON Lines.
 ///

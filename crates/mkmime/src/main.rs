@@ -12,14 +12,6 @@
 //! a line break, an address that does not parse, text that is not UTF-8);
 //! 66 a file that cannot be read; 74 an I/O error on stdin or stdout.
 
-mod attach;
-mod build;
-mod draft;
-mod header_encode;
-mod headers;
-mod json_input;
-mod reproducible;
-
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,10 +19,11 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use lettre::message::header::ContentTransferEncoding;
 use mailpipe::Error;
+use mkmime::{attach, build, draft, headers, json_input, reproducible};
 
-use crate::attach::FileSpec;
-use crate::build::Content;
-use crate::headers::{Fields, Kind};
+use mkmime::attach::FileSpec;
+use mkmime::build::Content;
+use mkmime::headers::{Fields, Kind};
 
 const EXAMPLES: &str = "\
 Examples:
