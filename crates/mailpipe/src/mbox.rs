@@ -175,8 +175,9 @@ impl<W: Write> MboxWriter<W> {
     }
 
     /// Appends one message. Its line ends are kept as they are (CRLF stays
-    /// CRLF); a message that does not end in a line end gets one, and then the
-    /// blank separator line follows, in the message's own line-end style.
+    /// CRLF); a message that does not end in a line end gets one, in the style
+    /// of its first line, and then the blank separator line follows, in the
+    /// style of its last line end.
     pub fn write_message(
         &mut self,
         sender: &str,
@@ -220,7 +221,15 @@ pub fn encode_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, mess
     if !message.is_empty() && !message.ends_with(b"\n") {
         entry.extend_from_slice(eol);
     }
-    entry.extend_from_slice(eol);
+    // The separator follows the message's last line end, not its first: the
+    // reader removes `\r\n` only after `\r\n`, so a CRLF message ending in a
+    // bare LF would otherwise read back with a stray `\r\n` (found by fuzzing).
+    let separator: &[u8] = if entry.ends_with(b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
+    entry.extend_from_slice(separator);
 }
 
 /// Appends one message to an mbox file (a dead-letter file, an archive) whole
@@ -311,6 +320,21 @@ mod tests {
         let back = read_all(&out);
         assert_eq!(back.len(), 2);
         assert!(back.iter().all(|m| m.data == msg));
+    }
+
+    #[test]
+    fn crlf_message_ending_in_bare_lf_round_trips() {
+        // Found by fuzz/fuzz_targets/mbox_roundtrip.rs: the separator was CRLF
+        // (the first line's style) and the reader left it in the message.
+        let msg = b"Subject: x\r\nX: y\n\nbody\n\n".to_vec();
+        let mut w = MboxWriter::new(Vec::new());
+        w.write_message("a@b.c", t0(), &msg).expect("write");
+        w.write_message("a@b.c", t0(), b"Subject: z\r\n\r\nlast\r\n")
+            .expect("write");
+        let back = read_all(&w.into_inner());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].data, msg);
+        assert_eq!(back[1].data, b"Subject: z\r\n\r\nlast\r\n");
     }
 
     #[test]
