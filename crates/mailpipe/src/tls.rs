@@ -269,7 +269,18 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf).map_err(|e| {
+                // rustls's text for a cut connection ends in a docs.rs URL; a
+                // user reading a cron mail wants to know the server hung up.
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection (without TLS close_notify)",
+                    )
+                } else {
+                    e
+                }
+            }),
         }
     }
 }
@@ -388,6 +399,41 @@ mod tests {
         let mut echo = [0u8; 5];
         stream.read_exact(&mut echo).expect("echo");
         assert_eq!(&echo, b"ping\n");
+    }
+
+    /// Regression (hardening, issue 8): a server that hangs up without a TLS
+    /// close_notify is reported in words, not with rustls's docs.rs URL.
+    #[test]
+    fn a_cut_tls_connection_says_the_server_closed_it() {
+        let pki = pki("test CA", &["127.0.0.1"]);
+        let ca = ca_file(&pki.ca_pem);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = pki.server;
+        thread::spawn(move || {
+            let Ok((tcp, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(conn) = ServerConnection::new(Arc::new(server)) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let _ = tls.write_all(b"hello\n");
+            let _ = tls.flush();
+            let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+        });
+        let config = client_config(Some(ca.path())).expect("config");
+        let url = ServerUrl::parse(&format!("imaps://127.0.0.1:{port}"), None).expect("url");
+        let mut stream = Stream::open(&url, Duration::from_secs(5), &config).expect("open");
+        let mut all = Vec::new();
+        let e = stream.read_to_end(&mut all).expect_err("no close_notify");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let text = Error::from(e).message().to_string();
+        assert_eq!(
+            text,
+            "the server closed the connection (without TLS close_notify)"
+        );
+        assert_eq!(all, b"hello\n");
     }
 
     #[test]
