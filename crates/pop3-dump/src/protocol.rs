@@ -23,6 +23,10 @@ const MAX_CAPA: usize = 64 * 1024;
 /// before we call the reply endless: dot-stuffing adds up to one byte a line,
 /// and servers that count LF line ends under-report by another.
 const BODY_SLACK: u64 = 1 << 20;
+/// The slowest average rate, in bytes a second, at which a message may
+/// arrive (on top of --timeout): a bound on the time a server trickling
+/// bytes can hold us, far below any real link.
+const MIN_BODY_RATE: u64 = 8 * 1024;
 /// Longest command line with an AUTH initial response (RFC 5034, section 4).
 const MAX_AUTH_LINE: usize = 255;
 
@@ -297,7 +301,8 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Reads the reply to a queued `RETR n` or `TOP n 0` into `message`.
-    /// `size` is the LIST size, which bounds how much we accept. A `-ERR` is
+    /// `size` is the LIST size, which bounds how much we accept and for how
+    /// long (--timeout plus `size` at MIN_BODY_RATE). A `-ERR` is
     /// returned as its status with `message` empty.
     pub fn read_message(
         &mut self,
@@ -311,7 +316,8 @@ impl<S: Read + Write> Client<S> {
             return Ok(status);
         }
         let limit = size.saturating_mul(3).saturating_add(BODY_SLACK);
-        response::read_body(&mut self.input, message, limit, what)?;
+        let deadline = self.deadline() + Duration::from_secs(size / MIN_BODY_RATE);
+        response::read_body(&mut self.input, message, limit, deadline, what)?;
         Ok(status)
     }
 

@@ -208,42 +208,62 @@ pub fn read_lines<R: BufRead>(
 /// the dot-stuffing and keeping every other byte, line ends included, as
 /// sent. Lines may be of any length; the whole reply (as sent, with stuffing)
 /// may not exceed `limit` bytes, which bounds memory against a server that
-/// never sends the final `.`.
+/// never sends the final `.`, and must be complete by `deadline`, which
+/// bounds the time a server trickling bytes can hold us.
 pub fn read_body<R: BufRead>(
     input: &mut R,
     message: &mut Vec<u8>,
     limit: u64,
+    deadline: Instant,
     what: &str,
 ) -> Result<(), Error> {
+    /// Bytes read per step inside a long line, between deadline checks.
+    const STEP: u64 = 64 * 1024;
     message.clear();
     let mut received = 0u64;
+    // Where the current line starts in `message`, and whether it began with
+    // a stuffing dot (removed): then it may be the terminating ".".
+    let mut line_start = 0usize;
+    let mut dotted = false;
+    let mut at_line_start = true;
     loop {
-        let first = match input.fill_buf().map_err(|e| read_error(what, e))? {
-            [] => return Err(closed_before_dot(what)),
-            available => available[0],
-        };
-        let line_start = message.len();
-        if first == b'.' {
-            input.consume(1);
-            received += 1;
+        if at_line_start {
+            let available = input.fill_buf().map_err(|e| read_error(what, e))?;
+            if available.is_empty() {
+                return Err(closed_before_dot(what));
+            }
+            line_start = message.len();
+            dotted = available[0] == b'.';
+            if dotted {
+                input.consume(1);
+                received += 1;
+            }
         }
         let room = limit.saturating_sub(received);
-        let n = io::Read::take(&mut *input, room)
+        if room == 0 {
+            return Err(Error::protocol(format!(
+                "the server's {what} goes on past {limit} bytes without its final \".\""
+            )));
+        }
+        let step = room.min(STEP);
+        let n = io::Read::take(&mut *input, step)
             .read_until(b'\n', message)
             .map_err(|e| read_error(what, e))?;
         received += n as u64;
-        if !message.ends_with(b"\n") || n == 0 {
-            if received >= limit {
-                return Err(Error::protocol(format!(
-                    "the server's {what} goes on past {limit} bytes without its final \".\""
-                )));
-            }
+        let line_ended = n > 0 && message.last() == Some(&b'\n');
+        if !line_ended && (n as u64) < step {
             return Err(closed_before_dot(what));
         }
-        let line = &message[line_start..];
-        if first == b'.' && (line == b"\r\n" || line == b"\n") {
-            message.truncate(line_start);
-            return Ok(());
+        if line_ended && dotted {
+            let line = &message[line_start..];
+            if line == b"\r\n" || line == b"\n" {
+                message.truncate(line_start);
+                return Ok(());
+            }
+        }
+        at_line_start = line_ended;
+        if Instant::now() > deadline {
+            return Err(too_slow(what));
         }
     }
 }
@@ -312,7 +332,7 @@ mod tests {
         wire.extend_from_slice(b"\r\n.\r\n+OK next");
         let mut input = BufReader::with_capacity(1024, wire.as_slice());
         let mut message = Vec::new();
-        read_body(&mut input, &mut message, 1 << 20, "RETR 1").expect("body");
+        read_body(&mut input, &mut message, 1 << 20, later(), "RETR 1").expect("body");
         let mut expected = b"Subject: a\r\n\r\n.leading dot\r\n..two\r\nbare lf\nno cr".to_vec();
         expected.extend_from_slice(&long);
         expected.extend_from_slice(b"\r\n");
@@ -325,15 +345,37 @@ mod tests {
     #[test]
     fn empty_body_and_missing_dot() {
         let mut message = Vec::new();
-        read_body(&mut &b".\r\n"[..], &mut message, 100, "TOP 1 0").expect("empty");
+        read_body(&mut &b".\r\n"[..], &mut message, 100, later(), "TOP 1 0").expect("empty");
         assert!(message.is_empty());
-        let e = read_body(&mut &b"line\r\n"[..], &mut message, 100, "RETR 1").expect_err("eof");
+        let e = read_body(&mut &b"line\r\n"[..], &mut message, 100, later(), "RETR 1")
+            .expect_err("eof");
         assert!(e.message().contains("no final"), "{e}");
         let endless = b"data\r\n".repeat(1000);
-        let e = read_body(&mut endless.as_slice(), &mut message, 600, "RETR 1").expect_err("big");
+        let e = read_body(
+            &mut endless.as_slice(),
+            &mut message,
+            600,
+            later(),
+            "RETR 1",
+        )
+        .expect_err("big");
         assert!(e.message().contains("past 600 bytes"), "{e}");
+        // A server too slow overall: the deadline is checked line by line
+        // and inside long lines.
+        let past = Instant::now() - Duration::from_millis(1);
+        let long_line = vec![b'y'; 200_000];
+        let e = read_body(
+            &mut long_line.as_slice(),
+            &mut message,
+            1 << 20,
+            past,
+            "RETR 1",
+        )
+        .expect_err("slow");
+        assert_eq!(e.exit(), Exit::TempFail);
+        assert!(e.message().contains("did not arrive in time"), "{e}");
         // A line cut in the middle, then end of stream.
-        let e = read_body(&mut &b"abc"[..], &mut message, 100, "RETR 1").expect_err("cut");
+        let e = read_body(&mut &b"abc"[..], &mut message, 100, later(), "RETR 1").expect_err("cut");
         assert_eq!(e.exit(), Exit::Protocol);
     }
 }
