@@ -13,14 +13,6 @@
 //! broke the protocol or refused a message, 77 authentication failed,
 //! 78 configuration.
 
-mod envelope;
-mod export;
-mod maildrop;
-mod protocol;
-mod response;
-mod session;
-mod state;
-
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,9 +20,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailpipe::{Error, Protocol, ServerArgs};
 
-use crate::export::{ExportOptions, MaildropName};
-use crate::maildrop::Maildrop;
-use crate::session::Session;
+use pop3_dump::export::{self, ExportOptions, MaildropName};
+use pop3_dump::maildrop::{self, Maildrop};
+use pop3_dump::session::Session;
 
 const EXAMPLES: &str = "\
 Examples:
