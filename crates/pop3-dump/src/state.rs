@@ -17,6 +17,11 @@
 //! it describes was flushed: a run killed at any moment leaves the old state,
 //! and the next run exports again what may not have reached the output. A
 //! duplicate is possible; a loss is not.
+//!
+//! A run whose output failed (connection cut, timeout, write error) leaves
+//! the state as it was. A run that completed but had single messages refused
+//! by the server records the ones it wrote, not the refused ones. Messages
+//! exported with `--headers-only` count as exported.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
