@@ -443,7 +443,7 @@ fn plain_utf8_over_smtps_imaps_pop3s() {
         "--subject".into(),
         sent.subject.clone(),
     ];
-    let _ = round_trip(&f, &sent, args, Security::Implicit);
+    round_trip(&f, &sent, args, Security::Implicit);
 }
 
 #[test]
@@ -474,7 +474,7 @@ fn chinese_subject_and_body_over_starttls() {
         "-s".into(),
         subject.into(),
     ];
-    let _ = round_trip(&f, &sent, args, Security::StartTls);
+    round_trip(&f, &sent, args, Security::StartTls);
 }
 
 #[test]
@@ -510,7 +510,7 @@ fn chinese_attachment_names_over_smtps() {
             (&sent.attachments[1].filename, "", &sent.attachments[1]),
         ],
     ));
-    let _ = round_trip(&f, &sent, args, Security::Implicit);
+    round_trip(&f, &sent, args, Security::Implicit);
 }
 
 #[test]
@@ -542,7 +542,7 @@ fn text_and_html_alternative_over_starttls() {
         "--html".into(),
         html_file.display().to_string(),
     ];
-    let _ = round_trip(&f, &sent, args, Security::StartTls);
+    round_trip(&f, &sent, args, Security::StartTls);
 }
 
 #[test]
@@ -566,7 +566,7 @@ fn five_megabyte_attachment_over_smtps() {
     };
     let mut args = strings(&["--from", &s.user1, "--to", &s.user1, "-s", &sent.subject]);
     args.extend(attach_args(&f, &[("backup.bin", "", &sent.attachments[0])]));
-    let _ = round_trip(&f, &sent, args, Security::Implicit);
+    round_trip(&f, &sent, args, Security::Implicit);
 }
 
 #[test]
@@ -776,7 +776,7 @@ fn mail2json_extract_transform_mkmime_json_round_trip() {
             ("upload-2", ";name=报告 2026.pdf", &original.attachments[1]),
         ],
     ));
-    let _ = round_trip(&f, &original, args, Security::Implicit);
+    round_trip(&f, &original, args, Security::Implicit);
 
     // imap-dump | mail2json --extract DIR
     let extract_dir = f.path("extracted");
