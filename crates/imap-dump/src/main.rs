@@ -45,7 +45,14 @@ highest UID written, and is replaced only after the output it describes was
 flushed (and synced, for files). A run killed at any moment therefore never
 skips a message next time; it may write some again (a duplicate is better than
 a loss). If the server renumbers a mailbox (UIDVALIDITY changes), imap-dump
-says so and dumps the whole mailbox again.";
+says so and dumps the whole mailbox again. When appending to a file whose last
+message a killed run cut short, imap-dump first ends it with a blank line, so
+the next message is never swallowed. The state is per mailbox, not per
+--search: a later run with other criteria still starts after the saved UID.
+
+Output is mboxrd: lines matching >*From get one more '>', undone by readers
+of mboxrd (mailpipe, Python's mailbox, mutt). A message that does not end in
+a line end gets one (mbox cannot mark its end otherwise).";
 
 /// Copy IMAP mailboxes to mbox without changing anything on the server.
 #[derive(Parser, Debug)]
