@@ -41,6 +41,13 @@ impl HeaderLine {
     /// Appends `token` after the whitespace `sep`; folds before `sep` when the
     /// token would carry the line past 78 characters.
     pub fn push(&mut self, sep: &str, token: &str) {
+        // Whitespace too long for any line cannot go out as it is (998 is a
+        // MUST); one space still separates the words (found by fuzzing).
+        let sep = if !sep.is_empty() && sep.len() + token.len() >= HARD_LIMIT {
+            " "
+        } else {
+            sep
+        };
         if self.has_token && !sep.is_empty() && self.line_len + sep.len() + token.len() > SOFT_LIMIT
         {
             self.out.push_str("\r\n");
@@ -117,7 +124,7 @@ fn push_encoded(line: &mut HeaderLine, sep: &str, text: &str) {
         let mut room = line.room().saturating_sub(sep.len()).min(EW_MAX);
         // Less room than one 4-byte character needs: start a new line.
         if line.has_token && room < overhead + 8 {
-            room = (SOFT_LIMIT - sep.len()).min(EW_MAX);
+            room = SOFT_LIMIT.saturating_sub(sep.len()).min(EW_MAX);
             line.out.push_str("\r\n");
             line.line_len = 0;
             line.has_token = false;
@@ -296,6 +303,24 @@ mod tests {
 
     fn max_line(s: &str) -> usize {
         s.split("\r\n").map(str::len).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn long_whitespace_before_an_encoded_word_does_not_panic() {
+        // Found by fuzz/fuzz_targets/mkmime_input.rs: a run of spaces longer
+        // than a line before a word that needs encoding, after a full line.
+        let value = format!("<a@{}数据", " ".repeat(300));
+        let field = unstructured("X-Reply", &value);
+        assert!(field.starts_with("X-Reply: <a@"), "{field}");
+        assert!(field.ends_with("?=\r\n"), "{field}");
+    }
+
+    #[test]
+    fn whitespace_longer_than_a_line_is_shortened_to_one_space() {
+        let value = format!("a{}b", " ".repeat(1200));
+        let field = unstructured("X-A", &value);
+        assert!(max_line(&field) <= HARD_LIMIT, "{field}");
+        assert_eq!(field, "X-A: a b\r\n");
     }
 
     #[test]
