@@ -1,0 +1,347 @@
+//! Secrets never shown: smtp-send, imap-dump and pop3-dump with `-v` against
+//! the real stack, for both users (an ASCII and a UTF-8 password), with a
+//! failing and a succeeding login, the password from the environment and from
+//! --password-command. The password, and its base64 forms (SASL PLAIN
+//! `\0user\0pass`, LOGIN's base64 of the password alone, padded or not),
+//! must appear nowhere in stdout or stderr, nor in the argv of the tool or of
+//! any process it starts (read from /proc while it runs: the tool goes
+//! through a proxy that slows every chunk down, so that it lives long enough).
+//!
+//! Related checks in the tools' own tests: crates/smtp-send/tests/stack.rs
+//! `transcript_never_shows_the_password` (successful logins, environment),
+//! crates/pop3-dump/tests/cli.rs `wrong_password_is_77_and_nothing_secret_is_shown`,
+//! crates/imap-dump/tests/cli.rs `verbose_shows_the_dialogue_without_secrets_or_bodies`.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use mailpipe_e2e::fault_proxy::{Fault, FaultProxy};
+use mailpipe_e2e::{tool, Stack};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Every form of `pass` (as `user`) that must never be shown.
+fn forbidden(user: &str, pass: &str) -> Vec<Vec<u8>> {
+    let plain = format!("\0{user}\0{pass}");
+    let mut forms = vec![
+        pass.as_bytes().to_vec(),
+        b64(pass.as_bytes()).into_bytes(),
+        b64(pass.as_bytes())
+            .trim_end_matches('=')
+            .as_bytes()
+            .to_vec(),
+        b64(plain.as_bytes()).into_bytes(),
+        b64(plain.as_bytes())
+            .trim_end_matches('=')
+            .as_bytes()
+            .to_vec(),
+        b64(format!("{user}\0{user}\0{pass}").as_bytes()).into_bytes(),
+    ];
+    // The password as IMAP would quote it, and its Debug form.
+    forms.push(format!("{pass:?}").into_bytes());
+    forms
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The pids of `root` and all its descendants, from /proc.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        if let Some(ppid) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+struct Seen {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Every argv seen in the tool's process tree while it ran.
+    argvs: BTreeSet<Vec<u8>>,
+}
+
+/// Runs `cmd`, sampling the argv of it and its descendants until it ends.
+fn run_watching(cmd: &mut Command) -> Seen {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tool starts");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let err_reader = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let mut argvs = BTreeSet::new();
+    let started = Instant::now();
+    let status = loop {
+        for pid in process_tree(child.id()) {
+            if let Ok(argv) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                if !argv.is_empty() {
+                    argvs.insert(argv);
+                }
+            }
+        }
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} hung");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Seen {
+        code: status.code(),
+        stdout: out_reader.join().expect("stdout"),
+        stderr: err_reader.join().expect("stderr"),
+        argvs,
+    }
+}
+
+/// How the password reaches the tool.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Env,
+    Command,
+}
+
+fn unique() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Runs `tool_name` with `-v` through a slow proxy to `port`, logging in as
+/// `user` with `pass` from `source`; checks nothing secret is shown and
+/// returns the exit status.
+fn check(
+    tool_name: &str,
+    scheme: &str,
+    port: u16,
+    user: &str,
+    pass: &str,
+    source: Source,
+    extra: &[&str],
+) -> i32 {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Slow enough that the process lives a second or so, to be watched.
+    let proxy = FaultProxy::start(port, Fault::delay(Duration::from_millis(40)));
+    let mut cmd = Command::new(tool(tool_name));
+    cmd.env_remove("MAILPIPE_CONFIG")
+        .env_remove("MAILPIPE_PASSWORD")
+        .env_remove("SMTP_PASSWORD")
+        .env_remove("IMAP_PASSWORD")
+        .env_remove("POP3_PASSWORD")
+        .env("HOME", dir.path())
+        .env("NETRC", "/nonexistent")
+        .arg("--server")
+        .arg(format!("{scheme}://localhost:{}", proxy.port()))
+        .args(["--user", user, "-v", "--timeout", "20"])
+        .arg("--ca-file")
+        .arg(&stack.ca_file)
+        .args(extra);
+    match source {
+        Source::Env => {
+            let var = match tool_name {
+                "smtp-send" => "SMTP_PASSWORD",
+                "imap-dump" => "IMAP_PASSWORD",
+                _ => "POP3_PASSWORD",
+            };
+            cmd.env(var, pass);
+        }
+        Source::Command => {
+            let file = dir.path().join("pw");
+            std::fs::write(&file, format!("{pass}\n")).expect("password file");
+            cmd.arg("--password-command")
+                .arg(format!("cat '{}'", file.display()));
+        }
+    }
+    let argv: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let forms = forbidden(user, pass);
+    for f in &forms {
+        assert!(
+            !contains(argv.join("\0").as_bytes(), f),
+            "the test itself put a secret in argv: {argv:?}"
+        );
+    }
+    let seen = run_watching(&mut cmd);
+    drop(proxy);
+    let stderr = String::from_utf8_lossy(&seen.stderr);
+    let what = format!("{tool_name} {scheme} as {user} ({source:?}, {extra:?})");
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    assert!(
+        stderr.contains("<redacted>"),
+        "{what}: -v shows the login, redacted: {stderr}"
+    );
+    for f in &forms {
+        let shown = String::from_utf8_lossy(f);
+        assert!(
+            !contains(&seen.stderr, f),
+            "{what}: stderr shows {shown:?}: {stderr}"
+        );
+        assert!(!contains(&seen.stdout, f), "{what}: stdout shows {shown:?}");
+        for a in &seen.argvs {
+            assert!(
+                !contains(a, f),
+                "{what}: a process's argv shows {shown:?}: {:?}",
+                String::from_utf8_lossy(a)
+            );
+        }
+    }
+    assert!(
+        seen.argvs.iter().any(|a| contains(a, b"-v")),
+        "{what}: the tool's own argv was read while it ran"
+    );
+    if let Source::Command = source {
+        // The password command itself ran as our child and was watched too,
+        // unless it was too quick to catch; its argv holds the file name only.
+        for a in &seen.argvs {
+            assert!(!contains(a, pass.as_bytes()));
+        }
+    }
+    seen.code.unwrap_or(-1)
+}
+
+fn wrong(pass: &str) -> String {
+    format!("{pass}-Wr0ng-{}", unique() % 1_000_000)
+}
+
+#[test]
+fn smtp_send_never_shows_a_password() {
+    let stack = Stack::get();
+    for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
+        for source in [Source::Env, Source::Command] {
+            for mech in ["plain", "login"] {
+                let extra = ["--check", "--auth", mech];
+                let code = check(
+                    "smtp-send",
+                    "smtps",
+                    stack.smtps_port,
+                    user,
+                    pass,
+                    source,
+                    &extra,
+                );
+                assert_eq!(code, 0, "{user} {mech} {source:?}");
+                let bad = wrong(pass);
+                let code = check(
+                    "smtp-send",
+                    "smtps",
+                    stack.smtps_port,
+                    user,
+                    &bad,
+                    source,
+                    &extra,
+                );
+                assert_eq!(code, 77, "{user} {mech} {source:?} with a wrong password");
+            }
+        }
+    }
+}
+
+#[test]
+fn imap_dump_never_shows_a_password() {
+    let stack = Stack::get();
+    for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
+        for source in [Source::Env, Source::Command] {
+            let code = check(
+                "imap-dump",
+                "imaps",
+                stack.imaps_port,
+                user,
+                pass,
+                source,
+                &["--list"],
+            );
+            assert_eq!(code, 0, "{user} {source:?}");
+            let bad = wrong(pass);
+            let code = check(
+                "imap-dump",
+                "imaps",
+                stack.imaps_port,
+                user,
+                &bad,
+                source,
+                &["--list"],
+            );
+            assert_eq!(code, 77, "{user} {source:?} with a wrong password");
+        }
+    }
+}
+
+#[test]
+fn pop3_dump_never_shows_a_password() {
+    let stack = Stack::get();
+    for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
+        for source in [Source::Env, Source::Command] {
+            let code = check(
+                "pop3-dump",
+                "pop3s",
+                stack.pop3s_port,
+                user,
+                pass,
+                source,
+                &["--list"],
+            );
+            assert_eq!(code, 0, "{user} {source:?}");
+            let bad = wrong(pass);
+            let code = check(
+                "pop3-dump",
+                "pop3s",
+                stack.pop3s_port,
+                user,
+                &bad,
+                source,
+                &["--list"],
+            );
+            assert_eq!(code, 77, "{user} {source:?} with a wrong password");
+        }
+    }
+}
