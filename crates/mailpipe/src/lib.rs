@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod cli;
+pub mod durable;
 pub mod exit;
 pub mod mbox;
 pub mod secret;

@@ -9,7 +9,6 @@
 //! without QUIT.
 
 use std::io::{self, BufWriter, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use mailpipe::mbox::MboxWriter;
@@ -84,7 +83,7 @@ pub fn export(
         &mut outcome,
     )?;
     out.flush()
-        .and_then(|()| sync_stdout())
+        .and_then(|()| mailpipe::durable::sync_stdout())
         .map_err(|e| Error::io("writing stdout", e))?;
 
     if let Some(state) = &mut state {
@@ -222,14 +221,4 @@ fn delete(session: &mut Session, written: &[&Entry], pipelining: bool) -> Result
     Err(Error::protocol(format!(
         "the server refused {refused}; {outcome}"
     )))
-}
-
-/// Makes the output durable before the state file says it was written: fsync
-/// when stdout is a regular file (a pipe or terminal has nothing to sync).
-fn sync_stdout() -> io::Result<()> {
-    let file = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
-    if file.metadata()?.is_file() {
-        file.sync_data()?;
-    }
-    Ok(())
 }

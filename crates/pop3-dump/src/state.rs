@@ -24,8 +24,8 @@
 //! exported with `--headers-only` count as exported.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use mailpipe::Error;
@@ -108,17 +108,6 @@ impl StateFile {
 
     /// Replaces the file atomically: temporary file, fsync, rename, fsync dir.
     pub fn save(&self) -> Result<(), Error> {
-        let context = |what: &str| format!("{what} state file {}", self.path.display());
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "state".to_string());
-        let temporary = dir.join(format!(".{name}.tmp{}", std::process::id()));
         let mut text = String::from(HEADER);
         for (key, uidls) in &self.maildrops {
             text.push_str(&format!("[{key}]\n"));
@@ -127,18 +116,8 @@ impl StateFile {
                 text.push('\n');
             }
         }
-        let written = File::create(&temporary).and_then(|mut f| {
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| fs::rename(&temporary, &self.path)) {
-            let _ = fs::remove_file(&temporary);
-            return Err(Error::io(context("writing"), e));
-        }
-        // The rename is durable only once the folder is synced.
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(context("syncing the folder of"), e))
+        mailpipe::durable::replace_file(&self.path, text.as_bytes())
+            .map_err(|e| Error::io(format!("writing state file {}", self.path.display()), e))
     }
 }
 
