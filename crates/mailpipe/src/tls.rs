@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -134,10 +134,29 @@ pub fn tls_handshake(
         .map_err(|_| Error::usage(format!("{host:?} is not a valid TLS server name")))?;
     let mut conn = ClientConnection::new(Arc::clone(config), name)
         .map_err(|e| Error::protocol(format!("TLS setup for {host}: {e}")))?;
+    // The read timeout bounds the whole handshake, not each read: rustls
+    // returns after a partial flight and would wait a full timeout again
+    // (a stalled server took twice --timeout), and a server dripping a byte
+    // at a time would never time out.
+    let timeout = tcp.read_timeout().ok().flatten();
+    let deadline = timeout.map(|t| Instant::now() + t);
     while conn.is_handshaking() {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
+                return Err(handshake_error(
+                    host,
+                    &io::Error::from(io::ErrorKind::TimedOut),
+                ));
+            }
+        }
         if let Err(e) = conn.complete_io(&mut tcp) {
             return Err(handshake_error(host, &e));
         }
+    }
+    if timeout.is_some() {
+        tcp.set_read_timeout(timeout)
+            .map_err(|e| Error::io(format!("TLS with {host}"), e))?;
     }
     ack_promptly(&tcp);
     Ok(rustls::StreamOwned::new(conn, tcp))
@@ -306,7 +325,6 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::thread;
-    use std::time::Instant;
 
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use rustls::pki_types::PrivateKeyDer;
@@ -499,6 +517,37 @@ mod tests {
         assert_eq!(e.exit(), Exit::TempFail, "{}", e.message());
         assert!(started.elapsed() < Duration::from_secs(5));
         drop(listener);
+    }
+
+    /// Regression (hardening, issue 8): a server that sends part of its
+    /// first flight and then stalls is given one timeout for the whole
+    /// handshake, not one per read (it took twice --timeout).
+    #[test]
+    fn a_handshake_stalled_mid_flight_times_out_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = thread::spawn(move || {
+            let Ok((mut tcp, _)) = listener.accept() else {
+                return;
+            };
+            let mut hello = [0u8; 4096];
+            let _ = tcp.read(&mut hello);
+            // A ServerHello record header and a few bytes of it, then silence.
+            let _ = tcp.write_all(b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03");
+            thread::sleep(Duration::from_secs(4));
+        });
+        let config = client_config(None).expect("config");
+        let tcp = connect("127.0.0.1", port, Duration::from_secs(1)).expect("tcp");
+        let started = Instant::now();
+        let e = tls_handshake(tcp, "127.0.0.1", &config).expect_err("stalled");
+        let took = started.elapsed();
+        assert_eq!(e.exit(), Exit::TempFail, "{}", e.message());
+        assert!(e.message().contains("timed out"), "{}", e.message());
+        assert!(
+            took < Duration::from_millis(1600),
+            "took {took:?} with a 1 s timeout"
+        );
+        drop(server);
     }
 
     #[test]
