@@ -28,7 +28,7 @@ const TIMEOUT: u64 = 2;
 /// A run must end within this: a stalled read waits --timeout once, and
 /// connecting, TLS and the rest take well under a second on loopback.
 fn deadline() -> Duration {
-    Duration::from_secs(TIMEOUT + 3)
+    Duration::from_secs(TIMEOUT + 1)
 }
 
 struct Run {
@@ -90,6 +90,8 @@ fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Run {
 /// and within the deadline.
 fn assert_failed(run: &Run, tool: &str, code: i32, needles: &[&str]) {
     let err = &run.stderr;
+    // Shown with --nocapture: the outcome table of the hardening report.
+    eprintln!("  {:?} {:.1?}: {}", run.code, run.elapsed, err.trim());
     assert_eq!(run.code, Some(code), "{tool}: status; stderr: {err}");
     assert!(!err.contains("panicked"), "{tool} panicked: {err}");
     let lines: Vec<&str> = err.lines().collect();
@@ -170,6 +172,13 @@ fn from_server(n: usize) -> Step {
 
 fn to_server(n: usize) -> Step {
     Step::Bytes(Dir::ToServer, n)
+}
+
+/// Under TLS 1.3 the client's 1st write is its ClientHello, the 2nd its
+/// Finished, then one per command: the server's answer to the client's
+/// `n`th write is the first server byte after it.
+fn after_client_write(n: usize) -> Vec<Step> {
+    vec![Step::Chunks(Dir::ToServer, n), from_server(0)]
 }
 
 // ---------------------------------------------------------------- smtp-send
@@ -369,6 +378,34 @@ fn smtp_send_auth_cut_and_stalled() {
     assert_failed(&run, "smtp-send", 75, &["timed out", "AUTH"]);
     s.assert_kept(&run);
     s.assert_not_delivered();
+}
+
+#[test]
+fn smtp_send_greeting_and_auth_under_implicit_tls() {
+    let stack = Stack::get();
+    // After the client's Finished: neither the session tickets nor the 220.
+    for (fault, says) in [
+        (Fault::cut(after_client_write(2)), "closed the connection"),
+        (Fault::stall(after_client_write(2)), "timed out"),
+    ] {
+        let s = Smtp::new("tls-greeting", 3);
+        let (run, p) = s.run("smtps", stack.smtps_port, fault, &[]);
+        assert_eq!(p.fired(), 1);
+        assert_failed(&run, "smtp-send", 75, &[says, "greeting"]);
+        s.assert_kept(&run);
+    }
+    // Writes: ClientHello, Finished, EHLO, AUTH PLAIN; the 235 does not come.
+    for (fault, says) in [
+        (Fault::cut(after_client_write(4)), "closed the connection"),
+        (Fault::stall(after_client_write(4)), "timed out"),
+    ] {
+        let s = Smtp::new("tls-auth", 3);
+        let (run, p) = s.run("smtps", stack.smtps_port, fault, &["--auth", "plain"]);
+        assert_eq!(p.fired(), 1);
+        assert_failed(&run, "smtp-send", 75, &[says, "AUTH"]);
+        s.assert_kept(&run);
+        s.assert_not_delivered();
+    }
 }
 
 #[test]
@@ -658,6 +695,28 @@ fn imap_dump_login_cut_and_stalled() {
     assert!(!acct.state().exists(), "no state from a failed run");
 }
 
+#[test]
+fn imap_dump_greeting_and_login_under_implicit_tls() {
+    let stack = Stack::get();
+    let acct = Imap::new("tls-phases", 2, 5);
+    // 2: after the client's Finished (no greeting); 3: after LOGIN (no OK).
+    for write in [2, 3] {
+        for (fault, says) in [
+            (Fault::cut(after_client_write(write)), "closed|lost"),
+            (
+                Fault::stall(after_client_write(write)),
+                "timed out|no answer within",
+            ),
+        ] {
+            let (run, p) = acct.run("imaps", stack.imaps_port, fault, &[]);
+            assert_eq!(p.fired(), 1, "write {write}");
+            assert_failed(&run, "imap-dump", 75, &[says]);
+            assert!(run.stdout.is_empty());
+            assert!(!acct.state().exists(), "no state from a failed run");
+        }
+    }
+}
+
 /// (The cut in the middle of a FETCH is crates/imap-dump/tests/cli.rs
 /// `a_connection_cut_mid_fetch_fails_and_keeps_only_whole_messages`.)
 #[test]
@@ -912,6 +971,31 @@ fn pop3_dump_tls_handshake_cut_and_stalled() {
     drop(p);
     assert_failed(&run, "pop3-dump", 76, &["TLS", "handshake"]);
     acct.assert_nothing_half_done(&run, None);
+}
+
+#[test]
+fn pop3_dump_greeting_and_auth_under_implicit_tls() {
+    let _bob = bob();
+    let stack = Stack::get();
+    let acct = Pop3::new("tls-phases", 2, 5);
+    // 2: after the client's Finished (no greeting); 4: after CAPA, then AUTH.
+    for write in [2, 4] {
+        for (fault, code, says) in [
+            (
+                Fault::cut(after_client_write(write)),
+                76,
+                "closed|lost|greeting",
+            ),
+            (Fault::stall(after_client_write(write)), 75, "timed out"),
+        ] {
+            let (run, p) = acct.run("pop3s", stack.pop3s_port, fault, &["--delete"]);
+            assert_eq!(p.fired(), 1, "write {write}");
+            drop(p);
+            assert_failed(&run, "pop3-dump", code, &[says]);
+            assert!(run.stdout.is_empty());
+            acct.assert_nothing_half_done(&run, None);
+        }
+    }
 }
 
 #[test]

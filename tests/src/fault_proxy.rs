@@ -49,6 +49,10 @@ pub enum Step {
     Sent(Dir, Vec<u8>),
     /// Just before these bytes in that direction (they are not forwarded).
     Before(Dir, Vec<u8>),
+    /// After this many more reads in that direction (each forwarded whole).
+    /// Under TLS a read is usually one record flight: the client's 1st is its
+    /// ClientHello, its 2nd its Finished, then one per command.
+    Chunks(Dir, usize),
 }
 
 /// What happens at the fault point.
@@ -320,6 +324,8 @@ struct Plan {
     counted: [usize; 2],
     /// The tail of each direction since the current step began (patterns across chunks).
     tail: [Vec<u8>; 2],
+    /// Reads in each direction since the current step began.
+    reads: [usize; 2],
 }
 
 impl Plan {
@@ -329,6 +335,7 @@ impl Plan {
             at: 0,
             counted: [0, 0],
             tail: [Vec::new(), Vec::new()],
+            reads: [0, 0],
         }
     }
 
@@ -336,6 +343,7 @@ impl Plan {
         self.at += 1;
         self.counted = [0, 0];
         self.tail = [Vec::new(), Vec::new()];
+        self.reads = [0, 0];
     }
 
     /// How much of `chunk` (read in `dir`) may be forwarded: `Ok(n)` all of it
@@ -369,6 +377,15 @@ impl Plan {
                         end.saturating_sub(tail.len())
                     })
                 }
+                Step::Chunks(d, n) if *d == dir => {
+                    if *n == 0 {
+                        Some(0)
+                    } else if !rest.is_empty() && self.reads[dir.index()] + 1 >= *n {
+                        Some(rest.len())
+                    } else {
+                        None
+                    }
+                }
                 _ => None,
             };
             match met {
@@ -380,12 +397,15 @@ impl Plan {
                     }
                 }
                 None => {
+                    if !rest.is_empty() {
+                        self.reads[dir.index()] += 1;
+                    }
                     self.counted[dir.index()] += rest.len();
                     let t = &mut self.tail[dir.index()];
                     t.extend_from_slice(rest);
                     let keep = match &step {
                         Step::Sent(_, p) | Step::Before(_, p) => p.len().saturating_sub(1),
-                        Step::Bytes(..) => 0,
+                        Step::Bytes(..) | Step::Chunks(..) => 0,
                     };
                     let drop = t.len().saturating_sub(keep);
                     t.drain(..drop);
@@ -501,6 +521,15 @@ mod tests {
         assert_eq!(p.advance(Dir::ToClient, b"250 ok\r\n", true), Ok(8));
         assert_eq!(p.advance(Dir::ToServer, b"TA\r\nxx", true), Ok(6));
         assert_eq!(p.advance(Dir::ToClient, b"354 go\r\n", true), Err(0));
+
+        let mut p = Plan::new(vec![
+            Step::Chunks(Dir::ToServer, 2),
+            bytes(Dir::ToClient, 0),
+        ]);
+        assert_eq!(p.advance(Dir::ToServer, b"hello", true), Ok(5));
+        assert_eq!(p.advance(Dir::ToClient, b"reply", true), Ok(5));
+        assert_eq!(p.advance(Dir::ToServer, b"finished", true), Ok(8));
+        assert_eq!(p.advance(Dir::ToClient, b"greeting", true), Err(0));
 
         let mut p = Plan::new(vec![Step::Before(Dir::ToServer, b"AUTH".to_vec())]);
         assert_eq!(
