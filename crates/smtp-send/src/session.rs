@@ -6,6 +6,7 @@
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Noop, Quit, Rcpt, Rset, Starttls};
@@ -432,11 +433,21 @@ impl Session {
         Ok(reply)
     }
 
-    /// Reads one reply, all its lines, within the size bounds.
+    /// Reads one reply, all its lines, within the size bounds and within one
+    /// --timeout: a server that drips a byte now and then is not waited for
+    /// forever.
     fn read_reply(&mut self, waiting_for: &str) -> Result<Reply, Error> {
+        let timeout = Duration::from_secs(self.timeout_secs);
+        let reply = self.read_reply_by(waiting_for, Instant::now() + timeout);
+        // The next reply, and a STARTTLS handshake, get a whole timeout again.
+        let _ = self.conn.get_ref().tcp().set_read_timeout(Some(timeout));
+        reply
+    }
+
+    fn read_reply_by(&mut self, waiting_for: &str, deadline: Instant) -> Result<Reply, Error> {
         let mut text = String::new();
         for _ in 0..MAX_REPLY_LINES {
-            let line = self.read_line(waiting_for)?;
+            let line = self.read_line(waiting_for, deadline)?;
             let line = String::from_utf8_lossy(&line).replace('\r', " ");
             let bytes = line.as_bytes();
             if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
@@ -465,7 +476,7 @@ impl Session {
         )))
     }
 
-    fn read_line(&mut self, waiting_for: &str) -> Result<Vec<u8>, Error> {
+    fn read_line(&mut self, waiting_for: &str, deadline: Instant) -> Result<Vec<u8>, Error> {
         loop {
             let pending = &self.read_buf[self.read_pos..];
             if let Some(i) = memchr::memchr(b'\n', pending) {
@@ -484,6 +495,18 @@ impl Session {
             if self.read_pos > 0 {
                 self.read_buf.drain(..self.read_pos);
                 self.read_pos = 0;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timed_out = left.is_zero()
+                || self
+                    .conn
+                    .get_ref()
+                    .tcp()
+                    .set_read_timeout(Some(left))
+                    .is_err();
+            if timed_out {
+                let e = io::Error::from(io::ErrorKind::TimedOut);
+                return Err(self.net_error(e, &format!("waiting for {waiting_for}")));
             }
             let mut chunk = [0u8; 4096];
             let n = match self.conn.read(&mut chunk) {

@@ -176,6 +176,40 @@ fn stalled_server_times_out_with_75() {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+/// Regression (hardening, issue 8): a greeting dripped a byte every 0.6 s
+/// never tripped the 1 s read timeout, so smtp-send waited as long as the
+/// server liked. --timeout bounds a whole reply.
+#[test]
+fn a_greeting_dripped_a_byte_at_a_time_times_out_with_75() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let dripper = thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else {
+            return;
+        };
+        for &b in b"220 drip.example ESMTP slowly\r\n" {
+            if tcp.write_all(&[b]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(600));
+        }
+    });
+    let started = Instant::now();
+    let out = run(plain_client(port, 1).args(["b@example.org"]), MESSAGE);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 75, "{err}");
+    assert!(
+        err.contains("timed out after 1 s waiting for the greeting"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(dripper);
+}
+
 #[test]
 fn eight_bit_without_8bitmime_is_65_before_mail() {
     let (port, seen) = peer(Script {
