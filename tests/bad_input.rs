@@ -816,3 +816,63 @@ fn an_imap_literal_far_over_rfc822_size_followed_by_endless_data_is_bounded() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn a_greeting_dripped_a_byte_at_a_time_is_bounded_by_the_timeout() {
+    // Each byte comes well within --timeout (3 s), the whole greeting would
+    // take half a minute: the timeout must bound the reply, not each read.
+    let mut failures = Vec::new();
+    for (tool_name, greeting) in [
+        (
+            "smtp-send",
+            &b"220 drip.example ESMTP a very slow server indeed\r\n"[..],
+        ),
+        (
+            "imap-dump",
+            &b"* OK drip IMAP4rev1 a very slow server indeed\r\n"[..],
+        ),
+        (
+            "pop3-dump",
+            &b"+OK drip POP3 a very slow server indeed here\r\n"[..],
+        ),
+    ] {
+        let port = peer(move |mut s| {
+            for &b in greeting {
+                if s.write_all(&[b]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(700));
+            }
+        });
+        let extra: &[&str] = if tool_name == "smtp-send" {
+            &[]
+        } else {
+            &["--list"]
+        };
+        let verdict = std::panic::catch_unwind(|| {
+            let out = run_against(tool_name, port, extra);
+            eprintln!(
+                "{tool_name}, dripped greeting: status {:?} in {:?}: {}",
+                out.code,
+                out.elapsed,
+                out.stderr.trim()
+            );
+            assert!(
+                out.elapsed < Duration::from_secs(3 + 2),
+                "took {:?} with --timeout 3",
+                out.elapsed
+            );
+            assert_error(&out, tool_name, 75);
+            assert!(out.stdout.is_empty());
+        });
+        if let Err(e) = verdict {
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{tool_name}: {why}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
