@@ -486,6 +486,85 @@ fn smtp_send_cut_and_stalled_before_the_final_reply() {
     s.assert_kept(&run);
 }
 
+/// `--mbox`: five messages over one connection, cut before the third one's
+/// final reply. smtp-send reconnects for the fourth (the proxy's second
+/// connection is not cut again): every message is delivered or kept, the
+/// third is kept byte for byte (Postfix may have delivered it too).
+#[test]
+fn smtp_send_mbox_cut_before_a_final_reply_loses_nothing() {
+    let stack = Stack::get();
+    let s = Smtp::new("mbox-cut", 20);
+    let tags: Vec<String> = (0..5).map(|i| format!("{}-m{i}", s.tag)).collect();
+    let mut input = Vec::new();
+    for tag in &tags {
+        input.extend_from_slice(b"From alice@example.test Mon Nov 23 12:00:00 2026\n");
+        input.extend_from_slice(&message(tag, &stack.user1, 20));
+        input.push(b'\n');
+    }
+    let sent = mbox_messages(&input);
+    assert_eq!(sent.len(), 5);
+    let dot = || Step::Sent(Dir::ToServer, b"\r\n.\r\n".to_vec());
+    let proxy = FaultProxy::start(
+        stack.smtp_plain_port,
+        Fault::cut([dot(), dot(), dot(), from_server(0)]),
+    );
+    let url = format!("smtp://localhost:{}", proxy.port());
+    let mut cmd = s.cmd(&url, &["--mbox"]);
+    cmd.args(PLAIN);
+    let run = run_bounded(&mut cmd, &input, deadline() * 4);
+    eprintln!(
+        "  {:?} {:.1?}: {}",
+        run.code,
+        run.elapsed,
+        run.stderr.trim()
+    );
+    assert_eq!(proxy.fired(), 1);
+    assert_eq!(proxy.connections(), 2, "one reconnection after the cut");
+    assert_eq!(run.code, Some(75), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("smtp-send: ") && last.contains("1 of 5"),
+        "{}",
+        run.stderr
+    );
+    let dead = std::fs::read(s.dead_letter()).expect("dead letter");
+    assert_eq!(
+        mbox_messages(&dead),
+        vec![sent[2].clone()],
+        "the third is kept as read"
+    );
+    let delivered = |tag: &str| {
+        let root = stack.maildir_root.join(&stack.user1).join("Maildir");
+        let needle = format!("Subject: {tag}\n");
+        let mut n = 0;
+        for sub in ["new", "cur"] {
+            for e in std::fs::read_dir(root.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(b) = std::fs::read(e.path()) {
+                    if b.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    };
+    let start = Instant::now();
+    while [0, 1, 3, 4].iter().any(|&i| delivered(&tags[i]) == 0)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for i in [0, 1, 3, 4] {
+        assert_eq!(delivered(&tags[i]), 1, "message {} delivered once", i + 1);
+    }
+    assert!(delivered(&tags[2]) <= 1);
+}
+
 #[test]
 fn smtp_send_slow_server_within_the_timeout_delivers_and_one_beyond_it_fails() {
     let stack = Stack::get();
