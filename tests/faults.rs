@@ -869,6 +869,44 @@ fn imap_dump_cut_and_stalled_before_the_tagged_ok_of_the_fetch() {
     }
 }
 
+/// --output-dir with --state, cut in the middle of the fetches: the mbox
+/// file holds whole messages only, the state names exactly the last one, and
+/// a second run appends exactly the rest.
+#[test]
+fn imap_dump_output_dir_cut_mid_fetch_appends_whole_messages_only() {
+    let stack = Stack::get();
+    let acct = Imap::new("outdir", 20, 300);
+    let out_dir = acct.dir.path().join("backup");
+    let out_arg = out_dir.to_str().expect("utf-8").to_string();
+    let args = ["--output-dir", out_arg.as_str(), "--batch-size", "60000"];
+    let total: usize = acct.held.iter().map(Vec::len).sum();
+    let (run, _p) = acct.run(
+        "imaps",
+        stack.imaps_port,
+        Fault::cut([from_server(total / 4)]),
+        &args,
+    );
+    assert_failed(&run, "imap-dump", 75, &["closed|lost"]);
+    let file = out_dir.join(format!("{}.mbox", acct.mailbox));
+    let written = mbox_messages(&std::fs::read(&file).unwrap_or_default());
+    assert!(written.len() < acct.held.len());
+    for (i, m) in written.iter().enumerate() {
+        assert!(*m == acct.held[i], "message {i} in the file is not whole");
+    }
+    if !written.is_empty() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(acct.state()).expect("state")).expect("json");
+        assert_eq!(
+            v["mailboxes"][&acct.mailbox]["last_uid"].as_u64(),
+            Some(written.len() as u64)
+        );
+    }
+    let (run, _p) = acct.run("imaps", stack.imaps_port, Fault::none(), &args);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let all = mbox_messages(&std::fs::read(&file).expect("mbox"));
+    assert_eq!(all, acct.held, "the second run appended exactly the rest");
+}
+
 #[test]
 fn imap_dump_slow_server_within_the_timeout_is_complete() {
     let stack = Stack::get();
@@ -1194,6 +1232,48 @@ fn pop3_dump_cut_and_stalled_before_the_final_dot() {
             "nothing of a message without its dot is written"
         );
         acct.assert_nothing_half_done(&run, None);
+    }
+}
+
+/// --delete: everything was written and flushed, DELE sent, then the reply
+/// to QUIT (the commit) is cut or stalled. Whatever the server did, nothing
+/// is lost: the output holds every message whole, and the messages are
+/// either still on the server or were written.
+#[test]
+fn pop3_dump_delete_with_the_reply_to_quit_cut_or_stalled() {
+    let _bob = bob();
+    let stack = Stack::get();
+    for (fault, says) in [
+        (
+            Fault::cut([send("QUIT\r\n"), from_server(0)]),
+            "closed|lost|QUIT",
+        ),
+        (
+            Fault::stall([send("QUIT\r\n"), from_server(0)]),
+            "timed out|QUIT",
+        ),
+    ] {
+        let acct = Pop3::new("quit", 3, 10);
+        let (run, p) = acct.run(
+            "pop3",
+            stack.pop3_port,
+            fault,
+            &[PLAIN, &["--delete"]].concat(),
+        );
+        assert_eq!(p.fired(), 1, "QUIT was sent");
+        drop(p);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(run.elapsed < deadline(), "took {:?}", run.elapsed);
+        assert_eq!(
+            mbox_messages(&run.stdout),
+            acct.held,
+            "every message written whole"
+        );
+        if run.code != Some(0) {
+            assert_failed(&run, "pop3-dump", run.code.unwrap_or(-1), &[says]);
+        }
+        let state = std::fs::read(acct.state()).expect("the state was saved before DELE");
+        assert!(!state.is_empty());
     }
 }
 
