@@ -15,9 +15,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use lettre::message::header::ContentTransferEncoding;
 use libfuzzer_sys::fuzz_target;
 use mkmime::attach::{self, FileSpec};
-use lettre::message::header::ContentTransferEncoding;
 use mkmime::build::{self, Content};
 use mkmime::headers::Fields;
 use mkmime::{draft, headers, json_input};
@@ -32,9 +32,11 @@ fn attachment_file() -> &'static PathBuf {
 }
 
 fn stand_in(spec: FileSpec) -> FileSpec {
-    let name = spec
-        .name
-        .or_else(|| spec.path.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let name = spec.name.or_else(|| {
+        spec.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
     FileSpec {
         path: attachment_file().clone(),
         name,
@@ -124,7 +126,10 @@ fn check_head(message: &[u8], eol: &[u8]) {
             assert!(!first, "no header block");
             return;
         }
-        assert!(!line.contains(&b'\r') && !line.contains(&b'\n'), "bare CR or LF in {line:?}");
+        assert!(
+            !line.contains(&b'\r') && !line.contains(&b'\n'),
+            "bare CR or LF in {line:?}"
+        );
         if !first && (line[0] == b' ' || line[0] == b'\t') {
             continue;
         }

@@ -75,7 +75,10 @@ fn session(replies: &[u8]) {
     }
     let mut body = Vec::new();
     for message in wanted {
-        if client.read_message(&mut body, message.size, "RETR").is_err() {
+        if client
+            .read_message(&mut body, message.size, "RETR")
+            .is_err()
+        {
             return;
         }
     }
