@@ -3,6 +3,7 @@
 //! transcript, log in, and turn the imap crate's errors into sysexits codes.
 
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use imap::{Authenticator, Client};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
@@ -19,14 +20,15 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     let url = &endpoint.url;
     // The greeting and STARTTLS by hand, a byte at a time: the imap crate
     // would buffer past them, and its own STARTTLS needs its own connector.
-    let greeting = read_line(&mut stream).map_err(|e| net_error(endpoint, e))?;
+    let greeting = read_line(&mut stream, endpoint.timeout).map_err(|e| net_error(endpoint, e))?;
     check_greeting(endpoint, &greeting)?;
     if url.security == Security::StartTls {
         stream
             .write_all(b"s0 STARTTLS\r\n")
             .map_err(|e| net_error(endpoint, e))?;
         loop {
-            let line = read_line(&mut stream).map_err(|e| net_error(endpoint, e))?;
+            let line =
+                read_line(&mut stream, endpoint.timeout).map_err(|e| net_error(endpoint, e))?;
             if line.starts_with(b"s0 OK") {
                 break;
             }
@@ -118,10 +120,16 @@ fn check_greeting(endpoint: &Endpoint, greeting: &[u8]) -> Result<(), Error> {
 }
 
 /// One line, read a byte at a time so that nothing after it is consumed.
-fn read_line(stream: &mut impl Read) -> io::Result<Vec<u8>> {
+/// `--timeout` bounds the whole line: a server dripping a byte at a time
+/// would otherwise keep each read, and so the run, alive forever.
+fn read_line(stream: &mut impl Read, timeout: Duration) -> io::Result<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
+        if Instant::now() > deadline {
+            return Err(io::Error::from(io::ErrorKind::TimedOut));
+        }
         if stream.read(&mut byte)? == 0 {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
