@@ -169,10 +169,12 @@ pub fn dump_mailbox(
             receivers.push(receiver);
             let batches = &batches;
             scope.spawn(move || {
-                for set in batches.iter().skip(lane).step_by(lanes) {
-                    let fetched = session
-                        .uid_fetch(set, query)
-                        .map_err(|e| imap_error(endpoint, e));
+                for (set, bytes) in batches.iter().skip(lane).step_by(lanes) {
+                    // Twice the sizes announced, plus room for the response lines.
+                    let budget = bytes * 2 + 256 * (set.len() as u64 + 1024);
+                    let fetched =
+                        session::with_read_budget(budget, || session.uid_fetch(set, query))
+                            .map_err(|e| imap_error(endpoint, e));
                     let failed = fetched.is_err();
                     if sender.send(fetched).is_err() || failed {
                         return;
@@ -290,22 +292,23 @@ fn sizes(
 }
 
 /// UID sets of consecutive messages whose sizes add up to about `budget`
-/// bytes (a message larger than the budget is a batch of its own).
-fn plan_batches(sized: &[(u32, u32)], budget: u64) -> Vec<String> {
+/// bytes (a message larger than the budget is a batch of its own), with
+/// those sizes' sum.
+fn plan_batches(sized: &[(u32, u32)], budget: u64) -> Vec<(String, u64)> {
     let mut batches = Vec::new();
     let mut start = 0;
     let mut bytes = 0u64;
     for (i, &(_, size)) in sized.iter().enumerate() {
         let full = i > start && (bytes + u64::from(size) > budget || i - start >= BATCH_MESSAGES);
         if full {
-            batches.push(uid_set_of(&sized[start..i]));
+            batches.push((uid_set_of(&sized[start..i]), bytes));
             start = i;
             bytes = 0;
         }
         bytes += u64::from(size);
     }
     if start < sized.len() {
-        batches.push(uid_set_of(&sized[start..]));
+        batches.push((uid_set_of(&sized[start..]), bytes));
     }
     batches
 }
@@ -351,12 +354,15 @@ mod tests {
     #[test]
     fn batches_follow_the_byte_budget() {
         let sized = [(1, 400), (2, 400), (3, 400), (5, 5000), (6, 10), (8, 10)];
-        assert_eq!(plan_batches(&sized, 1000), vec!["1:2", "3", "5", "6,8"]);
-        assert_eq!(plan_batches(&sized, 1 << 20), vec!["1:3,5:6,8"]);
+        let sets = |b: Vec<(String, u64)>| b.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+        let batches = plan_batches(&sized, 1000);
+        assert_eq!(batches[0].1, 800);
+        assert_eq!(sets(batches), vec!["1:2", "3", "5", "6,8"]);
+        assert_eq!(sets(plan_batches(&sized, 1 << 20)), vec!["1:3,5:6,8"]);
         assert!(plan_batches(&[], 1000).is_empty());
         let many: Vec<(u32, u32)> = (1..=12_000).map(|u| (u, 1)).collect();
         assert_eq!(
-            plan_batches(&many, 1 << 30),
+            sets(plan_batches(&many, 1 << 30)),
             vec!["1:5000", "5001:10000", "10001:12000"]
         );
     }

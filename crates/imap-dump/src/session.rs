@@ -8,8 +8,58 @@ use std::time::{Duration, Instant};
 use imap::{Authenticator, Client};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
-/// The stream under the imap crate: TLS or plain, logged for `-v`.
-pub type ImapStream = TranscriptStream<Stream>;
+/// The stream under the imap crate: TLS or plain, logged for `-v`, with a
+/// read budget while a FETCH runs.
+pub type ImapStream = ReadBudget<TranscriptStream<Stream>>;
+
+thread_local! {
+    /// Bytes the current thread's FETCH may still read; `u64::MAX`: no limit.
+    static BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+}
+
+/// Runs `f` (one UID FETCH) allowing it to read at most `bytes` bytes: the
+/// imap crate buffers a whole response, so a server that announces a literal
+/// far beyond RFC822.SIZE, or never ends one, must not exhaust memory.
+pub fn with_read_budget<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
+    BUDGET.with(|b| b.set(bytes));
+    let result = f();
+    BUDGET.with(|b| b.set(u64::MAX));
+    result
+}
+
+/// Counts what is read against the thread's `BUDGET`.
+#[derive(Debug)]
+pub struct ReadBudget<S>(S);
+
+impl<S: Read> Read for ReadBudget<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        BUDGET.with(|b| {
+            let left = b.get();
+            if left == u64::MAX {
+                return Ok(n);
+            }
+            if n as u64 > left {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the server sent far more than the messages' RFC822.SIZE",
+                ));
+            }
+            b.set(left - n as u64);
+            Ok(n)
+        })
+    }
+}
+
+impl<S: Write> Write for ReadBudget<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
 pub type Session = imap::Session<ImapStream>;
 
 /// Connects, starts TLS as the URL says and logs in.
@@ -38,7 +88,10 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
                     format!(
                         "{url}: server refused STARTTLS ({}); use imaps:// or, only if you \
                          mean it, --tls none",
-                        String::from_utf8_lossy(line.get(3..).unwrap_or_default()).trim()
+                        String::from_utf8_lossy(
+                            line.get(3..200.min(line.len())).unwrap_or_default()
+                        )
+                        .trim()
                     ),
                 ));
             }
@@ -58,7 +111,7 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     if let Some(t) = stream.transcript() {
         t.add_credentials(&user, &secret);
     }
-    let client = Client::new(stream);
+    let client = Client::new(ReadBudget(stream));
     let result = if endpoint.uses_oauth() {
         let auth = Sasl(format!(
             "user={user}\x01auth=Bearer {}\x01\x01",
@@ -100,7 +153,7 @@ impl Authenticator for Sasl {
 }
 
 fn check_greeting(endpoint: &Endpoint, greeting: &[u8]) -> Result<(), Error> {
-    let text = String::from_utf8_lossy(greeting);
+    let text = String::from_utf8_lossy(&greeting[..greeting.len().min(200)]);
     let text = text.trim_end();
     if text.starts_with("* OK") {
         return Ok(());
@@ -151,6 +204,9 @@ pub fn imap_error(endpoint: &Endpoint, e: imap::Error) -> Error {
     let url = &endpoint.url;
     match e {
         imap::Error::Io(io) => match io.kind() {
+            io::ErrorKind::InvalidData => {
+                Error::protocol(format!("{url}: {}", Error::from(io).message()))
+            }
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
                 Exit::TempFail,
                 format!(
@@ -174,6 +230,15 @@ pub fn imap_error(endpoint: &Endpoint, e: imap::Error) -> Error {
             Exit::TempFail,
             format!("{url}: the server closed the connection"),
         ),
+        // The imap crate reports a response it cannot parse as a BYE
+        // without text or code; a real BYE carries text.
+        imap::Error::Bye(bye)
+            if bye.code.is_none() && bye.information == "no explanation given" =>
+        {
+            Error::protocol(format!(
+                "{url}: the server sent a response that does not parse"
+            ))
+        }
         imap::Error::Bye(bye) => Error::new(
             Exit::TempFail,
             format!("{url}: the server ended the session: {}", bye.information),
