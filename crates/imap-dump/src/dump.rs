@@ -13,6 +13,7 @@ use chrono::Utc;
 use imap::types::Fetches;
 use mailpipe::{Endpoint, Error, Exit};
 
+use crate::criteria::{self, Literals};
 use crate::message;
 use crate::mutf7;
 use crate::output::MboxOutput;
@@ -248,6 +249,19 @@ fn search(
         "ALL".to_string()
     };
     let query = match criteria {
+        Some(c) if criteria::needs_encoding(c) => {
+            let caps = session
+                .capabilities()
+                .map_err(|e| imap_error(endpoint, e))?;
+            let literals = if caps.has_str("LITERAL+") {
+                Literals::Plus
+            } else if caps.has_str("LITERAL-") {
+                Literals::Minus
+            } else {
+                Literals::None
+            };
+            format!("{} {range}", criteria::encode(c, literals))
+        }
         Some(c) => format!("{c} {range}"),
         None => range,
     };

@@ -11,6 +11,7 @@
 //! connection lost or timed out: run again, 76 protocol, 77 login failed,
 //! 78 configuration). A closed stdout (`| head`) ends quietly with 0.
 
+mod criteria;
 mod dump;
 mod list;
 mod message;
@@ -38,6 +39,7 @@ Examples:
   imap-dump --account work --mailbox INBOX --state ~/.cache/inbox.state >> inbox.mbox
   imap-dump --server imaps://alice@imap.example.org --password-command 'pass mail' --list
   imap-dump --account work --mailbox 已发送 --search 'SINCE 1-Nov-2026' | mail2json
+  imap-dump --account work --search 'SUBJECT 周报 FROM 张伟' > reports.mbox
   imap-dump --account work --all --output-dir backup/ --state backup/.state
 
 Incremental runs: --state FILE remembers, per mailbox, the UIDVALIDITY and the
@@ -73,7 +75,9 @@ struct Args {
     /// With --list: JSON Lines with name, raw_name, delimiter, attributes, messages
     #[arg(long, requires = "list")]
     json: bool,
-    /// IMAP SEARCH criteria for UID SEARCH, e.g. 'SINCE 1-Jan-2026 FROM bob'
+    /// IMAP SEARCH criteria for UID SEARCH, e.g. 'SINCE 1-Jan-2026 FROM bob';
+    /// non-ASCII text may be typed as is ('SUBJECT 周报'): it is sent as
+    /// UTF-8 literals under CHARSET UTF-8
     #[arg(long, value_name = "CRITERIA")]
     search: Option<String>,
     /// At most N messages per mailbox, the oldest (lowest UIDs) first

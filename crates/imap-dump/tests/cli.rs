@@ -706,6 +706,69 @@ fn search_limit_and_max_size_choose_messages() {
 }
 
 #[test]
+fn search_with_non_ascii_text_needs_no_charset_or_quoting() {
+    let acct = Account::alice();
+    let mailbox = acct.fresh_mailbox("search-utf8");
+    let write = |name: &str, subject: &str, body: &str| {
+        let path = acct.path(name);
+        let text = format!(
+            "From: =?UTF-8?B?5byg5Lyf?= <zhang@example.test>\r\nTo: alice@example.test\r\n\
+             Subject: {subject}\r\nMessage-ID: <{name}@example.test>\r\n\
+             Date: Mon, 16 Nov 2026 09:00:00 +0800\r\n\r\n{body}\r\n"
+        );
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    // "第47周周报" (RFC 2047, as mail clients send it) and "月报 Monthly".
+    let weekly = write("weekly.eml", "=?UTF-8?B?56ysNDflkajlkajmiqU=?=", "本周完成");
+    let monthly = write(
+        "monthly.eml",
+        "=?UTF-8?B?5pyI5oqlIE1vbnRobHk=?=",
+        "月度总结",
+    );
+    acct.append(&mailbox, false, &[weekly, monthly]);
+    let server = acct.server_messages(&mailbox);
+    for criteria in [
+        "SUBJECT 周报",
+        "SUBJECT \"周报\" FROM zhang",
+        "CHARSET UTF-8 SUBJECT \"周报\"",
+        "OR (SUBJECT 周报) (BODY 不存在的词)",
+    ] {
+        let found = read_mbox(ok(&acct.dump(&[
+            "--mailbox",
+            &mailbox,
+            "--search",
+            criteria,
+        ])));
+        assert_eq!(found.len(), 1, "{criteria}");
+        assert_eq!(found[0].data, server[0].2, "{criteria}");
+    }
+    let monthly_found = read_mbox(ok(&acct.dump(&[
+        "--mailbox",
+        &mailbox,
+        "--search",
+        "BODY 月度",
+    ])));
+    assert_eq!(monthly_found.len(), 1);
+    assert_eq!(monthly_found[0].data, server[1].2);
+    let none = read_mbox(ok(&acct.dump(&[
+        "--mailbox",
+        &mailbox,
+        "--search",
+        "SUBJECT 年报",
+    ])));
+    assert!(none.is_empty());
+    // -v shows the literal (its size; the transcript never prints literals).
+    let verbose = acct.dump(&["-v", "--mailbox", &mailbox, "--search", "SUBJECT 周报"]);
+    assert_eq!(read_mbox(ok(&verbose)).len(), 1);
+    let transcript = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        transcript.contains("UID SEARCH CHARSET UTF-8 SUBJECT {6 bytes} ALL"),
+        "{transcript}"
+    );
+}
+
+#[test]
 fn all_mailboxes_into_an_output_dir_with_safe_names() {
     // Bob is used by this test only, so that --all sees a known set.
     let acct = Account::bob();
