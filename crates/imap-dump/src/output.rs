@@ -20,7 +20,15 @@ pub struct MboxOutput {
     writer: MboxWriter<BufWriter<File>>,
     /// What errors name: "stdout" or the file's path.
     name: String,
-    is_file: bool,
+    /// How `commit` makes the output durable.
+    durability: Durability,
+}
+
+enum Durability {
+    /// stdout: `mailpipe::durable::sync_stdout` (only a regular file is synced).
+    Stdout,
+    /// An `--output-dir` file, synced if it is a regular file.
+    File { regular: bool },
 }
 
 impl MboxOutput {
@@ -37,7 +45,11 @@ impl MboxOutput {
             separate_from_tail(&mut file, &mut readable)
                 .map_err(|e| Error::io("writing stdout", e))?;
         }
-        Ok(MboxOutput::new(file, "stdout".to_string()))
+        Ok(MboxOutput::new(
+            file,
+            "stdout".to_string(),
+            Durability::Stdout,
+        ))
     }
 
     /// `path`, created with its folders; appended to if `append`, else replaced.
@@ -64,18 +76,18 @@ impl MboxOutput {
             separate_from_tail(&mut file, &mut readable)
                 .map_err(|e| Error::io(format!("writing {name}"), e))?;
         }
-        Ok(MboxOutput::new(file, name))
-    }
-
-    fn new(file: File, name: String) -> MboxOutput {
-        let is_file = file
+        let regular = file
             .metadata()
             .map(|m| m.file_type().is_file())
             .unwrap_or(false);
+        Ok(MboxOutput::new(file, name, Durability::File { regular }))
+    }
+
+    fn new(file: File, name: String, durability: Durability) -> MboxOutput {
         MboxOutput {
             writer: MboxWriter::new(BufWriter::with_capacity(BUFFER, file)),
             name,
-            is_file,
+            durability,
         }
     }
 
@@ -96,14 +108,15 @@ impl MboxOutput {
         self.writer
             .flush()
             .map_err(|e| Error::io(format!("writing {}", self.name), e))?;
-        if sync && self.is_file {
-            self.writer
-                .get_ref()
-                .get_ref()
-                .sync_data()
-                .map_err(|e| Error::io(format!("syncing {}", self.name), e))?;
+        if !sync {
+            return Ok(());
         }
-        Ok(())
+        let synced = match self.durability {
+            Durability::Stdout => mailpipe::durable::sync_stdout(),
+            Durability::File { regular: true } => self.writer.get_ref().get_ref().sync_data(),
+            Durability::File { regular: false } => Ok(()),
+        };
+        synced.map_err(|e| Error::io(format!("syncing {}", self.name), e))
     }
 }
 

@@ -8,8 +8,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use mailpipe::{Error, Exit};
@@ -87,31 +87,9 @@ impl StateFile {
         let mut text = serde_json::to_vec_pretty(&self.layout)
             .map_err(|e| Error::new(Exit::Software, format!("encoding state: {e}")))?;
         text.push(b'\n');
-        replace_atomically(&self.path, &text)
+        mailpipe::durable::replace_file(&self.path, &text)
             .map_err(|e| Error::io(format!("writing state file {}", self.path.display()), e))
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over
-/// `path` and syncs the folder: a reader sees the old file or the new one.
-fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = folder.join(format!(".{name}.tmp{}", std::process::id()));
-    let written = (|| {
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written?;
-    File::open(&folder)?.sync_all()
 }
 
 #[cfg(test)]
