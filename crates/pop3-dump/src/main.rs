@@ -9,9 +9,10 @@
 //! `-v` the POP3 dialogue (passwords redacted, bodies elided), go to stderr.
 //! Exit status: 0 on success (also when stdout is closed early); 64 usage,
 //! 68 unknown host, 69 unavailable (refused connection, TLS or STLS missing),
-//! 74 writing output or state, 75 timeout or temporary refusal, 76 the server
-//! broke the protocol or refused a message, 77 authentication failed,
-//! 78 configuration.
+//! 74 writing output or state, 75 timeout, connection cut (also in the middle
+//! of a reply) or temporary refusal, 76 the server broke the protocol (a
+//! garbled or oversized reply) or refused a message, 77 authentication
+//! failed, 78 configuration.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -36,7 +37,14 @@ Examples:
 The From_ line of each message takes its sender from Return-Path (else From)
 and its time from the Date header (else the newest Received, else now), in UTC.
 With --delete, DELE is sent only after every message was written and flushed
-(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.";
+(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
+
+Exit status: 0 done; 64 usage; 68 unknown host; 69 unavailable (refused
+connection, no TLS or STLS); 74 writing output or state; 75 temporary: a
+timeout, a connection cut (even in the middle of a message; nothing partial is
+written) or a temporary refusal, run again; 76 the server broke the protocol
+(a garbled or endless reply) or refused a message; 77 authentication failed;
+78 configuration.";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]

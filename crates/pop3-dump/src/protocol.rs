@@ -135,6 +135,13 @@ impl<S: Read + Write> Client<S> {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
                 Error::new(Exit::TempFail, "timed out sending a command to the server")
             }
+            kind if response::is_cut(kind) => Error::new(
+                Exit::TempFail,
+                format!(
+                    "the server closed the connection while we sent a command: {}",
+                    Error::from(e).message()
+                ),
+            ),
             _ => Error::protocol(format!(
                 "sending a command to the server: {}",
                 Error::from(e).message()

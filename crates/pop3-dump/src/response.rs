@@ -89,12 +89,22 @@ pub fn shown(line: &[u8]) -> String {
     text
 }
 
-/// What an I/O error while reading a reply means for the user.
+/// What an I/O error while reading a reply means for the user: a timeout or
+/// a connection the server (or the network) cut is temporary (75, run again,
+/// as in smtp-send and imap-dump); anything else, such as TLS records that
+/// do not decrypt, is the server breaking the protocol (76).
 pub fn read_error(what: &str, err: io::Error) -> Error {
     match err.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
             Exit::TempFail,
             format!("timed out waiting for the server's {what}"),
+        ),
+        kind if is_cut(kind) => Error::new(
+            Exit::TempFail,
+            format!(
+                "the server closed the connection during its {what}: {}",
+                Error::from(err).message()
+            ),
         ),
         _ => Error::new(
             Exit::Protocol,
@@ -106,10 +116,25 @@ pub fn read_error(what: &str, err: io::Error) -> Error {
     }
 }
 
+/// Whether an I/O error means the connection is gone (closed, reset, a TLS
+/// stream ended without close_notify), not that the data was bad.
+pub fn is_cut(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::NotConnected
+    )
+}
+
+/// The connection ended before a reply was complete: temporary (75).
 fn closed(what: &str) -> Error {
-    Error::protocol(format!(
-        "the server closed the connection during its {what}"
-    ))
+    Error::new(
+        Exit::TempFail,
+        format!("the server closed the connection during its {what}"),
+    )
 }
 
 fn too_slow(what: &str) -> Error {
@@ -268,10 +293,13 @@ pub fn read_body<R: BufRead>(
     }
 }
 
+/// The connection ended inside a multi-line reply: temporary (75); the
+/// partial message is dropped, never written.
 fn closed_before_dot(what: &str) -> Error {
-    Error::protocol(format!(
-        "the server closed the connection in the middle of its {what} (no final \".\")"
-    ))
+    Error::new(
+        Exit::TempFail,
+        format!("the server closed the connection in the middle of its {what} (no final \".\")"),
+    )
 }
 
 #[cfg(test)]
@@ -302,6 +330,30 @@ mod tests {
             Exit::Protocol
         );
         assert!(Status::parse(b"+OKAY").is_err());
+    }
+
+    #[test]
+    fn a_cut_connection_is_temporary_and_garbage_is_protocol() {
+        for wire in [&b""[..], b"+OK half a li"] {
+            let e = read_status(&mut &wire[..], later(), "greeting").expect_err("cut");
+            assert_eq!(e.exit(), Exit::TempFail, "{e}");
+            assert!(e.message().contains("closed the connection"), "{e}");
+        }
+        let e = read_lines(&mut &b"1 100\r\n2 2"[..], 100, 1000, later(), "LIST").expect_err("cut");
+        assert_eq!(e.exit(), Exit::TempFail, "{e}");
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::BrokenPipe,
+        ] {
+            let e = read_error("RETR 1", io::Error::from(kind));
+            assert_eq!(e.exit(), Exit::TempFail, "{kind:?}");
+        }
+        let e = read_error(
+            "RETR 1",
+            io::Error::new(io::ErrorKind::InvalidData, "bad record"),
+        );
+        assert_eq!(e.exit(), Exit::Protocol);
     }
 
     #[test]
@@ -350,6 +402,7 @@ mod tests {
         let e = read_body(&mut &b"line\r\n"[..], &mut message, 100, later(), "RETR 1")
             .expect_err("eof");
         assert!(e.message().contains("no final"), "{e}");
+        assert_eq!(e.exit(), Exit::TempFail);
         let endless = b"data\r\n".repeat(1000);
         let e = read_body(
             &mut endless.as_slice(),
@@ -374,8 +427,10 @@ mod tests {
         .expect_err("slow");
         assert_eq!(e.exit(), Exit::TempFail);
         assert!(e.message().contains("did not arrive in time"), "{e}");
-        // A line cut in the middle, then end of stream.
+        // A line cut in the middle, then end of stream: temporary, like
+        // every cut connection.
         let e = read_body(&mut &b"abc"[..], &mut message, 100, later(), "RETR 1").expect_err("cut");
-        assert_eq!(e.exit(), Exit::Protocol);
+        assert_eq!(e.exit(), Exit::TempFail);
+        assert!(e.message().contains("in the middle of its RETR 1"), "{e}");
     }
 }
