@@ -1,19 +1,20 @@
 //! Dumping one mailbox: EXAMINE (read-only), UID SEARCH, the sizes of the
 //! messages found, then UID FETCH of `BODY.PEEK[]` in batches cut by a byte
-//! budget. The imap crate holds one FETCH response whole in memory, so the
-//! budget bounds memory. Batches alternate between two connections (the
+//! budget, read by `fetch.rs` (not the imap crate's parser, which was the
+//! bottleneck). A batch is held whole in memory until its tagged OK (whole
+//! messages only), so the budget bounds memory. Batches alternate between two connections (the
 //! second opened on demand; `--connections 1` or `-v` keep one), each in its
 //! own thread, while the main thread writes them in order: the server streams
-//! one batch while the imap crate parses the other, and a slow link costs
+//! one batch while the other is written, and a slow link costs
 //! little more than one round trip per two batches.
 
 use std::sync::mpsc;
 
 use chrono::Utc;
-use imap::types::Fetches;
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::criteria::{self, Literals};
+use crate::fetch::Fetched;
 use crate::message;
 use crate::mutf7;
 use crate::output::MboxOutput;
@@ -166,16 +167,16 @@ pub fn dump_mailbox(
         for (lane, session) in fetchers.into_iter().enumerate() {
             // Rendezvous: each connection holds at most the batch it fetched
             // until the writer takes it.
-            let (sender, receiver) = mpsc::sync_channel::<Result<Fetches, Error>>(0);
+            let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Fetched>, Error>>(0);
             receivers.push(receiver);
             let batches = &batches;
             scope.spawn(move || {
                 for (set, bytes) in batches.iter().skip(lane).step_by(lanes) {
                     // Twice the sizes announced, plus room for the response lines.
                     let budget = bytes * 2 + 256 * (set.len() as u64 + 1024);
-                    let fetched =
-                        session::with_read_budget(budget, || session.uid_fetch(set, query))
-                            .map_err(|e| imap_error(endpoint, e));
+                    let fetched = session::with_read_budget(budget, || {
+                        session.uid_fetch_bodies(endpoint, set, query)
+                    });
                     let failed = fetched.is_err();
                     if sender.send(fetched).is_err() || failed {
                         return;
@@ -189,16 +190,16 @@ pub fn dump_mailbox(
             };
             let fetches = fetched?;
             let mut last_uid = None;
-            for fetch in fetches.iter() {
+            for fetch in &fetches {
                 // Unsolicited FETCH responses (flag changes) carry no body.
-                let (Some(body), Some(uid)) = (fetch.body(), fetch.uid) else {
+                let (Some(body), Some(uid)) = (fetch.body.as_deref(), fetch.uid) else {
                     continue;
                 };
                 if uid <= after_uid {
                     continue;
                 }
                 let time = fetch
-                    .internal_date()
+                    .internal_date
                     .map(|t| t.with_timezone(&Utc))
                     .unwrap_or_else(Utc::now);
                 let sender = message::sender(body);
@@ -207,7 +208,7 @@ pub fn dump_mailbox(
                     fields.push(format!("X-Mailbox: {mailbox}"));
                 }
                 if options.flags {
-                    fields.extend(message::flag_fields(fetch.flags()));
+                    fields.extend(message::flag_fields(&fetch.flags));
                 }
                 if fields.is_empty() {
                     out.write_message(&sender, time, body)?;

@@ -13,6 +13,7 @@
 
 mod criteria;
 mod dump;
+mod fetch;
 mod list;
 mod message;
 mod mutf7;

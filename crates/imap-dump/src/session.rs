@@ -3,22 +3,49 @@
 //! transcript, log in, and turn the imap crate's errors into sysexits codes.
 
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imap::{Authenticator, Client};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
+use crate::fetch::{self, FetchError, Fetched};
+
 /// The stream under the imap crate: TLS or plain, logged for `-v`, with a
-/// read budget while a FETCH runs.
-pub type ImapStream = ReadBudget<TranscriptStream<Stream>>;
+/// read budget while a FETCH runs; shared so that `fetch.rs` can read the
+/// bulk FETCH from it while the crate does everything else.
+#[derive(Debug, Clone)]
+pub struct ImapStream(Arc<Mutex<ReadBudget<TranscriptStream<Stream>>>>);
+
+impl ImapStream {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadBudget<TranscriptStream<Stream>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Read for ImapStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.lock().read(buf)
+    }
+}
+
+impl Write for ImapStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.lock().flush()
+    }
+}
 
 thread_local! {
     /// Bytes the current thread's FETCH may still read; `u64::MAX`: no limit.
     static BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
 }
 
-/// Runs `f` (one UID FETCH) allowing it to read at most `bytes` bytes: the
-/// imap crate buffers a whole response, so a server that announces a literal
+/// Runs `f` (one UID FETCH) allowing it to read at most `bytes` bytes: a
+/// batch is buffered whole, so a server that announces a literal
 /// far beyond RFC822.SIZE, or never ends one, must not exhaust memory.
 pub fn with_read_budget<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
     BUDGET.with(|b| b.set(bytes));
@@ -60,7 +87,45 @@ impl<S: Write> Write for ReadBudget<S> {
         self.0.flush()
     }
 }
-pub type Session = imap::Session<ImapStream>;
+/// A logged-in session: the imap crate's, and the stream under it.
+pub struct Session {
+    imap: imap::Session<ImapStream>,
+    stream: ImapStream,
+}
+
+impl std::ops::Deref for Session {
+    type Target = imap::Session<ImapStream>;
+    fn deref(&self) -> &Self::Target {
+        &self.imap
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.imap
+    }
+}
+
+impl Session {
+    /// `UID FETCH set query`, the response read by `fetch.rs`.
+    pub fn uid_fetch_bodies(
+        &mut self,
+        endpoint: &Endpoint,
+        set: &str,
+        query: &str,
+    ) -> Result<Vec<Fetched>, Error> {
+        self.imap
+            .run_command(format!("UID FETCH {set} {query}"))
+            .map_err(|e| imap_error(endpoint, e))?;
+        let budget = BUDGET.with(|b| b.get());
+        fetch::read_fetch_response(self.stream.clone(), budget).map_err(|e| match e {
+            FetchError::Io(io) => imap_error(endpoint, imap::Error::Io(io)),
+            FetchError::Refused { status, text } => {
+                Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
+            }
+        })
+    }
+}
 
 /// Connects, starts TLS as the URL says and logs in.
 pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
@@ -111,7 +176,8 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     if let Some(t) = stream.transcript() {
         t.add_credentials(&user, &secret);
     }
-    let client = Client::new(ReadBudget(stream));
+    let shared = ImapStream(Arc::new(Mutex::new(ReadBudget(stream))));
+    let client = Client::new(shared.clone());
     let result = if endpoint.uses_oauth() {
         let auth = Sasl(format!(
             "user={user}\x01auth=Bearer {}\x01\x01",
@@ -129,7 +195,7 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
             client.authenticate("PLAIN", &auth)
         }
     };
-    result.map_err(|(e, _)| match e {
+    let imap = result.map_err(|(e, _)| match e {
         imap::Error::No(no) => Error::new(
             Exit::NoPerm,
             format!("{url}: authentication failed: {}", no.information),
@@ -139,6 +205,10 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
             format!("{url}: authentication refused: {}", bad.information),
         ),
         other => imap_error(endpoint, other),
+    })?;
+    Ok(Session {
+        imap,
+        stream: shared,
     })
 }
 
