@@ -20,11 +20,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mailpipe_e2e::tool;
+use mailpipe_e2e::{run_bounded, tool};
 
 struct Run {
     code: Option<i32>,
@@ -55,50 +55,17 @@ fn run_measured(
         .env_remove("MAILPIPE_CONFIG")
         .env_remove("MAILPIPE_PASSWORD")
         .env("HOME", dir.path())
-        .env("NETRC", "/nonexistent")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("NETRC", "/nonexistent");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("GNU time runs the tool");
-    let mut input = child.stdin.take().expect("stdin");
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_reader = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name} {args:?} hung: still running after {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = started.elapsed();
-    let _ = writer.join();
+    let finished = run_bounded(&mut cmd, &stdin, limit, |_| {});
     let text = std::fs::read_to_string(&rss).unwrap_or_default();
     Run {
-        code: status.code(),
-        stdout: out_reader.join().expect("stdout"),
-        stderr: String::from_utf8_lossy(&err_reader.join().expect("stderr")).into_owned(),
-        elapsed,
+        code: finished.code,
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+        elapsed: finished.elapsed,
         peak_kib: text
             .lines()
             .filter_map(|l| l.trim().parse().ok())

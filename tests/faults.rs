@@ -11,16 +11,15 @@
 //! loopback), so that the proxy can find a command by its bytes; under TLS
 //! the proxy counts bytes.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mailpipe::mbox::MboxReader;
 use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy, Step};
-use mailpipe_e2e::{tool, Stack};
+use mailpipe_e2e::{run_bounded, tool, Finished as Run, Stack};
 
 /// --timeout of every faulted run, in seconds.
 const TIMEOUT: u64 = 2;
@@ -29,60 +28,6 @@ const TIMEOUT: u64 = 2;
 /// connecting, TLS and the rest take well under a second on loopback.
 fn deadline() -> Duration {
     Duration::from_secs(TIMEOUT + 1)
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// Runs `cmd` with `stdin`, killing it (and failing) if it outlives `limit`.
-fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Run {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let reader = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_reader = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} hung: still running after {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = started.elapsed();
-    let _ = writer.join();
-    Run {
-        code: status.code(),
-        stdout: reader.join().expect("stdout reader"),
-        stderr: String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned(),
-        elapsed,
-    }
 }
 
 /// The common verdict: the status, one line `tool: ... (code)` naming what
@@ -230,7 +175,12 @@ impl Smtp {
     fn run(&self, scheme: &str, port: u16, fault: Fault, extra: &[&str]) -> (Run, FaultProxy) {
         let proxy = FaultProxy::start(port, fault);
         let url = format!("{scheme}://localhost:{}", proxy.port());
-        let run = run_bounded(&mut self.cmd(&url, extra), &self.message, deadline() * 2);
+        let run = run_bounded(
+            &mut self.cmd(&url, extra),
+            &self.message,
+            deadline() * 2,
+            |_| {},
+        );
         (run, proxy)
     }
 
@@ -511,7 +461,7 @@ fn smtp_send_mbox_cut_before_a_final_reply_loses_nothing() {
     let url = format!("smtp://localhost:{}", proxy.port());
     let mut cmd = s.cmd(&url, &["--mbox"]);
     cmd.args(PLAIN);
-    let run = run_bounded(&mut cmd, &input, deadline() * 4);
+    let run = run_bounded(&mut cmd, &input, deadline() * 4, |_| {});
     eprintln!(
         "  {:?} {:.1?}: {}",
         run.code,
@@ -658,14 +608,19 @@ impl Imap {
     fn run(&self, scheme: &str, port: u16, fault: Fault, extra: &[&str]) -> (Run, FaultProxy) {
         let proxy = FaultProxy::start(port, fault);
         let url = format!("{scheme}://localhost:{}", proxy.port());
-        let run = run_bounded(&mut self.cmd(&url, extra), b"", deadline() * 2);
+        let run = run_bounded(&mut self.cmd(&url, extra), b"", deadline() * 2, |_| {});
         (run, proxy)
     }
 
     /// A clean run straight to the server (sets up the state).
     fn dump_all(&self) -> Vec<Vec<u8>> {
         let url = format!("imaps://localhost:{}", self.stack.imaps_port);
-        let run = run_bounded(&mut self.cmd(&url, &[]), b"", Duration::from_secs(60));
+        let run = run_bounded(
+            &mut self.cmd(&url, &[]),
+            b"",
+            Duration::from_secs(60),
+            |_| {},
+        );
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         mbox_messages(&run.stdout)
     }
@@ -979,7 +934,7 @@ impl Pop3 {
     fn run(&self, scheme: &str, port: u16, fault: Fault, extra: &[&str]) -> (Run, FaultProxy) {
         let proxy = FaultProxy::start(port, fault);
         let url = format!("{scheme}://localhost:{}", proxy.port());
-        let run = run_bounded(&mut self.cmd(&url, extra), b"", deadline() * 2);
+        let run = run_bounded(&mut self.cmd(&url, extra), b"", deadline() * 2, |_| {});
         (run, proxy)
     }
 
@@ -1012,6 +967,7 @@ impl Pop3 {
                 .arg(&self.stack.ca_file),
             b"",
             Duration::from_secs(30),
+            |_| {},
         );
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         assert_eq!(

@@ -13,14 +13,14 @@
 //! crates/imap-dump/tests/cli.rs `verbose_shows_the_dialogue_without_secrets_or_bodies`.
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::process::Command;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use mailpipe_e2e::fault_proxy::{Fault, FaultProxy};
-use mailpipe_e2e::{tool, Stack};
+use mailpipe_e2e::{run_bounded, tool, Stack};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -94,48 +94,20 @@ struct Seen {
 
 /// Runs `cmd`, sampling the argv of it and its descendants until it ends.
 fn run_watching(cmd: &mut Command) -> Seen {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the tool starts");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_reader = thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
     let mut argvs = BTreeSet::new();
-    let started = Instant::now();
-    let status = loop {
-        for pid in process_tree(child.id()) {
+    let finished = run_bounded(cmd, b"", Duration::from_secs(60), |root| {
+        for pid in process_tree(root) {
             if let Ok(argv) = std::fs::read(format!("/proc/{pid}/cmdline")) {
                 if !argv.is_empty() {
                     argvs.insert(argv);
                 }
             }
         }
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} hung");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    });
     Seen {
-        code: status.code(),
-        stdout: out_reader.join().expect("stdout"),
-        stderr: err_reader.join().expect("stderr"),
+        code: finished.code,
+        stdout: finished.stdout,
+        stderr: finished.stderr.into_bytes(),
         argvs,
     }
 }

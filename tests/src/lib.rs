@@ -6,9 +6,11 @@
 
 pub mod fault_proxy;
 
+use std::io::Read;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The servers `scripts/mailstack` runs, as its `env` command exports them.
 #[derive(Debug, Clone)]
@@ -128,4 +130,66 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     let output = child.wait_with_output().expect("tool runs to the end");
     writer.join().expect("stdin writer thread");
     output
+}
+
+/// What a run of [`run_bounded`] gave.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` with `stdin` written from a thread and its output drained by
+/// threads, calling `while_running` with the child's pid every 5 ms (tests
+/// that watch /proc use it). A tool that outlives `limit` is killed and the
+/// test fails: hardening tests prove "no hang", they must not hang themselves.
+pub fn run_bounded(
+    cmd: &mut Command,
+    stdin: &[u8],
+    limit: Duration,
+    mut while_running: impl FnMut(u32),
+) -> Finished {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr is piped")));
+    let status = loop {
+        while_running(child.id());
+        if let Some(status) = child.try_wait().expect("wait for the tool") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} hung: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    let _ = writer.join();
+    Finished {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned(),
+        elapsed,
+    }
 }
