@@ -28,7 +28,7 @@ impl<'a> Field<'a> {
 }
 
 pub fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
-    let value = trim(value);
+    let value = value.trim_ascii();
     if !value.contains(&b'\n') && !value.contains(&b'\r') {
         return Cow::Borrowed(value);
     }
@@ -39,18 +39,6 @@ pub fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
             .filter(|&b| b != b'\r' && b != b'\n')
             .collect(),
     )
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
 }
 
 /// A split header block.

@@ -89,10 +89,10 @@ fn split(raw: &[u8]) -> (String, Vec<RawParam<'_>>) {
             while i < raw.len() && raw[i] != b';' {
                 i += 1;
             }
-            let mut v = trim_bytes(&raw[start..i]);
+            let mut v = raw[start..i].trim_ascii();
             // `charset=utf-8 (comment)`: a comment is not part of a token.
             if let Some(c) = memchr::memmem::find(v, b" (") {
-                v = trim_bytes(&v[..c]);
+                v = v[..c].trim_ascii();
             }
             value = v;
             quoted = false;
@@ -110,18 +110,6 @@ fn split(raw: &[u8]) -> (String, Vec<RawParam<'_>>) {
         });
     }
     (value, params)
-}
-
-fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &b[start..end]
 }
 
 /// `filename*1*` -> (`filename`, Some(1), true).
