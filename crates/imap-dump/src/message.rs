@@ -3,85 +3,17 @@
 //! X-Keywords headers. The message itself is otherwise left byte for byte.
 
 use imap::types::Flag;
+use mailpipe::message::{envelope, header_block};
 
 /// The address for the From_ line: the envelope sender Dovecot records in
 /// `Return-Path:`, else the address in `From:`, else `MAILER-DAEMON`.
 pub fn sender(message: &[u8]) -> String {
-    let header = header_block(message);
-    if let Some(value) = header_value(header, b"return-path") {
-        let addr = address_in(&value);
-        return if addr.is_empty() {
-            "MAILER-DAEMON".to_string()
-        } else {
-            addr
-        };
+    let sender = envelope::sender(&header_block(message).0);
+    if sender.is_empty() {
+        "MAILER-DAEMON".to_string()
+    } else {
+        sender
     }
-    header_value(header, b"from")
-        .map(|v| address_in(&v))
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "MAILER-DAEMON".to_string())
-}
-
-/// The header section (without the blank line), at most its first 256 KiB.
-fn header_block(message: &[u8]) -> &[u8] {
-    let head = &message[..message.len().min(256 * 1024)];
-    match header_end(head) {
-        Some(end) => &head[..end],
-        None => head,
-    }
-}
-
-/// Where the blank line after the header starts (the offset just after the
-/// header's last line end), if there is one.
-fn header_end(message: &[u8]) -> Option<usize> {
-    if message.starts_with(b"\r\n") || message.starts_with(b"\n") {
-        return Some(0);
-    }
-    let lf = memchr::memmem::find(message, b"\n\n").map(|i| i + 1);
-    let crlf = memchr::memmem::find(message, b"\n\r\n").map(|i| i + 1);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The unfolded value of the first header field called `name` (lower case).
-fn header_value(header: &[u8], name: &[u8]) -> Option<String> {
-    let mut lines = header.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        if !line[..colon].trim_ascii().eq_ignore_ascii_case(name) {
-            continue;
-        }
-        let mut value = line[colon + 1..].to_vec();
-        while let Some(next) = lines.peek() {
-            if next.first().is_some_and(|&b| b == b' ' || b == b'\t') {
-                value.extend_from_slice(next);
-                lines.next();
-            } else {
-                break;
-            }
-        }
-        return Some(String::from_utf8_lossy(&value).trim().to_string());
-    }
-    None
-}
-
-/// `Name <a@b>` -> `a@b`; `a@b (Name)` -> `a@b`; `<>` -> empty.
-fn address_in(value: &str) -> String {
-    if let (Some(open), Some(close)) = (value.rfind('<'), value.rfind('>')) {
-        if open < close {
-            return value[open + 1..close].trim().to_string();
-        }
-    }
-    value
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .find(|w| w.contains('@'))
-        .unwrap_or("")
-        .trim_matches(|c| c == '"' || c == '(' || c == ')')
-        .to_string()
 }
 
 /// The message with `fields` (complete lines without line ends) added at the
@@ -100,22 +32,15 @@ pub fn with_header_fields(message: &[u8], fields: &[String]) -> Vec<u8> {
         added.extend_from_slice(f.as_bytes());
         added.extend_from_slice(eol);
     }
+    let end = header_block(message).0.end();
     let mut out = Vec::with_capacity(message.len() + added.len() + 2);
-    match header_end(message) {
-        Some(end) => {
-            out.extend_from_slice(&message[..end]);
-            out.extend_from_slice(&added);
-            out.extend_from_slice(&message[end..]);
-        }
-        None => {
-            // Only a header: the new fields go after it.
-            out.extend_from_slice(message);
-            if !message.is_empty() && !message.ends_with(b"\n") {
-                out.extend_from_slice(eol);
-            }
-            out.extend_from_slice(&added);
-        }
+    out.extend_from_slice(&message[..end]);
+    if end > 0 && !message[..end].ends_with(b"\n") {
+        // Only a header, its last line without a line end.
+        out.extend_from_slice(eol);
     }
+    out.extend_from_slice(&added);
+    out.extend_from_slice(&message[end..]);
     out
 }
 

@@ -11,14 +11,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use sha2::{Digest, Sha256};
 
-use crate::address::{self, Mailbox};
-use crate::body::{self, TransferEncoding};
-use crate::decode::{self, Charset};
-use crate::headers::{self, HeaderBlock};
-use crate::mime::{Part, Walker};
-use crate::params::{self, ParamValue};
-use crate::rfc2047::HeaderDecoder;
 use crate::schema::{Attachment, FieldSet, HeaderField, PartNode, Record, Source};
+use mailpipe::message::decode::{charset, transfer, Charset, HeaderDecoder, TransferEncoding};
+use mailpipe::message::parse::{address, header, params};
+use mailpipe::message::parse::{HeaderBlock, Mailbox, ParamValue, Part, Walker};
 
 /// What to produce for each message.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +59,7 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
         top_header = None;
         tree = Some(part);
     } else {
-        top_header = Some(headers::split(data, &mut defects));
+        top_header = Some(header::split(data, &mut defects));
         tree = None;
     }
     let Some(header) = tree.as_ref().map(|p| &p.header).or(top_header.as_ref()) else {
@@ -106,10 +102,10 @@ fn charset_hint(part: &Part<'_>) -> Option<Charset> {
 
 fn hint_from(ct: &ParamValue) -> Option<Charset> {
     let label = ct.get("charset")?;
-    if decode::is_ascii_label(label) {
+    if charset::is_ascii_label(label) {
         return None;
     }
-    decode::lookup(label).filter(|c| c.name() != "UTF-8")
+    charset::lookup(label).filter(|c| c.name() != "UTF-8")
 }
 
 fn msg_ids(raw: &[u8]) -> Vec<String> {
@@ -159,7 +155,9 @@ fn fill_headers(record: &mut Record, header: &HeaderBlock<'_>, decoder: &mut Hea
         let raw = header
             .first("date")
             .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned());
-        record.date = raw.as_deref().and_then(crate::date::to_rfc3339);
+        record.date = raw
+            .as_deref()
+            .and_then(mailpipe::message::parse::date::to_rfc3339);
         if raw.is_some() && record.date.is_none() {
             decoder.defects.push("invalid-date".to_string());
         }
@@ -252,9 +250,9 @@ fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEnco
 
 fn decoded_text(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> String {
     let encoding = transfer_encoding(part, decoder.defects);
-    let bytes = body::decode(part.body, encoding, decoder.defects);
+    let bytes = transfer::decode(part.body, encoding, decoder.defects);
     let (text, defect) =
-        decode::decode_text(&bytes, part.content_type.get("charset"), decoder.hint);
+        charset::decode_text(&bytes, part.content_type.get("charset"), decoder.hint);
     if let Some(d) = defect {
         decoder.defects.push(d);
     }
@@ -327,7 +325,7 @@ fn collect_attachments(
         return;
     }
     let encoding = transfer_encoding(part, decoder.defects);
-    let content = body::decode(part.body, encoding, decoder.defects);
+    let content = transfer::decode(part.body, encoding, decoder.defects);
     let sha256 = hex(&Sha256::digest(&content));
     out.push(Attachment {
         filename,

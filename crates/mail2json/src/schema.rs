@@ -6,7 +6,7 @@
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::address::Mailbox;
+use mailpipe::message::Mailbox;
 
 /// Bumped when a field changes meaning or type; adding a field does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;

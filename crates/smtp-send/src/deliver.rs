@@ -43,15 +43,13 @@ pub fn prepare(
     endpoint: Option<&Endpoint>,
 ) -> Result<Prepared, Error> {
     let block = message::parse_header_block(raw)?;
-    let envelope = envelope::derive_envelope(&options.envelope, raw, &block, endpoint)?;
+    let envelope = envelope::derive_envelope(&options.envelope, raw, endpoint)?;
     let domain = envelope
         .sender
         .as_ref()
         .map_or("localhost".to_string(), |a| a.domain().to_string());
     let data = message::prepare(raw, &block, &domain);
-    let message_id = message::parse_header_block(&data)
-        .ok()
-        .and_then(|b| message::message_id(&data, &b));
+    let message_id = message::message_id(&data);
     Ok(Prepared {
         envelope,
         data,

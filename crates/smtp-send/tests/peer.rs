@@ -310,3 +310,29 @@ fn xoauth2_sends_the_token_and_the_transcript_hides_it() {
         "{err}"
     );
 }
+
+/// Regression: `-t` refused a To field with a quoted local part
+/// (`"a b"@example.org`, valid RFC 5321/5322). The real Postfix answers 550
+/// for a local part the stack's domain does not have, so the scripted peer
+/// shows what smtp-send sends: the address with its quotes, in RCPT TO.
+#[test]
+fn t_sends_a_quoted_local_part_as_written() {
+    let (port, seen) = peer(Script::default());
+    let message =
+        b"From: a@example.org\r\nTo: \"a b\"@example.org, Ann <\"ann x\"@example.org>\r\n\
+        Subject: quoted\r\nDate: x\r\nMessage-ID: <2@x>\r\n\r\nbody\r\n";
+    let out = run(plain_client(port, 5).arg("-t"), message);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    let seen = seen.join().expect("peer");
+    assert_eq!(
+        seen.commands[1..4],
+        [
+            "MAIL FROM:<a@example.org> SIZE=124",
+            "RCPT TO:<\"a b\"@example.org>",
+            "RCPT TO:<\"ann x\"@example.org>",
+        ],
+        "{:?}",
+        seen.commands
+    );
+}

@@ -10,9 +10,9 @@
 //! Boundary lines follow RFC 2046 and Python's email package: `--boundary`
 //! at the start of a line, then optionally `--`, then only whitespace.
 
-use crate::headers::{self, HeaderBlock};
-use crate::params::{self, ParamValue};
-use crate::rfc2047::HeaderDecoder;
+use super::header::{self as headers, HeaderBlock};
+use super::params::{self, ParamValue};
+use crate::message::decode::HeaderDecoder;
 
 /// Multiparts nested deeper than this are kept as opaque leaves.
 pub const MAX_DEPTH: usize = 40;

@@ -5,9 +5,10 @@
 //! character (`=?GBK?B?xOO6?= =?GBK?B?w7o=?=`). Whitespace between two
 //! encoded-words is dropped (RFC 2047 section 6.2). Encoded-words are also
 //! recognised inside words and quoted strings, as real mailers write them.
-//! Raw 8-bit bytes outside encoded-words go through [`crate::decode::guess`].
+//! Raw 8-bit bytes outside encoded-words go through [`charset::guess`].
 
-use crate::decode::{self, base64_value, Charset};
+use super::charset::{self as decode, Charset};
+use super::{base64, quoted_printable};
 
 /// Decoding context: the message's charset hint and where defects go.
 pub struct HeaderDecoder<'d> {
@@ -46,8 +47,8 @@ fn parse_word(input: &[u8], start: usize) -> Option<(usize, Word<'_>)> {
         return None;
     }
     let bytes = match encoding {
-        b'B' | b'b' => decode_b(text),
-        b'Q' | b'q' => decode_q(text),
+        b'B' | b'b' => base64::decode_lenient(text),
+        b'Q' | b'q' => quoted_printable::decode_word(text),
         _ => return None,
     };
     let end = start + 2 + text_start + text_len + 2;
@@ -61,59 +62,11 @@ fn parse_word(input: &[u8], start: usize) -> Option<(usize, Word<'_>)> {
     ))
 }
 
-fn decode_b(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut n = 0;
-    for v in text.iter().filter_map(|&c| base64_value(c)) {
-        acc = (acc << 6) | u32::from(v);
-        n += 1;
-        if n == 4 {
-            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
-            acc = 0;
-            n = 0;
-        }
-    }
-    match n {
-        2 => out.push((acc >> 4) as u8),
-        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
-        _ => {}
-    }
-    out
-}
-
-fn decode_q(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        match text[i] {
-            b'_' => out.push(b' '),
-            b'=' => {
-                if let Some(v) = text.get(i + 1..i + 3).and_then(hex_pair) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'=');
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
-}
-
 /// Words in a stateful charset (ISO-2022-JP, UTF-7) each end in the ASCII
 /// state, so they are decoded one by one; joining them would put two escape
 /// sequences in a row, which the WHATWG decoder rejects.
 fn joinable(charset: &str) -> bool {
     decode::lookup(charset).is_none_or(|c| c.ascii_compatible())
-}
-
-pub fn hex_pair(pair: &[u8]) -> Option<u8> {
-    let h = (pair[0] as char).to_digit(16)?;
-    let l = (pair[1] as char).to_digit(16)?;
-    Some((h * 16 + l) as u8)
 }
 
 impl HeaderDecoder<'_> {

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::rfc2047::HeaderDecoder;
+use crate::message::decode::HeaderDecoder;
 
 /// One mailbox. `name` is null when the header has none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use encoding_rs::{Encoding, GB18030, UTF_8, WINDOWS_1252};
 
-/// A charset mail2json can decode.
+/// A charset the message library can decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charset {
     Encoding(&'static Encoding),
@@ -51,7 +51,7 @@ impl Charset {
                 (text, had_errors)
             }
             Charset::Utf7 => {
-                let (text, bad) = decode_utf7(bytes);
+                let (text, bad) = super::utf7::decode(bytes);
                 (Cow::Owned(text), bad)
             }
         }
@@ -285,67 +285,6 @@ fn looks_mostly_utf8(bytes: &[u8]) -> bool {
     valid >= 4 && valid > invalid * 4
 }
 
-/// UTF-7 (RFC 2152): `+` starts modified base64 of UTF-16, `-` or any
-/// non-base64 byte ends it, `+-` is a plus sign.
-fn decode_utf7(bytes: &[u8]) -> (String, bool) {
-    let mut out = String::with_capacity(bytes.len());
-    let mut bad = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b != b'+' {
-            if b.is_ascii() {
-                out.push(b as char);
-            } else {
-                out.push('\u{FFFD}');
-                bad = true;
-            }
-            i += 1;
-            continue;
-        }
-        i += 1;
-        if bytes.get(i) == Some(&b'-') {
-            out.push('+');
-            i += 1;
-            continue;
-        }
-        let mut bits: u32 = 0;
-        let mut nbits = 0;
-        let mut units = Vec::new();
-        while let Some(v) = bytes.get(i).and_then(|&c| base64_value(c)) {
-            bits = (bits << 6) | u32::from(v);
-            nbits += 6;
-            if nbits >= 16 {
-                nbits -= 16;
-                units.push((bits >> nbits) as u16);
-                bits &= (1 << nbits) - 1;
-            }
-            i += 1;
-        }
-        for c in char::decode_utf16(units) {
-            out.push(c.unwrap_or_else(|_| {
-                bad = true;
-                '\u{FFFD}'
-            }));
-        }
-        if bytes.get(i) == Some(&b'-') {
-            i += 1;
-        }
-    }
-    (out, bad)
-}
-
-pub fn base64_value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,13 +298,6 @@ mod tests {
         assert_eq!(lookup("utf-8*en").map(Charset::name), Some("UTF-8"));
         assert_eq!(lookup("ks_c_5601-1987").map(Charset::name), Some("EUC-KR"));
         assert_eq!(lookup("unicode-1-1-utf-7"), Some(Charset::Utf7));
-    }
-
-    #[test]
-    fn utf7() {
-        assert_eq!(decode_utf7(b"Hi Mom -+Jjo--!").0, "Hi Mom -\u{263a}-!");
-        assert_eq!(decode_utf7(b"+ZeVnLIqe-").0, "日本語");
-        assert_eq!(decode_utf7(b"1 +- 1").0, "1 + 1");
     }
 
     #[test]

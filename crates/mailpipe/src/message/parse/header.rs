@@ -1,11 +1,12 @@
 //! The header block of a message or MIME part, split into fields without
 //! copying, with the repairs real mail needs.
 //!
-//! mailparse 0.16 refuses a block whose first line is a continuation ("Header
+//! mailparse refuses a block whose first line is a continuation ("Header
 //! cannot start with a space"); here such a line is dropped with a defect, as
 //! Python's email package does. A line that is neither a field nor a
 //! continuation ends the header block (the body starts there), with a defect,
 //! again as Python does, instead of becoming a field with an empty value.
+//! Tools that must refuse such a message (smtp-send) read the defects.
 
 use std::borrow::Cow;
 
@@ -14,6 +15,10 @@ use std::borrow::Cow;
 pub struct Field<'a> {
     pub name: &'a [u8],
     pub value: &'a [u8],
+    /// Where the whole field is in the input, continuation lines and the
+    /// last line end included (to cut it out byte-exactly).
+    pub start: usize,
+    pub end: usize,
 }
 
 impl<'a> Field<'a> {
@@ -53,6 +58,25 @@ impl<'a> HeaderBlock<'a> {
     pub fn first(&self, name: &str) -> Option<&Field<'a>> {
         self.fields.iter().find(|f| f.is(name))
     }
+
+    /// Where the fields end: the start of the blank line (or of the line
+    /// that is not a field) after them, or the end of the input. New fields
+    /// go here.
+    pub fn end(&self) -> usize {
+        self.fields.last().map_or(0, |f| f.end)
+    }
+
+    /// The fields called `name`, in order.
+    pub fn named<'b>(&'b self, name: &'b str) -> impl Iterator<Item = &'b Field<'a>> + 'b {
+        self.fields.iter().filter(move |f| f.is(name))
+    }
+
+    /// The fields called any of `names`, in message order.
+    pub fn any_of<'b>(&'b self, names: &'b [&str]) -> impl Iterator<Item = &'b Field<'a>> + 'b {
+        self.fields
+            .iter()
+            .filter(move |f| names.iter().any(|n| f.is(n)))
+    }
 }
 
 /// A field name: printable ASCII except the colon (RFC 5322 ftext); trailing
@@ -75,9 +99,9 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
     let mut block = HeaderBlock::default();
     let mut pos = 0;
     let mut first_line = true;
-    // (name, value start) of the field being read; its value ends where the
-    // next line that is not a continuation starts.
-    let mut current: Option<(&'a [u8], usize, usize)> = None;
+    // (name, field start, value start, end) of the field being read; it
+    // ends where the next line that is not a continuation starts.
+    let mut current: Option<(&'a [u8], usize, usize, usize)> = None;
     while pos < data.len() {
         let line_end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
         let line = &data[pos..line_end];
@@ -93,7 +117,7 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
         }
         if content[0] == b' ' || content[0] == b'\t' {
             match current.as_mut() {
-                Some((_, _, end)) => *end = line_end,
+                Some((_, _, _, end)) => *end = line_end,
                 None => {
                     let indent = content
                         .iter()
@@ -108,8 +132,8 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
                             .iter()
                             .rposition(|&b| b != b' ' && b != b'\t')
                             .map_or(0, |e| e + 1);
-                        current =
-                            Some((&data[start..start + name_end], start + colon + 1, line_end));
+                        let name = &data[start..start + name_end];
+                        current = Some((name, pos, start + colon + 1, line_end));
                     } else if first_line {
                         defects.push("first-header-line-is-continuation".to_string());
                     } else {
@@ -127,7 +151,7 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
                 .iter()
                 .rposition(|&b| b != b' ' && b != b'\t')
                 .map_or(0, |e| e + 1);
-            current = Some((&content[..name_end], pos + colon + 1, line_end));
+            current = Some((&content[..name_end], pos, pos + colon + 1, line_end));
             pos = line_end;
             first_line = false;
             continue;
@@ -151,14 +175,19 @@ pub fn split<'a>(data: &'a [u8], defects: &mut Vec<String>) -> HeaderBlock<'a> {
 
 fn finish<'a>(
     block: &mut HeaderBlock<'a>,
-    current: Option<(&'a [u8], usize, usize)>,
+    current: Option<(&'a [u8], usize, usize, usize)>,
     data: &'a [u8],
 ) {
-    if let Some((name, start, end)) = current {
-        let value = &data[start..end];
+    if let Some((name, start, value_start, end)) = current {
+        let value = &data[value_start..end];
         let value = value.strip_suffix(b"\n").unwrap_or(value);
         let value = value.strip_suffix(b"\r").unwrap_or(value);
-        block.fields.push(Field { name, value });
+        block.fields.push(Field {
+            name,
+            value,
+            start,
+            end,
+        });
     }
 }
 
@@ -174,6 +203,11 @@ mod tests {
         assert_eq!(h.fields.len(), 2);
         assert_eq!(&*h.fields[0].unfolded(), b"a  b");
         assert_eq!(h.fields[1].name, b"To");
+        assert_eq!(
+            &data[h.fields[0].start..h.fields[0].end],
+            b"Subject: a\r\n  b\r\n"
+        );
+        assert_eq!(&data[h.fields[1].start..h.fields[1].end], b"To : x@y\r\n");
         assert_eq!(&data[h.body_start..], b"body\r\n");
         assert!(d.is_empty());
     }

@@ -3,8 +3,8 @@
 //! (`name*=gb2312''%C4%E3`), and the RFC 2047 or raw 8-bit filenames that
 //! mailers write instead (`name="=?GBK?B?...?="`).
 
-use crate::decode;
-use crate::rfc2047::{hex_pair, HeaderDecoder};
+use crate::message::decode::charset as decode;
+use crate::message::decode::{hex_pair, HeaderDecoder};
 
 /// A parsed `value; params` header.
 #[derive(Debug, Default, Clone)]

@@ -1,10 +1,10 @@
-//! The Date header to RFC 3339 with the original offset, leniently: an
+//! Dates of Date and Received fields, leniently: an
 //! optional weekday, day month year (2- or 4-digit years, RFC 5322 obsolete
 //! rules), hh:mm[:ss], and a numeric or named zone. A missing zone and
 //! `-0000` (RFC 5322: local time unknown) both give `-00:00` (RFC 3339's
 //! "offset unknown"). Anything else unparseable gives `None` (JSON null).
 
-use chrono::{FixedOffset, NaiveDate, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -43,8 +43,34 @@ fn zone_minutes(word: &str) -> Option<Option<i32>> {
     Some(Some(named))
 }
 
-/// Parses a Date value; `Some` RFC 3339 text when it is a real date.
+/// A date as written, and whether its offset is known (`-0000` or none is
+/// not: the time is then read as UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date {
+    pub time: DateTime<FixedOffset>,
+    pub offset_known: bool,
+}
+
+impl Date {
+    pub fn utc(&self) -> DateTime<Utc> {
+        self.time.with_timezone(&Utc)
+    }
+}
+
+/// Parses a Date value; `Some` RFC 3339 text with the original offset when
+/// it is a real date (`-00:00` when the offset is unknown).
 pub fn to_rfc3339(value: &str) -> Option<String> {
+    let date = parse(value)?;
+    let text = date.time.to_rfc3339();
+    Some(if date.offset_known {
+        text
+    } else {
+        format!("{}-00:00", &text[..text.len() - 6])
+    })
+}
+
+/// Parses a date value (a Date field, the part of a Received field after `;`).
+pub fn parse(value: &str) -> Option<Date> {
     let cleaned: String = value
         .chars()
         .map(|c| if c == ',' { ' ' } else { c })
@@ -95,11 +121,10 @@ pub fn to_rfc3339(value: &str) -> Option<String> {
     };
     let naive = NaiveDate::from_ymd_opt(year, mon, day)?.and_hms_opt(h, m, s)?;
     let fixed = FixedOffset::east_opt(offset.unwrap_or(0) * 60)?;
-    let dt = fixed.from_local_datetime(&naive).single()?;
-    let text = dt.to_rfc3339();
-    Some(match offset {
-        Some(_) => text,
-        None => format!("{}-00:00", &text[..text.len() - 6]),
+    let time = fixed.from_local_datetime(&naive).single()?;
+    Some(Date {
+        time,
+        offset_known: offset.is_some(),
     })
 }
 

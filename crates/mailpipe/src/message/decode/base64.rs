@@ -1,0 +1,174 @@
+//! The one base64 decoder of the message library, lenient as Python's
+//! binascii is when not strict: bodies (Content-Transfer-Encoding), the `B`
+//! encoding of RFC 2047 encoded-words, and the shifted runs of UTF-7 all
+//! decode here, with one alphabet table and one quantum accumulator.
+
+/// Base64 alphabet values; 0xFF for every other byte.
+static ALPHABET: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => 0xFF,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The 6-bit value of a base64 character.
+pub fn value(c: u8) -> Option<u8> {
+    let v = ALPHABET[usize::from(c)];
+    (v < 64).then_some(v)
+}
+
+/// Up to four 6-bit values waiting to become three bytes.
+#[derive(Default)]
+struct Quantum {
+    acc: u32,
+    n: u32,
+}
+
+impl Quantum {
+    fn push(&mut self, v: u8, out: &mut Vec<u8>) {
+        self.acc = (self.acc << 6) | u32::from(v);
+        self.n += 1;
+        if self.n == 4 {
+            let a = self.acc;
+            out.extend_from_slice(&[(a >> 16) as u8, (a >> 8) as u8, a as u8]);
+            *self = Quantum::default();
+        }
+    }
+
+    /// The whole bytes of an incomplete quantum (two or three characters).
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        match self.n {
+            2 => out.push((self.acc >> 4) as u8),
+            3 => out.extend_from_slice(&[(self.acc >> 10) as u8, (self.acc >> 2) as u8]),
+            _ => {}
+        }
+        *self = Quantum::default();
+    }
+}
+
+/// Decodes the alphabet characters of `text`, skipping everything else
+/// (padding included), and keeps the whole bytes of a last partial quantum:
+/// encoded-word text and UTF-7 runs.
+pub fn decode_lenient(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4 + 2);
+    let mut q = Quantum::default();
+    for v in text.iter().filter_map(|&c| value(c)) {
+        q.push(v, &mut out);
+    }
+    q.flush(&mut out);
+    out
+}
+
+/// A base64 body: characters outside the alphabet are skipped, and decoding
+/// stops at the padding that ends a quantum (what follows is not part of this
+/// content). Text that is only labelled base64 (characters outside the
+/// alphabet and a length no base64 can have) is `None`: the caller keeps it
+/// as it is, as Python does. Defects are appended.
+pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut q = Quantum::default();
+    let mut invalid = false;
+    let mut end = body.len();
+    let mut i = 0;
+    while i < body.len() {
+        // Fast path: four alphabet characters at a quantum boundary.
+        if q.n == 0 && i + 4 <= body.len() {
+            let v = [
+                ALPHABET[usize::from(body[i])],
+                ALPHABET[usize::from(body[i + 1])],
+                ALPHABET[usize::from(body[i + 2])],
+                ALPHABET[usize::from(body[i + 3])],
+            ];
+            if (v[0] | v[1] | v[2] | v[3]) < 64 {
+                let a = (u32::from(v[0]) << 18)
+                    | (u32::from(v[1]) << 12)
+                    | (u32::from(v[2]) << 6)
+                    | u32::from(v[3]);
+                out.extend_from_slice(&[(a >> 16) as u8, (a >> 8) as u8, a as u8]);
+                i += 4;
+                continue;
+            }
+        }
+        let c = body[i];
+        match value(c) {
+            Some(v) => q.push(v, &mut out),
+            None => match c {
+                b'=' if q.n >= 2 => {
+                    q.flush(&mut out);
+                    end = i;
+                    break;
+                }
+                // Spaces inside a line: words, not base64.
+                b' ' | b'\t' if body.get(i + 1).is_some_and(|&b| value(b).is_some()) => {
+                    invalid = true
+                }
+                b' ' | b'\t' | b'\r' | b'\n' | b'=' => {}
+                _ => invalid = true,
+            },
+        }
+        i += 1;
+    }
+    if q.n == 1 && invalid {
+        defects.push("base64-undecodable: kept as it is".to_string());
+        return None;
+    }
+    if q.n == 1 {
+        defects.push("base64-truncated".to_string());
+    } else if q.n > 1 {
+        q.flush(&mut out);
+        defects.push("base64-missing-padding".to_string());
+    }
+    let after = &body[end..];
+    if end < body.len() && after.iter().any(|&b| value(b).is_some()) {
+        defects.push("base64-data-after-padding".to_string());
+    }
+    if invalid {
+        defects.push("base64-invalid-characters".to_string());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_lenient() {
+        let mut d = Vec::new();
+        assert_eq!(
+            decode_body(b"aGVs\r\nbG8=\r\n", &mut d).as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert!(d.is_empty());
+        assert_eq!(
+            decode_body(b"aGVsbG8", &mut d).as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(d, ["base64-missing-padding"]);
+        d.clear();
+        assert_eq!(
+            decode_body(b"aGVs!bG8=", &mut d).as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(d, ["base64-invalid-characters"]);
+        assert_eq!(decode_body(b"plain text, not base64 abc\n", &mut d), None);
+    }
+
+    #[test]
+    fn lenient_words() {
+        assert_eq!(decode_lenient(b"xOO6"), b"\xc4\xe3\xba");
+        assert_eq!(decode_lenient(b"ww=="), b"\xc3");
+        assert_eq!(decode_lenient(b"aGVsbG8"), b"hello");
+    }
+}
