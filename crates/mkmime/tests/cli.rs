@@ -1,6 +1,7 @@
 //! mkmime end to end through its binary: exact bytes, exit codes and stderr,
-//! and every kind of output read back by two independent parsers, Python's
-//! `email` package (policy.default, tests/check_mime.py) and mailparse.
+//! and every kind of output read back by independent parsers, Python's
+//! `email` package (policy.default, tests/check_mime.py), mailparse and the
+//! shared message library (mailpipe::message).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -122,7 +123,9 @@ fn attachment<'a>(parts: &'a [Value], filename: &str) -> &'a Value {
 }
 
 /// What mailparse makes of a message: subject, and per leaf part its type,
-/// file name and decoded bytes.
+/// file name and decoded bytes. The shared message library reads the message
+/// too and must agree (line ends aside: it gives text LF, mailparse CRLF).
+#[derive(Debug)]
 struct Parsed {
     subject: String,
     leaves: Vec<(String, Option<String>, Vec<u8>)>,
@@ -151,13 +154,82 @@ fn mailparse(message: &[u8]) -> Parsed {
     let parsed = mailparse::parse_mail(message).unwrap();
     let mut leaves = Vec::new();
     walk(&parsed, &mut leaves);
-    Parsed {
+    let theirs = Parsed {
         subject: parsed
             .headers
             .get_first_value("Subject")
             .unwrap_or_default(),
         leaves,
+    };
+    let ours = message_library(message);
+    let lf = |p: &Parsed| -> Vec<(String, Option<String>, Vec<u8>)> {
+        let lf = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .replace("\r\n", "\n")
+                .into_bytes()
+        };
+        p.leaves
+            .iter()
+            .map(|(t, n, b)| (t.clone(), n.clone(), lf(b)))
+            .collect()
+    };
+    assert_eq!(ours.subject, theirs.subject);
+    assert_eq!(lf(&ours), lf(&theirs));
+    theirs
+}
+
+/// The same reading with mailpipe's message library.
+fn message_library(message: &[u8]) -> Parsed {
+    use mailpipe::message::decode::{transfer, HeaderDecoder, TransferEncoding};
+    use mailpipe::message::parse::{params, Part, Walker};
+    fn walk(
+        part: &Part,
+        defects: &mut Vec<String>,
+        out: &mut Vec<(String, Option<String>, Vec<u8>)>,
+    ) {
+        if part.children.is_empty() {
+            let mut decoder = HeaderDecoder {
+                hint: None,
+                defects,
+            };
+            let disposition = part
+                .header
+                .first("content-disposition")
+                .map(|f| params::parse(&f.unfolded(), &mut decoder));
+            let filename = disposition
+                .as_ref()
+                .and_then(|d| d.get("filename"))
+                .or_else(|| part.content_type.get("name"))
+                .map(str::to_string);
+            let label = part
+                .header
+                .first("content-transfer-encoding")
+                .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned())
+                .unwrap_or_default();
+            let (encoding, _) = TransferEncoding::from_label(&label);
+            let bytes = transfer::decode(part.body, encoding, defects).into_owned();
+            out.push((part.mime_type().to_string(), filename, bytes));
+        }
+        for child in &part.children {
+            walk(child, defects, out);
+        }
     }
+    let mut defects = Vec::new();
+    let tree = Walker::new(&mut defects, false).parse(message);
+    let mut leaves = Vec::new();
+    walk(&tree, &mut defects, &mut leaves);
+    let subject = tree
+        .header
+        .first("subject")
+        .map(|f| {
+            HeaderDecoder {
+                hint: None,
+                defects: &mut defects,
+            }
+            .decode(&f.unfolded())
+        })
+        .unwrap_or_default();
+    Parsed { subject, leaves }
 }
 
 struct Files {
