@@ -1,11 +1,13 @@
 //! The MIME tree of a message, parsed without copying the input, with limits.
 //!
-//! mail2json walks the tree itself instead of calling `mailparse::parse_mail`:
-//! mailparse 0.16.1 has no recursion limit (a message nested a few thousand
-//! levels deep overflows the stack, which aborts the process, and no
-//! `catch_unwind` can stop that) and gives up on the whole message at the
-//! first bad header block. Here depth and part count are bounded, and every
-//! irregularity becomes a defect on a tree that is still returned.
+//! The tools walk the tree here rather than call `mailparse::parse_mail`
+//! (0.18): mailparse refuses a whole message at its first irregular header
+//! block (20 of the 1,209 messages of the shared corpus, all for a header
+//! block, the message's or a part's, whose first line starts with a space),
+//! and a message nested deeper than its recursion limit of 100 is refused too. Here depth and part count are
+//! bounded, and every irregularity becomes a defect on a tree that is still
+//! returned. Over that corpus this walk is also faster (figures in
+//! docs/mail2json-vs-python.md).
 //!
 //! Boundary lines follow RFC 2046 and Python's email package: `--boundary`
 //! at the start of a line, then optionally `--`, then only whitespace.
