@@ -1,8 +1,8 @@
 //! The message as smtp-send checks, completes and transmits it: its header
 //! block (split by the shared message library, byte-exactly, so that
-//! everything not changed is sent as read),
-//! Bcc removal, Date and Message-ID when missing, and the DATA encoding (bare LF
-//! to CRLF, then dot-stuffing, then the final `.` in the same buffer).
+//! everything not changed is sent as read), Bcc removal, Date and Message-ID
+//! when missing, and the DATA encoding (bare LF to CRLF, then dot-stuffing,
+//! then the final `.` in the same buffer).
 
 use chrono::Local;
 use mailpipe::Error;
