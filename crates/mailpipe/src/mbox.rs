@@ -276,13 +276,15 @@ fn fence(file: &mut File, len: u64) -> io::Result<&'static [u8]> {
     file.read_exact(tail)?;
     file.seek(SeekFrom::End(0))?;
     let tail: &[u8] = tail;
-    Ok(if tail.ends_with(b"\n\n") || tail.ends_with(b"\n\r\n") || tail == b"\n" {
-        b""
-    } else if tail.ends_with(b"\n") {
-        b"\n"
-    } else {
-        b"\n\n"
-    })
+    Ok(
+        if tail.ends_with(b"\n\n") || tail.ends_with(b"\n\r\n") || tail == b"\n" {
+            b""
+        } else if tail.ends_with(b"\n") {
+            b"\n"
+        } else {
+            b"\n\n"
+        },
+    )
 }
 
 fn lock_exclusive(file: &File) -> io::Result<()> {
@@ -422,10 +424,22 @@ mod tests {
     fn append_to_file_fences_off_a_cut_last_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         for (old, fence) in [
-            (&b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nhalf a li"[..], &b"\n\n"[..]),
-            (b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nwhole line\n", b"\n"),
-            (b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nbody\n\n", b""),
-            (b"From a Tue Nov  3 09:05:07 2026\r\nSubject: 1\r\n\r\nbody\r\n\r\n", b""),
+            (
+                &b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nhalf a li"[..],
+                &b"\n\n"[..],
+            ),
+            (
+                b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nwhole line\n",
+                b"\n",
+            ),
+            (
+                b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nbody\n\n",
+                b"",
+            ),
+            (
+                b"From a Tue Nov  3 09:05:07 2026\r\nSubject: 1\r\n\r\nbody\r\n\r\n",
+                b"",
+            ),
         ] {
             let path = dir.path().join("dead.letter");
             std::fs::write(&path, old).expect("write");
@@ -433,7 +447,8 @@ mod tests {
             let bytes = std::fs::read(&path).expect("read");
             let mut expected = old.to_vec();
             expected.extend_from_slice(fence);
-            expected.extend_from_slice(b"From a@b.c Tue Nov  3 09:05:07 2026\nSubject: 2\n\nbody\n\n");
+            expected
+                .extend_from_slice(b"From a@b.c Tue Nov  3 09:05:07 2026\nSubject: 2\n\nbody\n\n");
             assert_eq!(bytes, expected);
             let back = read_all(&bytes);
             assert_eq!(back.len(), 2);
