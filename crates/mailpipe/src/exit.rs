@@ -109,6 +109,19 @@ impl Error {
         self.message = one_line(format!("{context}: {}", self.message));
         self
     }
+
+    /// `context` in front unless the message already names it: the errors of
+    /// `Endpoint` (password, login, plaintext AUTH) name the server
+    /// themselves, and a tool that prefixes every error with the server must
+    /// not name it twice.
+    pub fn context_once(self, context: impl fmt::Display) -> Error {
+        let context = context.to_string();
+        if self.message.contains(&context) {
+            self
+        } else {
+            self.context(context)
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -232,6 +245,14 @@ mod tests {
         let e = Error::data("bad header").context("message 3");
         assert_eq!(e.message(), "message 3: bad header");
         assert_eq!(e.exit().code(), 65);
+    }
+
+    #[test]
+    fn context_once_does_not_repeat_itself() {
+        let e = Error::config("smtp://h:25: refusing").context_once("smtp://h:25");
+        assert_eq!(e.message(), "smtp://h:25: refusing");
+        let e = Error::config("refusing").context_once("smtp://h:25");
+        assert_eq!(e.message(), "smtp://h:25: refusing");
     }
 
     #[test]
