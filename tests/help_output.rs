@@ -20,7 +20,9 @@ const PRINTS: [&[&str]; 4] = [
 
 fn command(name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(tool(name));
-    cmd.args(args).stdin(Stdio::null()).env("RUST_BACKTRACE", "0");
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("RUST_BACKTRACE", "0");
     cmd
 }
 
