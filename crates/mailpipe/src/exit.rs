@@ -14,7 +14,7 @@ pub enum Exit {
     Usage = 64,
     /// 65: the input data was wrong (a message that does not parse, a bad header).
     Data = 65,
-    /// 66: an input file did not exist or was empty.
+    /// 66: an input file did not exist or could not be read; smtp-send: no message on stdin.
     NoInput = 66,
     /// 67: a recipient or user does not exist.
     NoUser = 67,
@@ -24,6 +24,8 @@ pub enum Exit {
     Unavailable = 69,
     /// 70: a bug in mailpipe.
     Software = 70,
+    /// 71: the system refused a resource (threads could not be started).
+    OsErr = 71,
     /// 74: reading or writing failed.
     Io = 74,
     /// 75: a temporary failure; try again later (4xx replies, timeouts).
@@ -89,6 +91,11 @@ impl Error {
         let mut e = Error::new(Exit::Io, format!("{context}: {}", describe_io(&err)));
         e.broken_pipe = err.kind() == io::ErrorKind::BrokenPipe;
         e
+    }
+
+    /// The system refused a resource, e.g. `os("cannot start 8 threads", e)`.
+    pub fn os(context: impl fmt::Display, err: &io::Error) -> Error {
+        Error::new(Exit::OsErr, format!("{context}: {}", describe_io(err)))
     }
 
     pub fn exit(&self) -> Exit {
