@@ -136,25 +136,37 @@ fn run(args: Args) -> Result<(), Error> {
     if args.batch_size == 0 {
         return Err(Error::usage("--batch-size must be at least 1"));
     }
+    if args.state.is_some() && args.output_dir.is_none() {
+        mailpipe::durable::refuse_discarded_stdout("--state")?;
+    }
     let endpoint = args.server.resolve(Protocol::Imap)?;
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
     let mut session = session::open(&endpoint)?;
     if args.list {
-        list::print(
+        let listed = list::print(
             &mut session,
             &endpoint,
             args.json,
             &mut std::io::stdout().lock(),
-        )?;
-        let _ = session.logout();
-        return Ok(());
+        );
+        return Sessions::new(session, &endpoint).finish(listed);
     }
     let mut sessions = Sessions::new(session, &endpoint);
+    let dumped = dump_all(&args, &endpoint, &mut sessions, state.as_mut());
+    sessions.finish(dumped)
+}
 
+/// The dump proper, once logged in: every mailbox asked for, in order.
+fn dump_all(
+    args: &Args,
+    endpoint: &mailpipe::Endpoint,
+    sessions: &mut Sessions<'_>,
+    mut state: Option<&mut StateFile>,
+) -> Result<(), Error> {
     // The mailboxes to dump, with their hierarchy delimiters for --output-dir.
     let needs_list = args.all || args.output_dir.is_some();
     let known = if needs_list {
-        list::mailboxes(&mut sessions.main, &endpoint)?
+        list::mailboxes(&mut sessions.main, endpoint)?
     } else {
         Vec::new()
     };
@@ -182,6 +194,7 @@ fn run(args: Args) -> Result<(), Error> {
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
         // Two transcripts interleaved on stderr would be unreadable.
+        account: endpoint.state_key()?,
         connections: if endpoint.verbose {
             1
         } else {
@@ -206,16 +219,15 @@ fn run(args: Args) -> Result<(), Error> {
             (None, None) => unreachable!("stdout is open when there is no --output-dir"),
         };
         dump::dump_mailbox(
-            &mut sessions,
-            &endpoint,
+            sessions,
+            endpoint,
             name,
             out,
-            state.as_mut(),
+            state.as_deref_mut(),
             &options,
             &progress,
         )?;
         out.commit(state.is_some())?;
     }
-    sessions.logout();
     Ok(())
 }

@@ -103,14 +103,24 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if args.delete {
+        mailpipe::durable::refuse_discarded_stdout("--delete")?;
+    } else if args.state.is_some() {
+        mailpipe::durable::refuse_discarded_stdout("--state")?;
+    }
     let endpoint = args.server.resolve(Protocol::Pop3)?;
     let mut session = Session::open(&endpoint).map_err(|e| e.context(&endpoint.url))?;
     if args.list {
-        let maildrop = Maildrop::scan(&mut session, true).map_err(|e| e.context(&endpoint.url))?;
-        let mut out = BufWriter::new(io::stdout().lock());
-        maildrop::print_list(&maildrop, args.json, &mut out)?;
-        let _ = session.client.quit();
-        return Ok(());
+        let listed = Maildrop::scan(&mut session, true)
+            .map_err(|e| e.context(&endpoint.url))
+            .and_then(|maildrop| {
+                let mut out = BufWriter::new(io::stdout().lock());
+                maildrop::print_list(&maildrop, args.json, &mut out)
+            });
+        if listed.is_ok() {
+            let _ = session.client.quit();
+        }
+        return session.finish(listed);
     }
     let options = ExportOptions {
         limit: args.limit,
@@ -124,13 +134,14 @@ fn run(args: Args) -> Result<(), Error> {
         user: endpoint.login()?,
         host: &endpoint.url.host,
     };
-    export::export(&mut session, name, &options).map_err(|e| {
+    let exported = export::export(&mut session, name, &options).map_err(|e| {
         if e.exit() == mailpipe::Exit::Io {
             e
         } else {
             e.context(&endpoint.url)
         }
-    })
+    });
+    session.finish(exported)
 }
 
 fn main() -> ExitCode {
