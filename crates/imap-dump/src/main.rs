@@ -9,7 +9,9 @@
 //! Exit status: 0, or the sysexits code of the first error (64 usage, 66 no
 //! such mailbox, 69 server unavailable / TLS refused, 74 output error, 75
 //! connection lost or timed out: run again, 76 protocol, 77 login failed,
-//! 78 configuration). A closed stdout (`| head`) ends quietly with 0.
+//! 78 configuration). A closed stdout (`| head`) ends quietly with 0, except
+//! with `--state`: stdout on /dev/null or closed, or a pipe whose reader exits
+//! before reading everything, is 74 and the state does not move.
 
 mod criteria;
 mod dump;
@@ -43,9 +45,14 @@ Examples:
   imap-dump --account work --search 'SUBJECT 周报 FROM 张伟' > reports.mbox
   imap-dump --account work --all --output-dir backup/ --state backup/.state
 
-Incremental runs: --state FILE remembers, per mailbox, the UIDVALIDITY and the
-highest UID written, and is replaced only after the output it describes was
-flushed (and synced, for files). A run killed at any moment therefore never
+Incremental runs: --state FILE remembers, per account (user@host) and mailbox,
+the UIDVALIDITY, the highest UID written and the UIDs below it that --max-size
+skipped (fetched by a later run whose limit allows them); accounts may share
+one file, and an empty file is an empty state. The file is replaced only after
+the output it describes was flushed (and synced, for files); on a pipe, only
+after the reader has taken every byte (a reader that exits first: 74, the
+state unmoved, run again). --state with stdout on /dev/null or closed (>&-)
+is refused (74). A run killed at any moment therefore never
 skips a message next time; it may write some again (a duplicate is better than
 a loss). If the server renumbers a mailbox (UIDVALIDITY changes), imap-dump
 says so and dumps the whole mailbox again. When appending to a file whose last
@@ -84,10 +91,12 @@ struct Args {
     /// At most N messages per mailbox, the oldest (lowest UIDs) first
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr
+    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr;
+    /// with --state they are remembered and fetched by a later run that allows them
     #[arg(long, value_name = "BYTES")]
     max_size: Option<u64>,
-    /// Remember what was dumped here; the next run fetches only newer messages
+    /// Remember what was dumped here (per user@host and mailbox); the next run
+    /// fetches only newer messages
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Write DIR/<mailbox>.mbox per mailbox (nested names as folders) instead

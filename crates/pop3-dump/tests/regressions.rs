@@ -68,7 +68,14 @@ impl Maildrop {
     fn on_server(&self) -> usize {
         let out = doveadm(
             &self.stack,
-            &["mailbox", "status", "-u", &self.stack.user2, "messages", "INBOX"],
+            &[
+                "mailbox",
+                "status",
+                "-u",
+                &self.stack.user2,
+                "messages",
+                "INBOX",
+            ],
             b"",
         );
         String::from_utf8_lossy(&out)
@@ -209,7 +216,10 @@ fn a_mailbox_in_use_is_not_reported_as_a_password_problem() {
     peer.join().expect("peer");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");
-    assert!(stderr.contains("LOGIN-DELAY") && stderr.contains("later"), "{stderr}");
+    assert!(
+        stderr.contains("LOGIN-DELAY") && stderr.contains("later"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("authentication failed"), "{stderr}");
 }
 
