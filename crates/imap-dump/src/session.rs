@@ -156,13 +156,18 @@ impl Session {
 }
 
 impl Session {
-    /// LOGOUT after an error, best-effort and within `GOODBYE_WAIT`, so
-    /// that the server sees a clean end instead of a dropped connection.
+    /// LOGOUT after an error, best-effort, so that the server sees a clean
+    /// end instead of a dropped connection. Each read waits at most
+    /// `GOODBYE_WAIT`, and at most `GOODBYE_BYTES` are read: after a garbled
+    /// or endless response the reply to LOGOUT may never come.
     pub fn goodbye(&mut self) {
         self.stream.lock().0.get_ref().prepare_goodbye();
-        let _ = self.imap.logout();
+        let _ = with_read_budget(GOODBYE_BYTES, || self.imap.logout());
     }
 }
+
+/// Bytes read at most while waiting for the reply to a LOGOUT after an error.
+const GOODBYE_BYTES: u64 = 64 * 1024;
 
 /// Longest literal accepted outside a FETCH (a mailbox name in LIST).
 const MAX_UNTAGGED_LITERAL: u64 = 64 * 1024;
