@@ -7,13 +7,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mailpipe::mbox::MboxReader;
-use mailpipe_e2e::Stack;
+use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack};
 
 const BIN: &str = env!("CARGO_BIN_EXE_imap-dump");
 
@@ -35,17 +35,6 @@ fn unique(label: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-fn doveadm(stack: &Stack, args: &[&str], stdin: &[u8]) {
-    let out = mailpipe_e2e::run_with_stdin(
-        Command::new("doveadm")
-            .arg("-c")
-            .arg(&stack.dovecot_conf)
-            .args(args),
-        stdin,
-    );
-    assert!(out.status.success(), "doveadm {args:?}: {out:?}");
 }
 
 /// One of the stack's users, with a scratch folder and its password in a file.
@@ -79,11 +68,8 @@ impl User {
     }
 
     fn create(&self, mailbox: &str) {
-        doveadm(
-            &self.stack,
-            &["mailbox", "create", "-u", &self.user, mailbox],
-            b"",
-        );
+        self.stack
+            .doveadm(&["mailbox", "create", "-u", &self.user, mailbox], b"");
     }
 
     /// Saves a message whose subject and body carry `tag`; `pad` bytes of body.
@@ -97,7 +83,8 @@ impl User {
         .into_bytes();
         m.extend(std::iter::repeat_n(b'x', pad));
         m.push(b'\n');
-        doveadm(&self.stack, &["save", "-u", &self.user, "-m", mailbox], &m);
+        self.stack
+            .doveadm(&["save", "-u", &self.user, "-m", mailbox], &m);
     }
 
     fn cmd_port(&self, port: u16, args: &[&str]) -> Command {
@@ -149,43 +136,6 @@ fn subjects(mbox: &[u8]) -> Vec<String> {
                 .to_string()
         })
         .collect()
-}
-
-/// Runs `program args` with its stdout closed (`>&-`), through sh.
-fn with_stdout_closed(cmd: &Command) -> Output {
-    let mut sh = Command::new("sh");
-    sh.arg("-c")
-        .arg(r#"exec "$0" "$@" >&-"#)
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => sh.env(k, v),
-            None => sh.env_remove(k),
-        };
-    }
-    sh.output().expect("sh runs")
-}
-
-/// Runs `cmd | head -c 10` and returns `cmd`'s exit code and stderr.
-fn through_head(cmd: &mut Command) -> (Option<i32>, String) {
-    let mut dump = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("imap-dump starts");
-    let head = Command::new("head")
-        .args(["-c", "10"])
-        .stdin(dump.stdout.take().expect("piped"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("head runs");
-    assert!(head.success());
-    let out = dump.wait_with_output().expect("imap-dump ends");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
@@ -243,7 +193,7 @@ fn state_with_stdout_closed_is_refused_and_saves_nothing() {
     alice.create(&mailbox);
     alice.save(&mailbox, &unique("closed-1"), 10);
     let state = alice.path("state");
-    let out = with_stdout_closed(&alice.cmd(&[
+    let out = run_with_stdout_closed(&alice.cmd(&[
         "--mailbox",
         &mailbox,
         "--state",
@@ -274,13 +224,17 @@ fn state_through_head_that_exits_early_is_not_advanced() {
         alice.save(&mailbox, &unique(&format!("head-{i}")), 2000);
     }
     let state = alice.path("state");
-    let (code, stderr) = through_head(&mut alice.cmd(&[
-        "--mailbox",
-        &mailbox,
-        "--state",
-        state.to_str().expect("utf-8"),
-    ]));
-    assert_eq!(code, Some(74), "{stderr}");
+    let out = run_into_head(
+        &mut alice.cmd(&[
+            "--mailbox",
+            &mailbox,
+            "--state",
+            state.to_str().expect("utf-8"),
+        ]),
+        10,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
     assert!(stderr.contains("run again"), "{stderr}");
     assert!(!state.exists(), "the state did not advance");
     let again = alice.run(&[
@@ -338,8 +292,7 @@ fn two_accounts_sharing_a_state_file_both_get_their_mail() {
     let mailbox = unique("shared");
     for user in [&alice, &bob] {
         user.create(&mailbox);
-        doveadm(
-            &user.stack,
+        user.stack.doveadm(
             &[
                 "mailbox",
                 "update",

@@ -6,27 +6,15 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mailpipe_e2e::Stack;
+use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pop3-dump");
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn doveadm(stack: &Stack, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let out = mailpipe_e2e::run_with_stdin(
-        Command::new("doveadm")
-            .arg("-c")
-            .arg(&stack.dovecot_conf)
-            .args(args),
-        stdin,
-    );
-    assert!(out.status.success(), "doveadm {args:?}: {out:?}");
-    out.stdout
-}
 
 /// bob's maildrop, emptied and filled with `count` messages of about
 /// `size` bytes each, held for the test.
@@ -40,8 +28,7 @@ impl Maildrop {
     fn new(count: usize, size: usize) -> Maildrop {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let stack = Stack::get();
-        doveadm(
-            &stack,
+        stack.doveadm(
             &["expunge", "-u", &stack.user2, "mailbox", "INBOX", "all"],
             b"",
         );
@@ -55,7 +42,7 @@ impl Maildrop {
             .into_bytes();
             m.extend(std::iter::repeat_n(b'x', size));
             m.push(b'\n');
-            doveadm(&stack, &["save", "-u", &stack.user2], &m);
+            stack.doveadm(&["save", "-u", &stack.user2], &m);
         }
         Maildrop {
             _serial: serial,
@@ -66,8 +53,7 @@ impl Maildrop {
 
     /// Messages in bob's INBOX, as doveadm counts them.
     fn on_server(&self) -> usize {
-        let out = doveadm(
-            &self.stack,
+        let out = self.stack.doveadm(
             &[
                 "mailbox",
                 "status",
@@ -106,18 +92,7 @@ impl Maildrop {
 #[test]
 fn delete_with_stdout_closed_deletes_nothing() {
     let drop = Maildrop::new(3, 100);
-    let cmd = drop.cmd(&["--delete"]);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(r#"exec "$0" "$@" >&-"#)
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .env_remove("MAILPIPE_CONFIG")
-        .env("POP3_PASSWORD", &drop.stack.pass2)
-        .env("HOME", drop.dir.path())
-        .env("NETRC", "/nonexistent")
-        .output()
-        .expect("sh runs");
+    let out = run_with_stdout_closed(&drop.cmd(&["--delete"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(74), "{stderr}");
     assert!(stderr.contains("/dev/null or closed"), "{stderr}");
@@ -130,20 +105,10 @@ fn delete_through_head_that_exits_early_deletes_nothing() {
     // About 6 KB in all: it fits in the pipe's buffer, so every write succeeds.
     let drop = Maildrop::new(3, 2000);
     let state = drop.dir.path().join("state");
-    let mut dump = drop
-        .cmd(&["--delete", "--state", state.to_str().expect("utf-8")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pop3-dump starts");
-    let head = Command::new("head")
-        .args(["-c", "10"])
-        .stdin(dump.stdout.take().expect("piped"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("head runs");
-    assert!(head.success());
-    let out = dump.wait_with_output().expect("pop3-dump ends");
+    let out = run_into_head(
+        &mut drop.cmd(&["--delete", "--state", state.to_str().expect("utf-8")]),
+        10,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(74), "{stderr}");
     assert!(
