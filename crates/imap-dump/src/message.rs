@@ -3,6 +3,7 @@
 //! X-Keywords headers. The message itself is otherwise left byte for byte.
 
 use imap::types::Flag;
+use mailpipe::message::parse::header::uses_crlf;
 use mailpipe::message::{envelope, header_block};
 
 /// The address for the From_ line: the envelope sender Dovecot records in
@@ -22,11 +23,7 @@ pub fn with_header_fields(message: &[u8], fields: &[String]) -> Vec<u8> {
     if fields.is_empty() {
         return message.to_vec();
     }
-    let crlf = message
-        .iter()
-        .position(|&b| b == b'\n')
-        .is_some_and(|i| i > 0 && message[i - 1] == b'\r');
-    let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let eol: &[u8] = if uses_crlf(message) { b"\r\n" } else { b"\n" };
     let mut added = Vec::new();
     for f in fields {
         added.extend_from_slice(f.as_bytes());

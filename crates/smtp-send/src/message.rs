@@ -5,6 +5,7 @@
 //! dot-stuffing, then the final `.` in the same buffer).
 
 use chrono::Local;
+use mailpipe::message::parse::header::uses_crlf;
 use mailpipe::Error;
 
 /// RFC 5322 section 2.1.1: a line longer than this is rewrapped or refused on
@@ -49,10 +50,7 @@ pub fn parse_header_block(raw: &[u8]) -> Result<HeaderBlock, Error> {
         ));
     }
     check_lines(raw)?;
-    let crlf = raw
-        .iter()
-        .position(|&b| b == b'\n')
-        .is_some_and(|i| i > 0 && raw[i - 1] == b'\r');
+    let crlf = uses_crlf(raw);
     let (block, defects) = mailpipe::message::header_block(raw);
     if let Some(defect) = defects.first() {
         if defect.starts_with("first-header-line-is-continuation") {

@@ -79,6 +79,12 @@ impl<'a> HeaderBlock<'a> {
     }
 }
 
+/// Whether the first line of `data` ends in CRLF: the line end of fields a
+/// tool adds, so that a message keeps one style.
+pub fn uses_crlf(data: &[u8]) -> bool {
+    memchr::memchr(b'\n', data).is_some_and(|i| i > 0 && data[i - 1] == b'\r')
+}
+
 /// A field name: printable ASCII except the colon (RFC 5322 ftext); trailing
 /// whitespace before the colon is tolerated (`Subject : x`).
 fn field_name(line: &[u8]) -> Option<usize> {
@@ -210,6 +216,7 @@ mod tests {
         assert_eq!(&data[h.fields[1].start..h.fields[1].end], b"To : x@y\r\n");
         assert_eq!(&data[h.body_start..], b"body\r\n");
         assert!(d.is_empty());
+        assert!(uses_crlf(data) && !uses_crlf(b"A: 1\n\r\n") && !uses_crlf(b"\r"));
     }
 
     #[test]
