@@ -2,6 +2,7 @@
 //! `Name: value` lines, folded lines continued with leading whitespace, a
 //! blank line, then the body. Header text is plain UTF-8, not encoded-words.
 
+use mailpipe::message::header_block;
 use mailpipe::Error;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -11,48 +12,48 @@ pub struct Draft {
     pub body: String,
 }
 
-/// Splits a draft into its header fields and body. CRLF or LF line ends.
+/// Splits a draft into its header fields and body (the message library's
+/// header split, which is strict here: what it would repair is an error).
+/// CRLF or LF line ends.
 pub fn parse(input: &str) -> Result<Draft, Error> {
-    let mut headers: Vec<(usize, String, String)> = Vec::new();
-    let mut rest = input;
-    let mut number = 0;
-    loop {
-        if rest.is_empty() {
-            return Ok(Draft {
-                headers,
-                body: String::new(),
-            });
-        }
-        let (line, after) = match rest.find('\n') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        number += 1;
-        if line.is_empty() {
-            return Ok(Draft {
-                headers,
-                body: after.to_string(),
-            });
-        }
-        if line.starts_with([' ', '\t']) {
-            let Some(last) = headers.last_mut() else {
-                return Err(Error::data(format!(
-                    "draft line {number}: a continuation line before any header"
-                )));
-            };
-            // RFC 5322 unfolding: the line break goes, the whitespace stays.
-            last.2.push_str(line);
+    let data = input.as_bytes();
+    let line_of = |offset: usize| data[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+    let (block, defects) = header_block(data);
+    if let Some(defect) = defects.first() {
+        let error = if defect.starts_with("first-header-line-is-continuation") {
+            "draft line 1: a continuation line before any header".to_string()
         } else {
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(Error::data(format!(
-                    "draft line {number}: expected `Name: value`, or a blank line before the body"
-                )));
+            let line = if defect.starts_with("unix-from-line") {
+                1
+            } else {
+                line_of(block.body_start)
             };
-            headers.push((number, name.to_string(), value.to_string()));
-        }
-        rest = after;
+            format!("draft line {line}: expected `Name: value`, or a blank line before the body")
+        };
+        return Err(Error::data(error));
     }
+    let headers = block
+        .fields
+        .iter()
+        .map(|f| {
+            // RFC 5322 unfolding: the line breaks go, the whitespace stays.
+            let value: Vec<u8> = f
+                .value
+                .iter()
+                .copied()
+                .filter(|&b| b != b'\r' && b != b'\n')
+                .collect();
+            (
+                line_of(f.start),
+                String::from_utf8_lossy(f.name).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
+        .collect();
+    Ok(Draft {
+        headers,
+        body: input[block.body_start..].to_string(),
+    })
 }
 
 #[cfg(test)]
