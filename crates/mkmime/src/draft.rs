@@ -2,7 +2,7 @@
 //! `Name: value` lines, folded lines continued with leading whitespace, a
 //! blank line, then the body. Header text is plain UTF-8, not encoded-words.
 
-use mailpipe::message::header_block;
+use mailpipe::message::{line_number, strict_header_block, Irregular};
 use mailpipe::Error;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -13,25 +13,20 @@ pub struct Draft {
 }
 
 /// Splits a draft into its header fields and body (the message library's
-/// header split, which is strict here: what it would repair is an error).
+/// strict header split: what it would repair is an error).
 /// CRLF or LF line ends.
 pub fn parse(input: &str) -> Result<Draft, Error> {
     let data = input.as_bytes();
-    let line_of = |offset: usize| data[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-    let (block, defects) = header_block(data);
-    if let Some(defect) = defects.first() {
-        let error = if defect.starts_with("first-header-line-is-continuation") {
-            "draft line 1: a continuation line before any header".to_string()
-        } else {
-            let line = if defect.starts_with("unix-from-line") {
-                1
-            } else {
-                line_of(block.body_start)
-            };
-            format!("draft line {line}: expected `Name: value`, or a blank line before the body")
-        };
-        return Err(Error::data(error));
-    }
+    let block = strict_header_block(data).map_err(|irregular| {
+        Error::data(match irregular {
+            Irregular::IndentedFirstLine => {
+                "draft line 1: a continuation line before any header".to_string()
+            }
+            Irregular::NotAField { line } => format!(
+                "draft line {line}: expected `Name: value`, or a blank line before the body"
+            ),
+        })
+    })?;
     let headers = block
         .fields
         .iter()
@@ -44,7 +39,7 @@ pub fn parse(input: &str) -> Result<Draft, Error> {
                 .filter(|&b| b != b'\r' && b != b'\n')
                 .collect();
             (
-                line_of(f.start),
+                line_number(data, f.start),
                 String::from_utf8_lossy(f.name).into_owned(),
                 String::from_utf8_lossy(&value).into_owned(),
             )

@@ -6,6 +6,7 @@
 
 use chrono::Local;
 use mailpipe::message::parse::header::uses_crlf;
+use mailpipe::message::{line_number, strict_header_block, Irregular};
 use mailpipe::Error;
 
 /// RFC 5322 section 2.1.1: a line longer than this is rewrapped or refused on
@@ -42,7 +43,7 @@ impl HeaderBlock {
 /// Finds the header block and checks what a server would otherwise mangle:
 /// the first line must be a header field, every header line a field or its
 /// continuation, no NUL byte anywhere and no line over 998 bytes. Errors are 65.
-/// The split is the message library's; what it would repair is refused here.
+/// The split is the message library's, strict: what it would repair is refused.
 pub fn parse_header_block(raw: &[u8]) -> Result<HeaderBlock, Error> {
     if raw.starts_with(b"From ") {
         return Err(Error::data(
@@ -51,29 +52,17 @@ pub fn parse_header_block(raw: &[u8]) -> Result<HeaderBlock, Error> {
     }
     check_lines(raw)?;
     let crlf = uses_crlf(raw);
-    let (block, defects) = mailpipe::message::header_block(raw);
-    if let Some(defect) = defects.first() {
-        if defect.starts_with("first-header-line-is-continuation") {
-            return Err(Error::data(
-                "the message starts with an indented line, not a header field",
-            ));
-        }
-        // The line that ended the header block without being a field (an
-        // mbox `>From ` line is the first).
-        let line = if defect.starts_with("unix-from-line") {
-            1
-        } else {
-            raw[..block.body_start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        };
-        return Err(Error::data(format!(
-            "line {line} of the message is neither a header field nor the blank line \
-             that ends the headers"
-        )));
-    }
+    let block = strict_header_block(raw).map_err(|irregular| {
+        Error::data(match irregular {
+            Irregular::IndentedFirstLine => {
+                "the message starts with an indented line, not a header field".to_string()
+            }
+            Irregular::NotAField { line } => format!(
+                "line {line} of the message is neither a header field nor the blank line \
+                 that ends the headers"
+            ),
+        })
+    })?;
     let end = block.end();
     let headers = block
         .fields
@@ -89,7 +78,7 @@ pub fn parse_header_block(raw: &[u8]) -> Result<HeaderBlock, Error> {
 
 fn check_lines(raw: &[u8]) -> Result<(), Error> {
     if let Some(i) = memchr::memchr(0, raw) {
-        let line = raw[..i].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = line_number(raw, i);
         return Err(Error::data(format!(
             "line {line} of the message contains a NUL byte, which SMTP cannot carry"
         )));
