@@ -1,8 +1,9 @@
-//! Dates of Date and Received fields, leniently: an
-//! optional weekday, day month year (2- or 4-digit years, RFC 5322 obsolete
-//! rules), hh:mm[:ss], and a numeric or named zone. A missing zone and
-//! `-0000` (RFC 5322: local time unknown) both give `-00:00` (RFC 3339's
-//! "offset unknown"). Anything else unparseable gives `None` (JSON null).
+//! Dates of Date and Received fields (mail2json's `date`, the time of a
+//! From_ line), leniently: an optional weekday, day month year (2- or 4-digit
+//! years, RFC 5322 obsolete rules), hh:mm[:ss], and a numeric or named zone.
+//! A missing zone and `-0000` (RFC 5322: local time unknown) mean the offset
+//! is unknown (RFC 3339's `-00:00`; the time is read as UTC). Anything else
+//! unparseable gives `None`.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 
