@@ -4,15 +4,18 @@
 //! read by its announced length and only the short lines around it are
 //! parsed. The command goes out through the imap crate (its tag counter stays
 //! right); the response is read from the same stream, which the crate has
-//! not buffered ahead: a server sends nothing after a tagged reply until the
-//! next command. Reads still go through `ReadBudget`, so the limits are
-//! those of the crate's path: a batch reads at most its budget, and the
-//! caller writes a batch only once its tagged OK has arrived.
+//! not buffered ahead: both read through the same `WireReader`. Reads still
+//! go through `ReadBudget`, so the limits are those of the crate's path: a
+//! batch reads at most its budget, and the caller writes a batch only once
+//! its tagged OK has arrived. Each line must arrive within --timeout, each
+//! literal within --timeout plus its size at the wire layer's slowest rate.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::Read;
 
 use chrono::{DateTime, FixedOffset};
 use imap::types::Flag;
+use mailpipe::wire::{announced_literal, Deadline, Timed, WireReader};
+use mailpipe::Error;
 
 /// One message of a FETCH response: what dump.rs writes.
 #[derive(Debug, Default)]
@@ -26,39 +29,37 @@ pub struct Fetched {
 /// Longest line (outside literals) accepted in a FETCH response.
 const MAX_LINE: usize = 1 << 20;
 
-fn bad(what: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.into())
+fn bad(what: impl Into<String>) -> Error {
+    Error::protocol(what)
 }
 
-/// Why a FETCH failed: the stream (cut, timed out, over budget, garbled:
-/// `InvalidData`), or the server's tagged NO or BAD.
+/// Why a FETCH failed: the stream (cut or timed out: 75, over budget or
+/// garbled: 76), or the server's tagged NO or BAD.
 #[derive(Debug)]
 pub enum FetchError {
-    Io(io::Error),
+    Failed(Error),
     Refused { status: String, text: String },
 }
 
-impl From<io::Error> for FetchError {
-    fn from(e: io::Error) -> FetchError {
-        FetchError::Io(e)
+impl From<Error> for FetchError {
+    fn from(e: Error) -> FetchError {
+        FetchError::Failed(e)
     }
 }
 
 /// Reads the responses to the FETCH just sent, up to its tagged reply. A
 /// literal announced larger than `max_literal` (what the read budget still
 /// allows) can never arrive whole: the server broke the protocol.
-pub fn read_fetch_response<R: Read>(
-    stream: R,
+pub fn read_fetch_response<S: Read + Timed>(
+    input: &mut WireReader<S>,
     max_literal: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
-    // Small reads would cost a lock and a transcript call each.
-    let mut input = BufReader::with_capacity(256 * 1024, stream);
     let mut fetched = Vec::new();
     let mut line = Vec::new();
     loop {
-        read_line(&mut input, &mut line)?;
+        read_line(input, &mut line)?;
         if line.starts_with(b"* ") {
-            let parts = read_response(&mut input, &mut line, max_literal)?;
+            let parts = read_response(input, &mut line, max_literal)?;
             if let Some(f) = parse_fetch(&parts)? {
                 fetched.push(f);
             }
@@ -94,77 +95,36 @@ enum Part {
     Literal(Vec<u8>),
 }
 
-/// One line with its CRLF, at most `MAX_LINE` bytes; end of stream is an error.
-fn read_line<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> io::Result<()> {
-    line.clear();
-    let n = input.take(MAX_LINE as u64).read_until(b'\n', line)?;
-    if n == 0 || line.last() != Some(&b'\n') {
-        if n < MAX_LINE {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        return Err(bad("a FETCH response line is longer than 1 MiB"));
-    }
-    Ok(())
-}
-
-/// The announced size if `line` ends in `{N}` CRLF.
-fn literal_size(line: &[u8]) -> Result<Option<(usize, u64)>, io::Error> {
-    let body = line
-        .strip_suffix(b"\r\n")
-        .or_else(|| line.strip_suffix(b"\n"))
-        .unwrap_or(line);
-    let Some(inner) = body.strip_suffix(b"}") else {
-        return Ok(None);
-    };
-    let Some(open) = inner.iter().rposition(|&b| b == b'{') else {
-        return Ok(None);
-    };
-    let digits = &inner[open + 1..];
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Ok(None);
-    }
-    let size = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse::<u64>().ok())
-        .ok_or_else(|| bad("a literal's size does not fit 64 bits"))?;
-    Ok(Some((open, size)))
+/// One line without its line end, at most `MAX_LINE` bytes, within --timeout.
+fn read_line<S: Read + Timed>(input: &mut WireReader<S>, line: &mut Vec<u8>) -> Result<(), Error> {
+    let deadline = input.deadline();
+    input.read_line(line, MAX_LINE, &deadline, "the FETCH response")
 }
 
 /// The rest of an untagged response that starts with `line`: lines and the
 /// literals they announce.
-fn read_response<R: BufRead>(
-    input: &mut R,
+fn read_response<S: Read + Timed>(
+    input: &mut WireReader<S>,
     line: &mut Vec<u8>,
     max_literal: u64,
-) -> io::Result<Vec<Part>> {
+) -> Result<Vec<Part>, Error> {
     let mut parts = Vec::new();
-    loop {
-        match literal_size(line)? {
-            Some((_, size)) if size > max_literal => {
-                return Err(bad(format!(
-                    "the server announced a literal of {size} bytes, far more than the \
-                     messages' RFC822.SIZE"
-                )));
-            }
-            Some((open, size)) => {
-                parts.push(Part::Text(line[..open].to_vec()));
-                // Grows as bytes arrive: a huge announced size costs nothing
-                // until the server sends it, and ReadBudget stops that.
-                let mut literal = Vec::with_capacity(size.min(8 << 20) as usize);
-                let got = input.take(size).read_to_end(&mut literal)?;
-                if (got as u64) < size {
-                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-                }
-                parts.push(Part::Literal(literal));
-                read_line(input, line)?;
-            }
-            None => {
-                let end = line.len() - if line.ends_with(b"\r\n") { 2 } else { 1 };
-                parts.push(Part::Text(line[..end].to_vec()));
-                return Ok(parts);
-            }
-        }
+    while let Some(literal) = announced_literal(line)? {
+        parts.push(Part::Text(line[..literal.open].to_vec()));
+        let deadline = Deadline::for_body(input.timeout(), literal.size);
+        let mut bytes = Vec::new();
+        input.read_literal(
+            &mut bytes,
+            literal.size,
+            max_literal,
+            &deadline,
+            "the FETCH response",
+        )?;
+        parts.push(Part::Literal(bytes));
+        read_line(input, line)?;
     }
+    parts.push(Part::Text(std::mem::take(line)));
+    Ok(parts)
 }
 
 /// A value in a FETCH item list.
@@ -211,7 +171,7 @@ impl<'a> Cursor<'a> {
         None
     }
 
-    fn expect(&mut self, b: u8) -> io::Result<()> {
+    fn expect(&mut self, b: u8) -> Result<(), Error> {
         self.skip_spaces();
         if self.peek() == Some(b) {
             self.pos += 1;
@@ -222,7 +182,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An item name or atom: up to a space, `(` or `)`, with `[...]` kept whole.
-    fn atom(&mut self) -> io::Result<String> {
+    fn atom(&mut self) -> Result<String, Error> {
         let t = self.text().unwrap_or_default();
         let mut i = 0;
         let mut depth = 0;
@@ -242,7 +202,7 @@ impl<'a> Cursor<'a> {
         Ok(String::from_utf8_lossy(&t[..i]).into_owned())
     }
 
-    fn value(&mut self) -> io::Result<Value> {
+    fn value(&mut self) -> Result<Value, Error> {
         self.skip_spaces();
         if let Some(l) = self.literal() {
             return Ok(Value::Str(l));
@@ -303,7 +263,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// `* n FETCH (items)`, or `None` for any other untagged response.
-fn parse_fetch(parts: &[Part]) -> io::Result<Option<Fetched>> {
+fn parse_fetch(parts: &[Part]) -> Result<Option<Fetched>, Error> {
     let Some(Part::Text(first)) = parts.first() else {
         return Ok(None);
     };
@@ -360,6 +320,22 @@ fn parse_fetch(parts: &[Part]) -> io::Result<Option<Fetched>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mailpipe::Exit;
+    use std::time::Duration;
+
+    fn read(wire: &[u8], max_literal: u64) -> Result<Vec<Fetched>, FetchError> {
+        read_fetch_response(
+            &mut WireReader::new(wire, Duration::from_secs(5)),
+            max_literal,
+        )
+    }
+
+    fn exit(e: FetchError) -> Exit {
+        match e {
+            FetchError::Failed(e) => e.exit(),
+            FetchError::Refused { .. } => Exit::Software,
+        }
+    }
 
     #[test]
     fn fetch_responses_with_literals_and_unsolicited_lines() {
@@ -368,7 +344,7 @@ mod tests {
             * 2 FETCH (FLAGS (\\Flagged))\r\n\
             * 2 FETCH (BODY[] {5}\r\nx\r\n}\r UID 8)\r\n\
             a4 OK Fetch completed.\r\nnext";
-        let got = read_fetch_response(&wire[..], u64::MAX).expect("parses");
+        let got = read(&wire[..], u64::MAX).expect("parses");
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].uid, Some(7));
         assert_eq!(got[0].body.as_deref(), Some(&b"Subject: a\r\n"[..]));
@@ -387,22 +363,20 @@ mod tests {
 
     #[test]
     fn no_bad_cut_and_garbage() {
-        let e = read_fetch_response(&b"a1 NO [SERVERBUG] oops\r\n"[..], u64::MAX).expect_err("no");
+        let e = read(&b"a1 NO [SERVERBUG] oops\r\n"[..], u64::MAX).expect_err("no");
         assert!(matches!(e, FetchError::Refused { ref status, .. } if status == "NO"));
-        let e = read_fetch_response(&b"* 1 FETCH (UID 1 BODY[] {100}\r\nshort"[..], 1000)
-            .expect_err("cut");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof));
-        let e = read_fetch_response(&b"* 1 FETCH (UID 1 BODY[] {1001}\r\nshort"[..], 1000)
-            .expect_err("over budget");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData));
-        let e = read_fetch_response(
+        let e = read(&b"* 1 FETCH (UID 1 BODY[] {100}\r\nshort"[..], 1000).expect_err("cut");
+        assert_eq!(exit(e), Exit::TempFail);
+        let e =
+            read(&b"* 1 FETCH (UID 1 BODY[] {1001}\r\nshort"[..], 1000).expect_err("over budget");
+        assert_eq!(exit(e), Exit::Protocol);
+        let e = read(
             &b"* 1 FETCH (UID 1 BODY[] {99999999999999999999999}\r\n"[..],
             u64::MAX,
         )
         .expect_err("huge");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData));
-        let e = read_fetch_response(&b"* 1 FETCH (UID x)\r\na1 OK\r\n"[..], u64::MAX)
-            .expect_err("garbage");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData));
+        assert_eq!(exit(e), Exit::Protocol);
+        let e = read(&b"* 1 FETCH (UID x)\r\na1 OK\r\n"[..], u64::MAX).expect_err("garbage");
+        assert_eq!(exit(e), Exit::Protocol);
     }
 }

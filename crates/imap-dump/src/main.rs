@@ -11,17 +11,6 @@
 //! connection lost or timed out: run again, 76 protocol, 77 login failed,
 //! 78 configuration). A closed stdout (`| head`) ends quietly with 0.
 
-mod criteria;
-mod dump;
-mod fetch;
-mod list;
-mod message;
-mod mutf7;
-mod output;
-mod progress;
-mod session;
-mod state;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,10 +18,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailpipe::{Error, Protocol, ServerArgs};
 
-use crate::dump::{DumpOptions, Sessions};
-use crate::output::MboxOutput;
-use crate::progress::Progress;
-use crate::state::StateFile;
+use imap_dump::dump::{self, DumpOptions, Sessions};
+use imap_dump::output::{self, MboxOutput};
+use imap_dump::progress::Progress;
+use imap_dump::state::StateFile;
+use imap_dump::{list, session};
 
 const EXAMPLES: &str = "\
 Examples:
