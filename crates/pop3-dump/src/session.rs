@@ -5,6 +5,7 @@
 //! before TLS is up (unless the user allowed plaintext).
 
 use mailpipe::tls::Stream;
+use mailpipe::wire;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, TranscriptStream};
 
 use crate::protocol::{Capabilities, Client};
@@ -71,13 +72,8 @@ fn start_tls(
             status.describe()
         )));
     }
-    let connection = client.into_inner()?;
-    let mut connection =
-        connection.map_inner(|plain| plain.start_tls(&endpoint.url.host, config))?;
-    if let Some(t) = connection.transcript() {
-        t.note("TLS started");
-    }
-    Ok(Client::new(connection, endpoint.timeout))
+    let wire = wire::start_tls(client.into_wire(), "STLS", &endpoint.url.host, config)?;
+    Ok(Client::from_wire(wire))
 }
 
 fn log_in(

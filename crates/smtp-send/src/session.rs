@@ -3,7 +3,7 @@
 //! module is only the command/reply loop, with bounded reply reading, and the
 //! mapping of replies to sysexits codes and per-recipient results.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use lettre::transport::smtp::extension::{
     ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
 };
 use lettre::transport::smtp::response::Response;
-use mailpipe::wire::{self, WireReader};
+use mailpipe::wire::{self, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::envelope::Envelope;
@@ -415,45 +415,50 @@ impl Session {
         Ok(reply)
     }
 
-    /// Reads one reply, all its lines, within the size bounds and within one
-    /// --timeout: a server that drips a byte now and then is not waited for
-    /// forever.
     fn read_reply(&mut self, waiting_for: &str) -> Result<Reply, Error> {
-        let deadline = self.conn.deadline();
-        let mut text = String::new();
-        let mut line = Vec::new();
-        for _ in 0..MAX_REPLY_LINES {
-            self.conn
-                .read_line(&mut line, MAX_REPLY_LINE, &deadline, waiting_for)?;
-            let line = String::from_utf8_lossy(&line).replace('\r', " ");
-            let bytes = line.as_bytes();
-            if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
-                return Err(Error::protocol(format!(
-                    "malformed reply while waiting for {waiting_for}: {line:?}"
-                )));
-            }
-            let last = bytes.len() == 3 || bytes[3] == b' ';
-            if !last && bytes[3] != b'-' {
-                return Err(Error::protocol(format!("malformed reply line {line:?}")));
-            }
-            text.push_str(&line);
-            if bytes.len() == 3 {
-                text.push(' ');
-            }
-            text.push_str("\r\n");
-            if last {
-                let response = Response::from_str(&text).map_err(|_| {
-                    Error::protocol(format!("malformed reply: {:?}", text.trim_end()))
-                })?;
-                return Ok(Reply { response });
-            }
-        }
-        Err(Error::protocol(format!(
-            "a reply of more than {MAX_REPLY_LINES} lines while waiting for {waiting_for}"
-        )))
+        read_reply(&mut self.conn, waiting_for)
     }
 
     fn net_error(&self, e: std::io::Error, doing: &str) -> Error {
         wire::peer_error(e, doing, self.conn.timeout())
     }
+}
+
+/// Reads one reply, all its lines, within the size bounds and within one
+/// --timeout: a server that drips a byte now and then is not waited for
+/// forever. Public for the fuzz target `smtp_reply`.
+pub fn read_reply<S: Read + Timed>(
+    conn: &mut WireReader<S>,
+    waiting_for: &str,
+) -> Result<Reply, Error> {
+    let deadline = conn.deadline();
+    let mut text = String::new();
+    let mut line = Vec::new();
+    for _ in 0..MAX_REPLY_LINES {
+        conn.read_line(&mut line, MAX_REPLY_LINE, &deadline, waiting_for)?;
+        let line = String::from_utf8_lossy(&line).replace('\r', " ");
+        let bytes = line.as_bytes();
+        if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
+            return Err(Error::protocol(format!(
+                "malformed reply while waiting for {waiting_for}: {line:?}"
+            )));
+        }
+        let last = bytes.len() == 3 || bytes[3] == b' ';
+        if !last && bytes[3] != b'-' {
+            return Err(Error::protocol(format!("malformed reply line {line:?}")));
+        }
+        text.push_str(&line);
+        if bytes.len() == 3 {
+            text.push(' ');
+        }
+        text.push_str("\r\n");
+        if last {
+            let response = Response::from_str(&text)
+                .map_err(|_| Error::protocol(format!("malformed reply: {:?}", text.trim_end())))?;
+            return Ok(Reply { response });
+        }
+    }
+    Err(Error::protocol(format!(
+        "a reply of more than {MAX_REPLY_LINES} lines while waiting for {waiting_for}"
+    )))
 }
