@@ -146,8 +146,13 @@ impl<S: Read + Timed> WireReader<S> {
         }
     }
 
-    /// Gives the socket its full --timeout back after a deadline shortened it.
-    fn disarm<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+    /// Runs `read` and then gives the socket its full --timeout back if a
+    /// deadline shortened it, whatever the outcome.
+    fn disarmed<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = read(self);
         if self.armed {
             self.armed = false;
             // Only a longer bound for the next read; failing to set it is harmless.
@@ -158,15 +163,12 @@ impl<S: Read + Timed> WireReader<S> {
 
     /// The next byte, not consumed; `None` at end of stream.
     pub fn peek(&mut self, deadline: &Deadline, doing: &str) -> Result<Option<u8>, Error> {
-        let got = self.peek_inner(deadline, doing);
-        self.disarm(got)
-    }
-
-    fn peek_inner(&mut self, deadline: &Deadline, doing: &str) -> Result<Option<u8>, Error> {
-        if self.pos == self.end && !self.fill(deadline, doing)? {
-            return Ok(None);
-        }
-        Ok(Some(self.buf[self.pos]))
+        self.disarmed(|r| {
+            if r.pos == r.end && !r.fill(deadline, doing)? {
+                return Ok(None);
+            }
+            Ok(Some(r.buf[r.pos]))
+        })
     }
 
     /// Appends to `out` up to and including the next LF, at most `max` bytes.
@@ -177,37 +179,28 @@ impl<S: Read + Timed> WireReader<S> {
         deadline: &Deadline,
         doing: &str,
     ) -> Result<Chunk, Error> {
-        let got = self.until_lf(out, max, deadline, doing);
-        self.disarm(got)
-    }
-
-    fn until_lf(
-        &mut self,
-        out: &mut Vec<u8>,
-        max: usize,
-        deadline: &Deadline,
-        doing: &str,
-    ) -> Result<Chunk, Error> {
-        let mut room = max;
-        loop {
-            if room == 0 {
-                return Ok(Chunk::Full);
+        self.disarmed(|r| {
+            let mut room = max;
+            loop {
+                if room == 0 {
+                    return Ok(Chunk::Full);
+                }
+                if r.pos == r.end && !r.fill(deadline, doing)? {
+                    return Ok(Chunk::Closed);
+                }
+                let available = &r.buf[r.pos..r.end.min(r.pos + room)];
+                let (take, done) = match memchr::memchr(b'\n', available) {
+                    Some(i) => (i + 1, true),
+                    None => (available.len(), false),
+                };
+                out.extend_from_slice(&available[..take]);
+                r.pos += take;
+                room -= take;
+                if done {
+                    return Ok(Chunk::Line);
+                }
             }
-            if self.pos == self.end && !self.fill(deadline, doing)? {
-                return Ok(Chunk::Closed);
-            }
-            let available = &self.buf[self.pos..self.end.min(self.pos + room)];
-            let (take, done) = match memchr::memchr(b'\n', available) {
-                Some(i) => (i + 1, true),
-                None => (available.len(), false),
-            };
-            out.extend_from_slice(&available[..take]);
-            self.pos += take;
-            room -= take;
-            if done {
-                return Ok(Chunk::Line);
-            }
-        }
+        })
     }
 
     /// One line into `line` without its line end (CRLF, or a sloppy server's
@@ -262,8 +255,8 @@ impl<S: Read + Timed> WireReader<S> {
         // Grows as bytes arrive: a huge announced size costs nothing until
         // the server sends it, and the read budget stops that.
         out.reserve(size.min(8 << 20) as usize);
-        let got = self.literal(out, size, deadline, &format!("reading {what}"));
-        self.disarm(got)
+        let doing = format!("reading {what}");
+        self.disarmed(|r| r.literal(out, size, deadline, &doing))
     }
 
     fn literal(
