@@ -379,4 +379,35 @@ mod tests {
         let e = read(&b"* 1 FETCH (UID x)\r\na1 OK\r\n"[..], u64::MAX).expect_err("garbage");
         assert_eq!(exit(e), Exit::Protocol);
     }
+
+    /// Regression: the bulk FETCH had no deadline, so a server dripping a
+    /// byte well within each read's timeout held imap-dump for as long as it
+    /// liked. Now each line must arrive within --timeout.
+    #[test]
+    fn a_fetch_dripped_a_byte_at_a_time_times_out() {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        use std::time::Instant;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                for &b in b"* 1 FETCH (UID 1 FLAGS (\\Seen) BODY[] NIL)\r\na1 OK done\r\n" {
+                    if s.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let timeout = Duration::from_secs(1);
+        tcp.set_read_timeout(Some(timeout)).expect("timeout");
+        let started = Instant::now();
+        let e =
+            read_fetch_response(&mut WireReader::new(tcp, timeout), u64::MAX).expect_err("drip");
+        let took = started.elapsed();
+        assert_eq!(exit(e), Exit::TempFail);
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+    }
 }
