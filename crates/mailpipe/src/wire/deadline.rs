@@ -14,6 +14,8 @@ use crate::transcript::TranscriptStream;
 /// any real link, a bound on a server trickling bytes.
 pub const MIN_BODY_RATE: u64 = 8 * 1024;
 
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// When a reply must be complete, and how long that allowed (for messages).
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
@@ -24,15 +26,19 @@ pub struct Deadline {
 impl Deadline {
     /// `allowed` from now.
     pub fn after(allowed: Duration) -> Deadline {
-        Deadline {
-            at: Instant::now() + allowed,
-            allowed,
-        }
+        let now = Instant::now();
+        // A size announced by a hostile server may make `allowed` absurd: a
+        // century is as good as forever, and cannot overflow.
+        let at = now
+            .checked_add(allowed)
+            .or_else(|| now.checked_add(CENTURY))
+            .unwrap_or(now);
+        Deadline { at, allowed }
     }
 
     /// For a body of `size` bytes: `timeout` plus `size` at `MIN_BODY_RATE`.
     pub fn for_body(timeout: Duration, size: u64) -> Deadline {
-        Deadline::after(timeout + Duration::from_secs(size / MIN_BODY_RATE))
+        Deadline::after(timeout.saturating_add(Duration::from_secs(size / MIN_BODY_RATE)))
     }
 
     /// What the deadline allowed in all, e.g. for "timed out after 3 s".
@@ -83,5 +89,20 @@ impl<S: Timed> Timed for TranscriptStream<S> {
 impl Timed for &[u8] {
     fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_sizes_do_not_overflow() {
+        let d = Deadline::for_body(Duration::from_secs(u64::MAX), u64::MAX);
+        assert!(d.left() > Duration::from_secs(3600));
+        assert_eq!(
+            Deadline::for_body(Duration::from_secs(3), 8192 * 10).allowed(),
+            Duration::from_secs(13)
+        );
     }
 }
