@@ -52,7 +52,14 @@ impl Deadline {
 
     /// Sets `socket`'s read timeout to the time left; `TimedOut` when none is.
     pub fn arm(&self, socket: &(impl Timed + ?Sized)) -> io::Result<()> {
-        let left = self.left();
+        self.arm_within(socket, self.allowed)
+    }
+
+    /// Like `arm`, but one read may wait at most `idle` (--timeout): a long
+    /// body's deadline is far off, yet a server that stalls in the middle of
+    /// it is given up on after --timeout, not at the deadline.
+    pub fn arm_within(&self, socket: &(impl Timed + ?Sized), idle: Duration) -> io::Result<()> {
+        let left = self.left().min(idle);
         if left.is_zero() {
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }

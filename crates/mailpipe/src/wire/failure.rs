@@ -69,7 +69,7 @@ pub fn peer_error(err: io::Error, doing: &str, timeout: Duration) -> Error {
         Failure::Cut if err.kind() == io::ErrorKind::UnexpectedEof => {
             format!("the server closed the connection while {doing}")
         }
-        Failure::Cut => format!("the connection was lost while {doing}: {}", detail()),
+        Failure::Cut => format!("connection lost while {doing}: {}", detail()),
         Failure::Garbage => format!("the server broke the protocol while {doing}: {}", detail()),
         Failure::Local => format!("I/O error while {doing}: {}", detail()),
     };

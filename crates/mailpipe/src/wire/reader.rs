@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use super::deadline::{Deadline, Timed};
-use super::failure::peer_error;
+use super::failure::{peer_error, Failure};
 use crate::exit::Error;
 
 /// Bytes read from the socket at a time.
@@ -132,9 +132,14 @@ impl<S: Read + Timed> WireReader<S> {
         doing: &str,
         into: Option<&mut [u8]>,
     ) -> Result<Option<usize>, Error> {
-        let fail = |e| peer_error(e, doing, deadline.allowed());
+        let idle = self.timeout;
+        let fail = |e: io::Error| {
+            // A stall (no byte for --timeout) before a far deadline names --timeout.
+            let stalled = Failure::of(&e) == Failure::Timeout && !deadline.left().is_zero();
+            peer_error(e, doing, if stalled { idle } else { deadline.allowed() })
+        };
         self.armed = true;
-        deadline.arm(&self.inner).map_err(fail)?;
+        deadline.arm_within(&self.inner, idle).map_err(fail)?;
         let target = match into {
             Some(t) => t,
             None => &mut self.buf[..],
@@ -420,6 +425,33 @@ mod tests {
         assert!(took < Duration::from_millis(1500), "took {took:?}");
         // The socket has its whole timeout again for the next reply.
         assert_eq!(r.get_ref().read_timeout().expect("get"), Some(timeout));
+    }
+
+    /// Regression (faults.rs, pop3 and imap stalled mid-body): a body's
+    /// deadline is far off, but a stall is given up on after --timeout.
+    #[test]
+    fn a_stall_inside_a_long_body_times_out_after_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"part of a literal");
+                thread::sleep(Duration::from_secs(5));
+            }
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let timeout = Duration::from_secs(1);
+        let mut r = WireReader::new(tcp, timeout);
+        let deadline = Deadline::for_body(timeout, 1 << 20);
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let e = r
+            .read_literal(&mut out, 1 << 20, u64::MAX, &deadline, "BODY[]")
+            .expect_err("stall");
+        let took = started.elapsed();
+        assert_eq!(e.exit(), Exit::TempFail, "{e}");
+        assert_eq!(e.message(), "timed out after 1 s reading BODY[]");
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
     }
 
     #[test]
