@@ -55,18 +55,31 @@ pub fn read_fetch_response<S: Read + Timed>(
     max_literal: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
     let mut fetched = Vec::new();
+    read_responses(input, max_literal, |parts| {
+        if let Some(f) = parse_fetch(&parts)? {
+            fetched.push(f);
+        }
+        Ok(())
+    })?;
+    Ok(fetched)
+}
+
+/// Reads the responses to the command just sent up to its tagged reply,
+/// handing each untagged one (lines and literals) to `each`.
+pub fn read_responses<S: Read + Timed>(
+    input: &mut WireReader<S>,
+    max_literal: u64,
+    mut each: impl FnMut(Vec<Part>) -> Result<(), Error>,
+) -> Result<(), FetchError> {
     let mut line = Vec::new();
     loop {
         read_line(input, &mut line)?;
         if line.starts_with(b"* ") {
-            let parts = read_response(input, &mut line, max_literal)?;
-            if let Some(f) = parse_fetch(&parts)? {
-                fetched.push(f);
-            }
+            each(read_response(input, &mut line, max_literal)?)?;
             continue;
         }
         if line.starts_with(b"+") {
-            return Err(bad("the server asked for a continuation during FETCH").into());
+            return Err(bad("the server asked for a continuation").into());
         }
         // The tagged reply: `aN OK|NO|BAD text`.
         let text = String::from_utf8_lossy(&line);
@@ -75,13 +88,13 @@ pub fn read_fetch_response<S: Read + Timed>(
         let status = words.next().unwrap_or_default().to_ascii_uppercase();
         let information = words.next().unwrap_or_default().to_string();
         return match status.as_str() {
-            "OK" => Ok(fetched),
+            "OK" => Ok(()),
             "NO" | "BAD" => Err(FetchError::Refused {
                 status,
                 text: information,
             }),
             _ => Err(bad(format!(
-                "unexpected line in a FETCH response: {}",
+                "unexpected line in a response: {}",
                 text.chars().take(200).collect::<String>()
             ))
             .into()),
@@ -90,7 +103,7 @@ pub fn read_fetch_response<S: Read + Timed>(
 }
 
 /// A piece of one response: text between literals, or a literal.
-enum Part {
+pub enum Part {
     Text(Vec<u8>),
     Literal(Vec<u8>),
 }
@@ -98,7 +111,7 @@ enum Part {
 /// One line without its line end, at most `MAX_LINE` bytes, within --timeout.
 fn read_line<S: Read + Timed>(input: &mut WireReader<S>, line: &mut Vec<u8>) -> Result<(), Error> {
     let deadline = input.deadline();
-    input.read_line(line, MAX_LINE, &deadline, "the FETCH response")
+    input.read_line(line, MAX_LINE, &deadline, "the server's response")
 }
 
 /// The rest of an untagged response that starts with `line`: lines and the
@@ -118,7 +131,7 @@ fn read_response<S: Read + Timed>(
             literal.size,
             max_literal,
             &deadline,
-            "the FETCH response",
+            "the server's response",
         )?;
         parts.push(Part::Literal(bytes));
         read_line(input, line)?;
@@ -127,8 +140,9 @@ fn read_response<S: Read + Timed>(
     Ok(parts)
 }
 
-/// A value in a FETCH item list.
-enum Value {
+/// A value in a response: an atom, a string (quoted, escapes undone, or a
+/// literal), a parenthesized list, NIL.
+pub enum Value {
     Atom(String),
     Str(Vec<u8>),
     List(Vec<Value>),
@@ -259,6 +273,27 @@ impl<'a> Cursor<'a> {
             }
             None => Err(bad("a FETCH response ends early")),
         }
+    }
+}
+
+/// The values of an untagged response after its `* `: for
+/// `* LIST (\Noselect) "/" "a\\b"` the atom `LIST`, a list, and the
+/// strings `/` and `a\b`.
+pub fn values(parts: &[Part]) -> Result<Vec<Value>, Error> {
+    let mut cursor = Cursor {
+        parts,
+        part: 0,
+        pos: 2,
+    };
+    let mut values = Vec::new();
+    loop {
+        cursor.skip_spaces();
+        let at_end = cursor.text().is_none_or(|t| t.is_empty())
+            && !matches!(parts.get(cursor.part + 1), Some(Part::Literal(_)));
+        if at_end {
+            return Ok(values);
+        }
+        values.push(cursor.value()?);
     }
 }
 

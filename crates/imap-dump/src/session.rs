@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imap::{Authenticator, Client};
+use mailpipe::tls::GOODBYE_WAIT;
 use mailpipe::wire::{self, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
-use crate::fetch::{self, FetchError, Fetched};
+use crate::fetch::{self, FetchError, Fetched, Part};
 
 /// The connection: TLS or plain, logged for `-v`, with a read budget while a
 /// FETCH runs, read through the wire layer's buffer.
@@ -139,10 +140,68 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Runs `command` (sent through the imap crate, so its tags stay right)
+    /// and returns its untagged responses as read by `fetch.rs`, which undoes
+    /// the escapes of quoted strings and reads literals (the crate's parser
+    /// hands quoted mailbox names back still escaped).
+    pub fn untagged(
+        &mut self,
+        endpoint: &Endpoint,
+        command: &str,
+    ) -> Result<Vec<Vec<Part>>, Error> {
+        self.imap
+            .run_command(command)
+            .map_err(|e| imap_error(endpoint, e))?;
+        let mut responses = Vec::new();
+        let mut wire = self.stream.lock();
+        fetch::read_responses(&mut wire, MAX_UNTAGGED_LITERAL, |parts| {
+            responses.push(parts);
+            Ok(())
+        })
+        .map_err(|e| match e {
+            FetchError::Failed(e) => e.context(&endpoint.url),
+            FetchError::Refused { status, text } => {
+                Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
+            }
+        })?;
+        Ok(responses)
+    }
+}
+
+impl Session {
+    /// LOGOUT after an error, best-effort, so that the server sees a clean
+    /// end instead of a dropped connection. Each read waits at most
+    /// `GOODBYE_WAIT`, and at most `GOODBYE_BYTES` are read: after a garbled
+    /// or endless response the reply to LOGOUT may never come.
+    pub fn goodbye(&mut self) {
+        {
+            let mut wire = self.stream.lock();
+            wire.get_ref().0.get_ref().prepare_goodbye();
+            wire.set_timeout(GOODBYE_WAIT);
+        }
+        let _ = with_read_budget(GOODBYE_BYTES, || self.imap.logout());
+    }
+}
+
+/// Bytes read at most while waiting for the reply to a LOGOUT after an error.
+const GOODBYE_BYTES: u64 = 64 * 1024;
+
+/// Longest literal accepted outside a FETCH (a mailbox name in LIST).
+const MAX_UNTAGGED_LITERAL: u64 = 64 * 1024;
+
+/// `name` as an IMAP quoted string.
+pub fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Connects, starts TLS as the URL says and logs in.
 pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
-    let raw = endpoint.open(&config)?;
+    // Every error of a session names its server, as the others do.
+    let raw = endpoint
+        .open(&config)
+        .map_err(|e| e.context(&endpoint.url))?;
     let stream = TranscriptStream::new(raw, endpoint.transcript(Dialect::Imap));
     let mut wire = WireReader::new(stream, endpoint.timeout);
     let url = &endpoint.url;
@@ -176,7 +235,7 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
                 ));
             }
         }
-        wire = wire::start_tls(wire, "STARTTLS", &url.host, &config)?;
+        wire = wire::start_tls(wire, "STARTTLS", &url.host, &config).map_err(|e| e.context(url))?;
     }
     endpoint.check_auth_allowed(wire.get_ref().get_ref().is_tls())?;
     let user = endpoint.login()?.to_string();

@@ -85,6 +85,8 @@ pub struct Client<S: Read + Write + Timed> {
     /// in one write (one TLS record) instead of one each.
     queued: Vec<u8>,
     timeout: Duration,
+    /// QUIT was sent: the session is over, whatever the reply.
+    quit_sent: bool,
 }
 
 impl<S: Read + Write + Timed> Client<S> {
@@ -97,7 +99,14 @@ impl<S: Read + Write + Timed> Client<S> {
             timeout: input.timeout(),
             input,
             queued: Vec::new(),
+            quit_sent: false,
         }
+    }
+
+    /// Changes --timeout for the replies to come (a goodbye waits less).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        self.input.set_timeout(timeout);
     }
 
     /// The reader, for STLS (`wire::start_tls` refuses bytes left in it).
@@ -309,7 +318,13 @@ impl<S: Read + Write + Timed> Client<S> {
 
     /// QUIT: ends the session, and commits DELEs (the UPDATE state).
     pub fn quit(&mut self) -> Result<(), Error> {
+        self.quit_sent = true;
         self.expect_ok("QUIT", "QUIT").map(|_| ())
+    }
+
+    /// Whether QUIT was sent already.
+    pub fn quit_sent(&self) -> bool {
+        self.quit_sent
     }
 }
 

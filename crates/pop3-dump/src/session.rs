@@ -4,7 +4,7 @@
 //! server offers it, else USER/PASS. No credential is fetched, let alone sent,
 //! before TLS is up (unless the user allowed plaintext).
 
-use mailpipe::tls::Stream;
+use mailpipe::tls::{Stream, GOODBYE_WAIT};
 use mailpipe::wire;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, TranscriptStream};
 
@@ -42,6 +42,24 @@ impl Session {
             client,
             capabilities,
         })
+    }
+}
+
+impl Session {
+    /// Ends the session after `result`. After an error (unless the
+    /// connection was lost or timed out: 75) it sends RSET, so that no DELE
+    /// is committed by a failed run, and QUIT, best-effort and within
+    /// `GOODBYE_WAIT`, so that the server logs a clean close.
+    pub fn finish(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        if let Err(e) = &result {
+            if e.exit() != Exit::TempFail && !self.client.quit_sent() {
+                self.client.get_mut().get_ref().prepare_goodbye();
+                self.client.set_timeout(GOODBYE_WAIT);
+                let _ = self.client.command("RSET", "reply to RSET");
+                let _ = self.client.quit();
+            }
+        }
+        result
     }
 }
 
@@ -111,7 +129,7 @@ fn log_in(
     if !status.ok {
         return Err(Error::new(
             status.auth_failure_exit(),
-            format!("authentication failed for {user}: {}", status.describe()),
+            status.auth_failure_reason(&user),
         ));
     }
     Ok(())

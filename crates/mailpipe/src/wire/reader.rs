@@ -110,6 +110,14 @@ impl<S> WireReader<S> {
 }
 
 impl<S: Read + Timed> WireReader<S> {
+    /// Changes --timeout for the replies to come (a goodbye after an error
+    /// waits less), and the socket's read timeout with it.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        // Only a bound for reads; a socket that refuses keeps its old one.
+        let _ = self.inner.set_read_timeout(Some(timeout));
+    }
+
     /// Reads more into an empty buffer before `deadline`; false at end of stream.
     fn fill(&mut self, deadline: &Deadline, doing: &str) -> Result<bool, Error> {
         debug_assert!(self.pos == self.end);
