@@ -295,7 +295,8 @@ impl<S: Read + Timed> WireReader<S> {
                 left -= take as u64;
             } else if left >= DIRECT {
                 let start = out.len();
-                let step = left.min(1 << 20) as usize;
+                // Zeroed before each read: at most one socket read's worth.
+                let step = left.min(CAPACITY as u64) as usize;
                 out.resize(start + step, 0);
                 let n = self.read_armed(deadline, doing, Some(&mut out[start..]));
                 out.truncate(start + n.as_ref().map_or(0, |n| n.unwrap_or(0)));
