@@ -114,10 +114,10 @@ fn run(args: Args) -> Result<(), Error> {
         mailpipe::durable::refuse_discarded_stdout("--state")?;
     }
     let endpoint = args.server.resolve(Protocol::Pop3)?;
-    let mut session = Session::open(&endpoint).map_err(|e| e.context(&endpoint.url))?;
+    let mut session = Session::open(&endpoint).map_err(|e| e.context_once(&endpoint.url))?;
     if args.list {
         let listed = Maildrop::scan(&mut session, true)
-            .map_err(|e| e.context(&endpoint.url))
+            .map_err(|e| e.context_once(&endpoint.url))
             .and_then(|maildrop| {
                 let mut out = BufWriter::new(io::stdout().lock());
                 maildrop::print_list(&maildrop, args.json, &mut out)
@@ -143,7 +143,7 @@ fn run(args: Args) -> Result<(), Error> {
         if e.exit() == mailpipe::Exit::Io {
             e
         } else {
-            e.context(&endpoint.url)
+            e.context_once(&endpoint.url)
         }
     });
     session.finish(exported)

@@ -220,3 +220,31 @@ fn an_error_after_login_quits() {
     assert!(lines[0].contains("Logged out"), "{lines:?}");
     assert_eq!(drop.on_server(), 2, "nothing deleted");
 }
+
+/// A refusal from the shared library already names the server; the tool must
+/// not name it a second time (the URL was printed twice).
+#[test]
+fn plaintext_auth_refusal_names_the_server_once() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .arg("--server")
+        .arg(format!("pop3://127.0.0.1:{}", stack.pop3_port))
+        .args(["--user", &stack.user2, "--tls", "none", "--list"])
+        .env("POP3_PASSWORD", &stack.pass2)
+        .env_remove("MAILPIPE_CONFIG")
+        .env("HOME", dir.path())
+        .env("NETRC", "/nonexistent")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("pop3://").count(), 1, "{err}");
+    assert!(
+        err.starts_with("pop3-dump: pop3://")
+            && err.contains("refusing to send credentials without TLS"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
