@@ -12,8 +12,6 @@ use crate::exit::Error;
 
 /// Bytes read from the socket at a time.
 const CAPACITY: usize = 64 * 1024;
-/// A literal longer than this is read straight into its buffer, not through ours.
-const DIRECT: u64 = 16 * 1024;
 
 /// How `read_until_lf` stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +122,7 @@ impl<S: Read + Timed> WireReader<S> {
         self.pos = 0;
         self.end = 0;
         loop {
-            let n = self.read_armed(deadline, doing, None)?;
+            let n = self.read_armed(deadline, doing)?;
             if let Some(n) = n {
                 self.end = n;
                 return Ok(n > 0);
@@ -132,14 +130,9 @@ impl<S: Read + Timed> WireReader<S> {
         }
     }
 
-    /// One read into our buffer (`into` None) or into `into`, with the socket
-    /// armed for `deadline`; `None` when interrupted.
-    fn read_armed(
-        &mut self,
-        deadline: &Deadline,
-        doing: &str,
-        into: Option<&mut [u8]>,
-    ) -> Result<Option<usize>, Error> {
+    /// One read into our buffer, with the socket armed for `deadline`;
+    /// `None` when interrupted.
+    fn read_armed(&mut self, deadline: &Deadline, doing: &str) -> Result<Option<usize>, Error> {
         let idle = self.timeout;
         let fail = |e: io::Error| {
             // A stall (no byte for --timeout) before a far deadline names --timeout.
@@ -148,11 +141,7 @@ impl<S: Read + Timed> WireReader<S> {
         };
         self.armed = true;
         deadline.arm_within(&self.inner, idle).map_err(fail)?;
-        let target = match into {
-            Some(t) => t,
-            None => &mut self.buf[..],
-        };
-        match self.inner.read(target) {
+        match self.inner.read(&mut self.buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
             Err(e) => Err(fail(e)),
@@ -280,34 +269,15 @@ impl<S: Read + Timed> WireReader<S> {
         doing: &str,
     ) -> Result<(), Error> {
         let mut left = size;
-        let cut = |d: &Deadline| {
-            peer_error(
-                io::Error::from(io::ErrorKind::UnexpectedEof),
-                doing,
-                d.allowed(),
-            )
-        };
         while left > 0 {
             if self.pos < self.end {
                 let take = (self.end - self.pos).min(left.try_into().unwrap_or(usize::MAX));
                 out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
                 self.pos += take;
                 left -= take as u64;
-            } else if left >= DIRECT {
-                let start = out.len();
-                // Zeroed before each read: at most one socket read's worth.
-                let step = left.min(CAPACITY as u64) as usize;
-                out.resize(start + step, 0);
-                let n = self.read_armed(deadline, doing, Some(&mut out[start..]));
-                out.truncate(start + n.as_ref().map_or(0, |n| n.unwrap_or(0)));
-                let n = match n? {
-                    Some(0) => return Err(cut(deadline)),
-                    Some(n) => n,
-                    None => continue,
-                };
-                left -= n as u64;
             } else if !self.fill(deadline, doing)? {
-                return Err(cut(deadline));
+                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                return Err(peer_error(eof, doing, deadline.allowed()));
             }
         }
         Ok(())
