@@ -9,10 +9,11 @@
 //!   `.` (CRLF or bare LF), one leading dot removed from every other line.
 #![no_main]
 
-use std::io::{self, BufReader, Read, Write};
-use std::time::{Duration, Instant};
+use std::io::{self, Read, Write};
+use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+use mailpipe::wire::{Deadline, Timed, WireReader};
 use pop3_dump::protocol::Client;
 use pop3_dump::response;
 
@@ -24,6 +25,12 @@ struct Server<'a> {
 impl Read for Server<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.replies.read(buf)
+    }
+}
+
+impl Timed for Server<'_> {
+    fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -87,10 +94,10 @@ fn session(replies: &[u8]) {
 
 fn body(replies: &[u8], buffer: usize) {
     // A small buffer, so that lines and the final dot cross buffer boundaries.
-    let mut input = BufReader::with_capacity(buffer, replies);
+    let mut input = WireReader::with_capacity(replies, Duration::from_secs(60), buffer);
     let mut message = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let got = response::read_body(&mut input, &mut message, u64::MAX, deadline, "RETR");
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let got = response::read_body(&mut input, &mut message, u64::MAX, &deadline, "RETR");
     match (model(replies), got) {
         (Some(expected), Ok(())) => assert_eq!(message, expected),
         (None, Err(_)) => {}

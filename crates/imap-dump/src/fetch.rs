@@ -4,15 +4,18 @@
 //! read by its announced length and only the short lines around it are
 //! parsed. The command goes out through the imap crate (its tag counter stays
 //! right); the response is read from the same stream, which the crate has
-//! not buffered ahead: a server sends nothing after a tagged reply until the
-//! next command. Reads still go through `ReadBudget`, so the limits are
-//! those of the crate's path: a batch reads at most its budget, and the
-//! caller writes a batch only once its tagged OK has arrived.
+//! not buffered ahead: both read through the same `WireReader`. Reads still
+//! go through `ReadBudget`, so the limits are those of the crate's path: a
+//! batch reads at most its budget, and the caller writes a batch only once
+//! its tagged OK has arrived. Each line must arrive within --timeout, each
+//! literal within --timeout plus its size at the wire layer's slowest rate.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::Read;
 
 use chrono::{DateTime, FixedOffset};
 use imap::types::Flag;
+use mailpipe::wire::{announced_literal, Deadline, Timed, WireReader};
+use mailpipe::Error;
 
 /// One message of a FETCH response: what dump.rs writes.
 #[derive(Debug, Default)]
@@ -26,33 +29,33 @@ pub struct Fetched {
 /// Longest line (outside literals) accepted in a FETCH response.
 const MAX_LINE: usize = 1 << 20;
 
-fn bad(what: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.into())
+fn bad(what: impl Into<String>) -> Error {
+    Error::protocol(what)
 }
 
-/// Why a FETCH failed: the stream (cut, timed out, over budget, garbled:
-/// `InvalidData`), or the server's tagged NO or BAD.
+/// Why a FETCH failed: the stream (cut or timed out: 75, over budget or
+/// garbled: 76), or the server's tagged NO or BAD.
 #[derive(Debug)]
 pub enum FetchError {
-    Io(io::Error),
+    Failed(Error),
     Refused { status: String, text: String },
 }
 
-impl From<io::Error> for FetchError {
-    fn from(e: io::Error) -> FetchError {
-        FetchError::Io(e)
+impl From<Error> for FetchError {
+    fn from(e: Error) -> FetchError {
+        FetchError::Failed(e)
     }
 }
 
 /// Reads the responses to the FETCH just sent, up to its tagged reply. A
 /// literal announced larger than `max_literal` (what the read budget still
 /// allows) can never arrive whole: the server broke the protocol.
-pub fn read_fetch_response<R: Read>(
-    stream: R,
+pub fn read_fetch_response<S: Read + Timed>(
+    input: &mut WireReader<S>,
     max_literal: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
     let mut fetched = Vec::new();
-    read_responses(stream, max_literal, |parts| {
+    read_responses(input, max_literal, |parts| {
         if let Some(f) = parse_fetch(&parts)? {
             fetched.push(f);
         }
@@ -63,18 +66,16 @@ pub fn read_fetch_response<R: Read>(
 
 /// Reads the responses to the command just sent up to its tagged reply,
 /// handing each untagged one (lines and literals) to `each`.
-pub fn read_responses<R: Read>(
-    stream: R,
+pub fn read_responses<S: Read + Timed>(
+    input: &mut WireReader<S>,
     max_literal: u64,
-    mut each: impl FnMut(Vec<Part>) -> io::Result<()>,
+    mut each: impl FnMut(Vec<Part>) -> Result<(), Error>,
 ) -> Result<(), FetchError> {
-    // Small reads would cost a lock and a transcript call each.
-    let mut input = BufReader::with_capacity(256 * 1024, stream);
     let mut line = Vec::new();
     loop {
-        read_line(&mut input, &mut line)?;
+        read_line(input, &mut line)?;
         if line.starts_with(b"* ") {
-            each(read_response(&mut input, &mut line, max_literal)?)?;
+            each(read_response(input, &mut line, max_literal)?)?;
             continue;
         }
         if line.starts_with(b"+") {
@@ -107,77 +108,36 @@ pub enum Part {
     Literal(Vec<u8>),
 }
 
-/// One line with its CRLF, at most `MAX_LINE` bytes; end of stream is an error.
-fn read_line<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> io::Result<()> {
-    line.clear();
-    let n = input.take(MAX_LINE as u64).read_until(b'\n', line)?;
-    if n == 0 || line.last() != Some(&b'\n') {
-        if n < MAX_LINE {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        return Err(bad("a FETCH response line is longer than 1 MiB"));
-    }
-    Ok(())
-}
-
-/// The announced size if `line` ends in `{N}` CRLF.
-fn literal_size(line: &[u8]) -> Result<Option<(usize, u64)>, io::Error> {
-    let body = line
-        .strip_suffix(b"\r\n")
-        .or_else(|| line.strip_suffix(b"\n"))
-        .unwrap_or(line);
-    let Some(inner) = body.strip_suffix(b"}") else {
-        return Ok(None);
-    };
-    let Some(open) = inner.iter().rposition(|&b| b == b'{') else {
-        return Ok(None);
-    };
-    let digits = &inner[open + 1..];
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Ok(None);
-    }
-    let size = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse::<u64>().ok())
-        .ok_or_else(|| bad("a literal's size does not fit 64 bits"))?;
-    Ok(Some((open, size)))
+/// One line without its line end, at most `MAX_LINE` bytes, within --timeout.
+fn read_line<S: Read + Timed>(input: &mut WireReader<S>, line: &mut Vec<u8>) -> Result<(), Error> {
+    let deadline = input.deadline();
+    input.read_line(line, MAX_LINE, &deadline, "the server's response")
 }
 
 /// The rest of an untagged response that starts with `line`: lines and the
 /// literals they announce.
-fn read_response<R: BufRead>(
-    input: &mut R,
+fn read_response<S: Read + Timed>(
+    input: &mut WireReader<S>,
     line: &mut Vec<u8>,
     max_literal: u64,
-) -> io::Result<Vec<Part>> {
+) -> Result<Vec<Part>, Error> {
     let mut parts = Vec::new();
-    loop {
-        match literal_size(line)? {
-            Some((_, size)) if size > max_literal => {
-                return Err(bad(format!(
-                    "the server announced a literal of {size} bytes, far more than the \
-                     messages' RFC822.SIZE"
-                )));
-            }
-            Some((open, size)) => {
-                parts.push(Part::Text(line[..open].to_vec()));
-                // Grows as bytes arrive: a huge announced size costs nothing
-                // until the server sends it, and ReadBudget stops that.
-                let mut literal = Vec::with_capacity(size.min(8 << 20) as usize);
-                let got = input.take(size).read_to_end(&mut literal)?;
-                if (got as u64) < size {
-                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-                }
-                parts.push(Part::Literal(literal));
-                read_line(input, line)?;
-            }
-            None => {
-                let end = line.len() - if line.ends_with(b"\r\n") { 2 } else { 1 };
-                parts.push(Part::Text(line[..end].to_vec()));
-                return Ok(parts);
-            }
-        }
+    while let Some(literal) = announced_literal(line)? {
+        parts.push(Part::Text(line[..literal.open].to_vec()));
+        let deadline = Deadline::for_body(input.timeout(), literal.size);
+        let mut bytes = Vec::new();
+        input.read_literal(
+            &mut bytes,
+            literal.size,
+            max_literal,
+            &deadline,
+            "the server's response",
+        )?;
+        parts.push(Part::Literal(bytes));
+        read_line(input, line)?;
     }
+    parts.push(Part::Text(std::mem::take(line)));
+    Ok(parts)
 }
 
 /// A value in a response: an atom, a string (quoted, escapes undone, or a
@@ -225,7 +185,7 @@ impl<'a> Cursor<'a> {
         None
     }
 
-    fn expect(&mut self, b: u8) -> io::Result<()> {
+    fn expect(&mut self, b: u8) -> Result<(), Error> {
         self.skip_spaces();
         if self.peek() == Some(b) {
             self.pos += 1;
@@ -236,7 +196,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An item name or atom: up to a space, `(` or `)`, with `[...]` kept whole.
-    fn atom(&mut self) -> io::Result<String> {
+    fn atom(&mut self) -> Result<String, Error> {
         let t = self.text().unwrap_or_default();
         let mut i = 0;
         let mut depth = 0;
@@ -256,7 +216,7 @@ impl<'a> Cursor<'a> {
         Ok(String::from_utf8_lossy(&t[..i]).into_owned())
     }
 
-    fn value(&mut self) -> io::Result<Value> {
+    fn value(&mut self) -> Result<Value, Error> {
         self.skip_spaces();
         if let Some(l) = self.literal() {
             return Ok(Value::Str(l));
@@ -319,7 +279,7 @@ impl<'a> Cursor<'a> {
 /// The values of an untagged response after its `* `: for
 /// `* LIST (\Noselect) "/" "a\\b"` the atom `LIST`, a list, and the
 /// strings `/` and `a\b`.
-pub fn values(parts: &[Part]) -> io::Result<Vec<Value>> {
+pub fn values(parts: &[Part]) -> Result<Vec<Value>, Error> {
     let mut cursor = Cursor {
         parts,
         part: 0,
@@ -338,7 +298,7 @@ pub fn values(parts: &[Part]) -> io::Result<Vec<Value>> {
 }
 
 /// `* n FETCH (items)`, or `None` for any other untagged response.
-fn parse_fetch(parts: &[Part]) -> io::Result<Option<Fetched>> {
+fn parse_fetch(parts: &[Part]) -> Result<Option<Fetched>, Error> {
     let Some(Part::Text(first)) = parts.first() else {
         return Ok(None);
     };
@@ -395,6 +355,22 @@ fn parse_fetch(parts: &[Part]) -> io::Result<Option<Fetched>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mailpipe::Exit;
+    use std::time::Duration;
+
+    fn read(wire: &[u8], max_literal: u64) -> Result<Vec<Fetched>, FetchError> {
+        read_fetch_response(
+            &mut WireReader::new(wire, Duration::from_secs(5)),
+            max_literal,
+        )
+    }
+
+    fn exit(e: FetchError) -> Exit {
+        match e {
+            FetchError::Failed(e) => e.exit(),
+            FetchError::Refused { .. } => Exit::Software,
+        }
+    }
 
     #[test]
     fn fetch_responses_with_literals_and_unsolicited_lines() {
@@ -403,7 +379,7 @@ mod tests {
             * 2 FETCH (FLAGS (\\Flagged))\r\n\
             * 2 FETCH (BODY[] {5}\r\nx\r\n}\r UID 8)\r\n\
             a4 OK Fetch completed.\r\nnext";
-        let got = read_fetch_response(&wire[..], u64::MAX).expect("parses");
+        let got = read(&wire[..], u64::MAX).expect("parses");
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].uid, Some(7));
         assert_eq!(got[0].body.as_deref(), Some(&b"Subject: a\r\n"[..]));
@@ -422,22 +398,51 @@ mod tests {
 
     #[test]
     fn no_bad_cut_and_garbage() {
-        let e = read_fetch_response(&b"a1 NO [SERVERBUG] oops\r\n"[..], u64::MAX).expect_err("no");
+        let e = read(&b"a1 NO [SERVERBUG] oops\r\n"[..], u64::MAX).expect_err("no");
         assert!(matches!(e, FetchError::Refused { ref status, .. } if status == "NO"));
-        let e = read_fetch_response(&b"* 1 FETCH (UID 1 BODY[] {100}\r\nshort"[..], 1000)
-            .expect_err("cut");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof));
-        let e = read_fetch_response(&b"* 1 FETCH (UID 1 BODY[] {1001}\r\nshort"[..], 1000)
-            .expect_err("over budget");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData));
-        let e = read_fetch_response(
+        let e = read(&b"* 1 FETCH (UID 1 BODY[] {100}\r\nshort"[..], 1000).expect_err("cut");
+        assert_eq!(exit(e), Exit::TempFail);
+        let e =
+            read(&b"* 1 FETCH (UID 1 BODY[] {1001}\r\nshort"[..], 1000).expect_err("over budget");
+        assert_eq!(exit(e), Exit::Protocol);
+        let e = read(
             &b"* 1 FETCH (UID 1 BODY[] {99999999999999999999999}\r\n"[..],
             u64::MAX,
         )
         .expect_err("huge");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData));
-        let e = read_fetch_response(&b"* 1 FETCH (UID x)\r\na1 OK\r\n"[..], u64::MAX)
-            .expect_err("garbage");
-        assert!(matches!(e, FetchError::Io(ref io) if io.kind() == io::ErrorKind::InvalidData));
+        assert_eq!(exit(e), Exit::Protocol);
+        let e = read(&b"* 1 FETCH (UID x)\r\na1 OK\r\n"[..], u64::MAX).expect_err("garbage");
+        assert_eq!(exit(e), Exit::Protocol);
+    }
+
+    /// Regression: the bulk FETCH had no deadline, so a server dripping a
+    /// byte well within each read's timeout held imap-dump for as long as it
+    /// liked. Now each line must arrive within --timeout.
+    #[test]
+    fn a_fetch_dripped_a_byte_at_a_time_times_out() {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        use std::time::Instant;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                for &b in b"* 1 FETCH (UID 1 FLAGS (\\Seen) BODY[] NIL)\r\na1 OK done\r\n" {
+                    if s.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let timeout = Duration::from_secs(1);
+        tcp.set_read_timeout(Some(timeout)).expect("timeout");
+        let started = Instant::now();
+        let e =
+            read_fetch_response(&mut WireReader::new(tcp, timeout), u64::MAX).expect_err("drip");
+        let took = started.elapsed();
+        assert_eq!(exit(e), Exit::TempFail);
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
     }
 }

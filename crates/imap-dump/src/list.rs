@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::fetch::{self, Value};
 use crate::mutf7;
-use crate::session::{imap_error, quoted, Session};
+use crate::session::{quoted, Session};
 
 /// One mailbox as LIST reported it.
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +41,7 @@ pub fn mailboxes(session: &mut Session, endpoint: &Endpoint) -> Result<Vec<Mailb
     let responses = session.untagged(endpoint, "LIST \"\" \"*\"")?;
     let mut list = Vec::new();
     for parts in &responses {
-        let values = fetch::values(parts).map_err(|e| imap_error(endpoint, imap::Error::Io(e)))?;
+        let values = fetch::values(parts).map_err(|e| e.context(&endpoint.url))?;
         let mut values = values.into_iter();
         if !matches!(values.next(), Some(Value::Atom(a)) if a.eq_ignore_ascii_case("LIST")) {
             continue;
@@ -105,7 +105,7 @@ fn message_count(
     }
     let command = format!("STATUS {} (MESSAGES)", quoted(raw_name));
     for parts in session.untagged(endpoint, &command)? {
-        let values = fetch::values(&parts).map_err(|e| imap_error(endpoint, imap::Error::Io(e)))?;
+        let values = fetch::values(&parts).map_err(|e| e.context(&endpoint.url))?;
         let mut values = values.into_iter();
         if !matches!(values.next(), Some(Value::Atom(a)) if a.eq_ignore_ascii_case("STATUS")) {
             continue;

@@ -13,17 +13,6 @@
 //! with `--state`: stdout on /dev/null or closed, or a pipe whose reader exits
 //! before reading everything, is 74 and the state does not move.
 
-mod criteria;
-mod dump;
-mod fetch;
-mod list;
-mod message;
-mod mutf7;
-mod output;
-mod progress;
-mod session;
-mod state;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +20,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use mailpipe::{Error, Protocol, ServerArgs};
 
-use crate::dump::{DumpOptions, Sessions};
-use crate::output::MboxOutput;
-use crate::progress::Progress;
-use crate::state::StateFile;
+use imap_dump::dump::{self, DumpOptions, Sessions};
+use imap_dump::output::{self, MboxOutput};
+use imap_dump::progress::Progress;
+use imap_dump::state::StateFile;
+use imap_dump::{list, session};
 
 const EXAMPLES: &str = "\
 Examples:

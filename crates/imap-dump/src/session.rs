@@ -4,21 +4,27 @@
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use imap::{Authenticator, Client};
+use mailpipe::tls::GOODBYE_WAIT;
+use mailpipe::wire::{self, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::fetch::{self, FetchError, Fetched, Part};
 
-/// The stream under the imap crate: TLS or plain, logged for `-v`, with a
-/// read budget while a FETCH runs; shared so that `fetch.rs` can read the
-/// bulk FETCH from it while the crate does everything else.
+/// The connection: TLS or plain, logged for `-v`, with a read budget while a
+/// FETCH runs, read through the wire layer's buffer.
+type Wire = WireReader<ReadBudget<TranscriptStream<Stream>>>;
+
+/// The stream under the imap crate, shared so that `fetch.rs` can read the
+/// bulk FETCH from it while the crate does everything else. Both read
+/// through one buffer, so neither loses what the other read ahead.
 #[derive(Debug, Clone)]
-pub struct ImapStream(Arc<Mutex<ReadBudget<TranscriptStream<Stream>>>>);
+pub struct ImapStream(Arc<Mutex<Wire>>);
 
 impl ImapStream {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReadBudget<TranscriptStream<Stream>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Wire> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -78,6 +84,12 @@ impl<S: Read> Read for ReadBudget<S> {
     }
 }
 
+impl<S: Timed> Timed for ReadBudget<S> {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+}
+
 impl<S: Write> Write for ReadBudget<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
@@ -118,8 +130,9 @@ impl Session {
             .run_command(format!("UID FETCH {set} {query}"))
             .map_err(|e| imap_error(endpoint, e))?;
         let budget = BUDGET.with(|b| b.get());
-        fetch::read_fetch_response(self.stream.clone(), budget).map_err(|e| match e {
-            FetchError::Io(io) => imap_error(endpoint, imap::Error::Io(io)),
+        let mut wire = self.stream.lock();
+        fetch::read_fetch_response(&mut wire, budget).map_err(|e| match e {
+            FetchError::Failed(e) => e.context(&endpoint.url),
             FetchError::Refused { status, text } => {
                 Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
             }
@@ -141,12 +154,13 @@ impl Session {
             .run_command(command)
             .map_err(|e| imap_error(endpoint, e))?;
         let mut responses = Vec::new();
-        fetch::read_responses(self.stream.clone(), MAX_UNTAGGED_LITERAL, |parts| {
+        let mut wire = self.stream.lock();
+        fetch::read_responses(&mut wire, MAX_UNTAGGED_LITERAL, |parts| {
             responses.push(parts);
             Ok(())
         })
         .map_err(|e| match e {
-            FetchError::Io(io) => imap_error(endpoint, imap::Error::Io(io)),
+            FetchError::Failed(e) => e.context(&endpoint.url),
             FetchError::Refused { status, text } => {
                 Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
             }
@@ -161,7 +175,11 @@ impl Session {
     /// `GOODBYE_WAIT`, and at most `GOODBYE_BYTES` are read: after a garbled
     /// or endless response the reply to LOGOUT may never come.
     pub fn goodbye(&mut self) {
-        self.stream.lock().0.get_ref().prepare_goodbye();
+        {
+            let mut wire = self.stream.lock();
+            wire.get_ref().0.get_ref().prepare_goodbye();
+            wire.set_timeout(GOODBYE_WAIT);
+        }
         let _ = with_read_budget(GOODBYE_BYTES, || self.imap.logout());
     }
 }
@@ -184,19 +202,22 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     let raw = endpoint
         .open(&config)
         .map_err(|e| e.context(&endpoint.url))?;
-    let mut stream = TranscriptStream::new(raw, endpoint.transcript(Dialect::Imap));
+    let stream = TranscriptStream::new(raw, endpoint.transcript(Dialect::Imap));
+    let mut wire = WireReader::new(stream, endpoint.timeout);
     let url = &endpoint.url;
-    // The greeting and STARTTLS by hand, a byte at a time: the imap crate
-    // would buffer past them, and its own STARTTLS needs its own connector.
-    let greeting = read_line(&mut stream, endpoint.timeout).map_err(|e| net_error(endpoint, e))?;
-    check_greeting(endpoint, &greeting)?;
+    let mut line = Vec::new();
+    let deadline = wire.deadline();
+    wire.read_line(&mut line, MAX_LINE, &deadline, "the greeting")
+        .map_err(|e| e.context(url))?;
+    check_greeting(endpoint, &line)?;
     if url.security == Security::StartTls {
-        stream
-            .write_all(b"s0 STARTTLS\r\n")
-            .map_err(|e| net_error(endpoint, e))?;
+        wire.write_all(b"s0 STARTTLS\r\n")
+            .and_then(|()| wire.flush())
+            .map_err(|e| wire::peer_error(e, "sending STARTTLS", endpoint.timeout).context(url))?;
+        let deadline = wire.deadline();
         loop {
-            let line =
-                read_line(&mut stream, endpoint.timeout).map_err(|e| net_error(endpoint, e))?;
+            wire.read_line(&mut line, MAX_LINE, &deadline, "the reply to STARTTLS")
+                .map_err(|e| e.context(url))?;
             if line.starts_with(b"s0 OK") {
                 break;
             }
@@ -214,24 +235,19 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
                 ));
             }
         }
-        stream = stream
-            .map_inner(|s| s.start_tls(&url.host, &config))
-            .map_err(|e| e.context(url))?;
-        if let Some(t) = stream.transcript() {
-            t.note("TLS started");
-        }
+        wire = wire::start_tls(wire, "STARTTLS", &url.host, &config).map_err(|e| e.context(url))?;
     }
-    endpoint.check_auth_allowed(stream.get_ref().is_tls())?;
+    endpoint.check_auth_allowed(wire.get_ref().get_ref().is_tls())?;
     let user = endpoint.login()?.to_string();
     let secret = if endpoint.uses_oauth() {
         endpoint.oauth_token()?
     } else {
         endpoint.password()?
     };
-    if let Some(t) = stream.transcript() {
+    if let Some(t) = wire.get_mut().transcript() {
         t.add_credentials(&user, &secret);
     }
-    let shared = ImapStream(Arc::new(Mutex::new(ReadBudget(stream))));
+    let shared = ImapStream(Arc::new(Mutex::new(wire.map_inner(ReadBudget))));
     let client = Client::new(shared.clone());
     let result = if endpoint.uses_oauth() {
         let auth = Sasl(format!(
@@ -297,30 +313,8 @@ fn check_greeting(endpoint: &Endpoint, greeting: &[u8]) -> Result<(), Error> {
     ))
 }
 
-/// One line, read a byte at a time so that nothing after it is consumed.
-/// `--timeout` bounds the whole line: a server dripping a byte at a time
-/// would otherwise keep each read, and so the run, alive forever.
-fn read_line(stream: &mut impl Read, timeout: Duration) -> io::Result<Vec<u8>> {
-    let deadline = Instant::now() + timeout;
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        if Instant::now() > deadline {
-            return Err(io::Error::from(io::ErrorKind::TimedOut));
-        }
-        if stream.read(&mut byte)? == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        line.push(byte[0]);
-        if byte[0] == b'\n' || line.len() > 64 * 1024 {
-            return Ok(line);
-        }
-    }
-}
-
-fn net_error(endpoint: &Endpoint, e: io::Error) -> Error {
-    imap_error(endpoint, imap::Error::Io(e))
-}
+/// Longest greeting or STARTTLS reply line.
+const MAX_LINE: usize = 64 * 1024;
 
 /// The imap crate's errors as sysexits: a lost or timed-out connection is a
 /// temporary failure (75: run again, the state file resumes), a server that
@@ -328,29 +322,9 @@ fn net_error(endpoint: &Endpoint, e: io::Error) -> Error {
 pub fn imap_error(endpoint: &Endpoint, e: imap::Error) -> Error {
     let url = &endpoint.url;
     match e {
-        imap::Error::Io(io) => match io.kind() {
-            io::ErrorKind::InvalidData => {
-                Error::protocol(format!("{url}: {}", Error::from(io).message()))
-            }
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
-                Exit::TempFail,
-                format!(
-                    "{url}: no answer within {} s (--timeout)",
-                    endpoint.timeout.as_secs()
-                ),
-            ),
-            io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => Error::new(
-                Exit::TempFail,
-                format!("{url}: the server closed the connection"),
-            ),
-            _ => Error::new(
-                Exit::TempFail,
-                format!("{url}: {}", Error::from(io).message()),
-            ),
-        },
+        imap::Error::Io(io) => {
+            wire::peer_error(io, "talking to the server", endpoint.timeout).context(url)
+        }
         imap::Error::ConnectionLost => Error::new(
             Exit::TempFail,
             format!("{url}: the server closed the connection"),

@@ -11,6 +11,7 @@ pub mod secret;
 pub mod tls;
 pub mod transcript;
 pub mod url;
+pub mod wire;
 
 pub use account::{Endpoint, ServerArgs};
 pub use exit::{Error, Exit, Outcome};

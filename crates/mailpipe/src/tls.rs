@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -15,6 +15,7 @@ use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
 use crate::exit::{Error, Exit};
 use crate::url::{Security, ServerUrl};
+use crate::wire::{Deadline, Failure};
 
 /// A TLS connection over TCP.
 pub type TlsStream = rustls::StreamOwned<ClientConnection, TcpStream>;
@@ -139,16 +140,10 @@ pub fn tls_handshake(
     // (a stalled server took twice --timeout), and a server dripping a byte
     // at a time would never time out.
     let timeout = tcp.read_timeout().ok().flatten();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.map(Deadline::after);
     while conn.is_handshaking() {
         if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
-                return Err(handshake_error(
-                    host,
-                    &io::Error::from(io::ErrorKind::TimedOut),
-                ));
-            }
+            deadline.arm(&tcp).map_err(|e| handshake_error(host, &e))?;
         }
         if let Err(e) = conn.complete_io(&mut tcp) {
             return Err(handshake_error(host, &e));
@@ -183,14 +178,23 @@ fn handshake_error(host: &str, err: &io::Error) -> Error {
     {
         return tls_error(host, tls);
     }
-    match err.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
+    // A cut here is 76, not 75: a peer that hangs up on a ClientHello is
+    // most likely not speaking TLS at all.
+    match Failure::of(err) {
+        Failure::Timeout => Error::new(
             Exit::TempFail,
             format!("TLS: handshake with {host} timed out"),
         ),
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => Error::protocol(format!(
-            "TLS: {host} closed the connection during the handshake (is this a TLS port?)"
-        )),
+        Failure::Cut
+            if matches!(
+                err.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Error::protocol(format!(
+                "TLS: {host} closed the connection during the handshake (is this a TLS port?)"
+            ))
+        }
         _ => Error::protocol(format!(
             "TLS: handshake with {host} failed: {}",
             Error::from(io::Error::new(err.kind(), err.to_string())).message()
@@ -337,6 +341,7 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::thread;
+    use std::time::Instant;
 
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use rustls::pki_types::PrivateKeyDer;

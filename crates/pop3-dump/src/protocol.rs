@@ -6,10 +6,11 @@
 //! without waiting, and replies are read in order with `read_status` and
 //! `read_message`. Nothing here buffers more than one message.
 
-use std::io::{BufReader, Read, Write};
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::time::Duration;
 
 use base64::Engine;
+use mailpipe::wire::{self, Deadline, Timed, WireReader};
 use mailpipe::{Error, Exit};
 use zeroize::Zeroizing;
 
@@ -23,10 +24,6 @@ const MAX_CAPA: usize = 64 * 1024;
 /// before we call the reply endless: dot-stuffing adds up to one byte a line,
 /// and servers that count LF line ends under-report by another.
 const BODY_SLACK: u64 = 1 << 20;
-/// The slowest average rate, in bytes a second, at which a message may
-/// arrive (on top of --timeout): a bound on the time a server trickling
-/// bytes can hold us, far below any real link.
-const MIN_BODY_RATE: u64 = 8 * 1024;
 /// Longest command line with an AUTH initial response (RFC 5034, section 4).
 const MAX_AUTH_LINE: usize = 255;
 
@@ -82,8 +79,8 @@ pub struct Unique {
 }
 
 /// A POP3 connection. `S` is the stream, usually a `TranscriptStream` over TLS.
-pub struct Client<S: Read + Write> {
-    input: BufReader<S>,
+pub struct Client<S: Read + Write + Timed> {
+    input: WireReader<S>,
     /// Commands written but not yet flushed, so that pipelined commands go out
     /// in one write (one TLS record) instead of one each.
     queued: Vec<u8>,
@@ -92,33 +89,37 @@ pub struct Client<S: Read + Write> {
     quit_sent: bool,
 }
 
-impl<S: Read + Write> Client<S> {
+impl<S: Read + Write + Timed> Client<S> {
     pub fn new(stream: S, timeout: Duration) -> Client<S> {
+        Client::from_wire(WireReader::new(stream, timeout))
+    }
+
+    pub fn from_wire(input: WireReader<S>) -> Client<S> {
         Client {
-            input: BufReader::with_capacity(64 * 1024, stream),
+            timeout: input.timeout(),
+            input,
             queued: Vec::new(),
-            timeout,
             quit_sent: false,
         }
     }
 
-    /// The stream, for STLS. Refuses when the server sent more than it was
-    /// asked for: bytes after the `+OK` to STLS would be injected plaintext.
-    pub fn into_inner(self) -> Result<S, Error> {
-        if !self.input.buffer().is_empty() {
-            return Err(Error::protocol(
-                "the server sent data after its reply to STLS (a plaintext injection?)",
-            ));
-        }
-        Ok(self.input.into_inner())
+    /// Changes --timeout for the replies to come (a goodbye waits less).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        self.input.set_timeout(timeout);
+    }
+
+    /// The reader, for STLS (`wire::start_tls` refuses bytes left in it).
+    pub fn into_wire(self) -> WireReader<S> {
+        self.input
     }
 
     pub fn get_mut(&mut self) -> &mut S {
         self.input.get_mut()
     }
 
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
     }
 
     /// Queues a command line (CRLF added); `flush` sends what is queued.
@@ -134,28 +135,13 @@ impl<S: Read + Write> Client<S> {
             .write_all(&self.queued)
             .and_then(|()| self.input.get_mut().flush());
         self.queued.clear();
-        written.map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                Error::new(Exit::TempFail, "timed out sending a command to the server")
-            }
-            kind if response::is_cut(kind) => Error::new(
-                Exit::TempFail,
-                format!(
-                    "the server closed the connection while we sent a command: {}",
-                    Error::from(e).message()
-                ),
-            ),
-            _ => Error::protocol(format!(
-                "sending a command to the server: {}",
-                Error::from(e).message()
-            )),
-        })
+        written.map_err(|e| wire::peer_error(e, "sending a command to the server", self.timeout))
     }
 
     /// Reads the status line that answers a command (or the greeting).
     pub fn read_status(&mut self, what: &str) -> Result<Status, Error> {
         let deadline = self.deadline();
-        response::read_status(&mut self.input, deadline, what)
+        response::read_status(&mut self.input, &deadline, what)
     }
 
     /// Sends one command and reads its status line.
@@ -199,7 +185,7 @@ impl<S: Read + Write> Client<S> {
             &mut self.input,
             MAX_LIST_LINE,
             MAX_CAPA,
-            deadline,
+            &deadline,
             "CAPA list",
         )?;
         Ok(Capabilities::parse(&lines))
@@ -232,11 +218,10 @@ impl<S: Read + Write> Client<S> {
         self.flush()?;
         let deadline = self.deadline();
         let mut challenge = Vec::new();
-        response::read_line(
+        response::read_reply_line(
             &mut self.input,
             &mut challenge,
-            response::MAX_STATUS_LINE,
-            deadline,
+            &deadline,
             "reply to AUTH PLAIN",
         )?;
         if !challenge.starts_with(b"+ ") && challenge != b"+" {
@@ -303,7 +288,7 @@ impl<S: Read + Write> Client<S> {
     fn listing(&mut self, count: u32, what: &str) -> Result<Vec<String>, Error> {
         let deadline = self.deadline();
         let total = (count as usize + 16) * 128;
-        let lines = response::read_lines(&mut self.input, MAX_LIST_LINE, total, deadline, what)?;
+        let lines = response::read_lines(&mut self.input, MAX_LIST_LINE, total, &deadline, what)?;
         Ok(lines
             .into_iter()
             .map(|l| String::from_utf8_lossy(&l).into_owned())
@@ -312,7 +297,7 @@ impl<S: Read + Write> Client<S> {
 
     /// Reads the reply to a queued `RETR n` or `TOP n 0` into `message`.
     /// `size` is the LIST size, which bounds how much we accept and for how
-    /// long (--timeout plus `size` at MIN_BODY_RATE). A `-ERR` is
+    /// long (--timeout plus `size` at the wire layer's MIN_BODY_RATE). A `-ERR` is
     /// returned as its status with `message` empty.
     pub fn read_message(
         &mut self,
@@ -326,8 +311,8 @@ impl<S: Read + Write> Client<S> {
             return Ok(status);
         }
         let limit = size.saturating_mul(3).saturating_add(BODY_SLACK);
-        let deadline = self.deadline() + Duration::from_secs(size / MIN_BODY_RATE);
-        response::read_body(&mut self.input, message, limit, deadline, what)?;
+        let deadline = Deadline::for_body(self.timeout, size);
+        response::read_body(&mut self.input, message, limit, &deadline, what)?;
         Ok(status)
     }
 
@@ -382,6 +367,12 @@ mod tests {
     impl Read for Scripted {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             self.input.read(buf)
+        }
+    }
+
+    impl mailpipe::wire::Timed for Scripted {
+        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
         }
     }
 

@@ -6,10 +6,12 @@
 //! Status lines and short multi-line replies (CAPA, LIST, UIDL) must arrive
 //! whole within a deadline; a message body has no line-length limit, only a
 //! bound on its total size, which the caller derives from the LIST size.
+//! The bytes come through mailpipe's wire layer, which owns the line reading,
+//! the deadlines and what a cut or a timeout means.
 
-use std::io::{self, BufRead};
-use std::time::Instant;
+use std::io::Read;
 
+use mailpipe::wire::{Chunk, Deadline, Timed, WireReader};
 use mailpipe::{Error, Exit};
 
 /// Longest status line accepted. RFC 1939 allows 512 octets; servers add
@@ -108,127 +110,49 @@ pub fn shown(line: &[u8]) -> String {
     text
 }
 
-/// What an I/O error while reading a reply means for the user: a timeout or
-/// a connection the server (or the network) cut is temporary (75, run again,
-/// as in smtp-send and imap-dump); anything else, such as TLS records that
-/// do not decrypt, is the server breaking the protocol (76).
-pub fn read_error(what: &str, err: io::Error) -> Error {
-    match err.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
-            Exit::TempFail,
-            format!("timed out waiting for the server's {what}"),
-        ),
-        kind if is_cut(kind) => Error::new(
-            Exit::TempFail,
-            format!(
-                "the server closed the connection during its {what}: {}",
-                Error::from(err).message()
-            ),
-        ),
-        _ => Error::new(
-            Exit::Protocol,
-            format!(
-                "reading the server's {what}: {}",
-                Error::from(err).message()
-            ),
-        ),
-    }
+/// `what` ("greeting", "reply to STAT") as the wire layer names it in errors.
+fn server(what: &str) -> String {
+    format!("the server's {what}")
 }
 
-/// Whether an I/O error means the connection is gone (closed, reset, a TLS
-/// stream ended without close_notify), not that the data was bad.
-pub fn is_cut(kind: io::ErrorKind) -> bool {
-    matches!(
-        kind,
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::NotConnected
-    )
-}
-
-/// The connection ended before a reply was complete: temporary (75).
-fn closed(what: &str) -> Error {
-    Error::new(
-        Exit::TempFail,
-        format!("the server closed the connection during its {what}"),
-    )
-}
-
-fn too_slow(what: &str) -> Error {
-    Error::new(
-        Exit::TempFail,
-        format!("timed out: the server's {what} did not arrive in time"),
-    )
-}
-
-/// Reads one line, up to `limit` bytes including its line end, before
-/// `deadline`. Returns it without the line end (CRLF, or a bare LF from a
-/// sloppy server).
-pub fn read_line<R: BufRead>(
-    input: &mut R,
+/// Reads one reply line (a status line, an AUTH challenge) without its line
+/// end, at most `MAX_STATUS_LINE` bytes, before `deadline`.
+pub fn read_reply_line<S: Read + Timed>(
+    input: &mut WireReader<S>,
     line: &mut Vec<u8>,
-    limit: usize,
-    deadline: Instant,
+    deadline: &Deadline,
     what: &str,
 ) -> Result<(), Error> {
-    line.clear();
-    loop {
-        let available = input.fill_buf().map_err(|e| read_error(what, e))?;
-        if available.is_empty() {
-            return Err(closed(what));
-        }
-        let (take, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (i + 1, true),
-            None => (available.len(), false),
-        };
-        if line.len() + take > limit {
-            return Err(Error::protocol(format!(
-                "the server's {what} is longer than {limit} bytes without a line end"
-            )));
-        }
-        line.extend_from_slice(&available[..take]);
-        input.consume(take);
-        if done {
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(too_slow(what));
-        }
-    }
+    input.read_line(line, MAX_STATUS_LINE, deadline, &server(what))
 }
 
 /// Reads a status line and parses it.
-pub fn read_status<R: BufRead>(
-    input: &mut R,
-    deadline: Instant,
+pub fn read_status<S: Read + Timed>(
+    input: &mut WireReader<S>,
+    deadline: &Deadline,
     what: &str,
 ) -> Result<Status, Error> {
     let mut line = Vec::new();
-    read_line(input, &mut line, MAX_STATUS_LINE, deadline, what)?;
+    read_reply_line(input, &mut line, deadline, what)?;
     Status::parse(&line).map_err(|e| e.context(format!("in the {what}")))
 }
 
 /// Reads the lines of a short multi-line reply (CAPA, LIST, UIDL) after its
 /// `+OK`, dot-stuffing undone, until the terminating `.`. Each line must fit
 /// `line_limit`; together at most `total_limit` bytes; all before `deadline`.
-pub fn read_lines<R: BufRead>(
-    input: &mut R,
+pub fn read_lines<S: Read + Timed>(
+    input: &mut WireReader<S>,
     line_limit: usize,
     total_limit: usize,
-    deadline: Instant,
+    deadline: &Deadline,
     what: &str,
 ) -> Result<Vec<Vec<u8>>, Error> {
     let mut lines = Vec::new();
     let mut total = 0usize;
+    let named = server(what);
     loop {
         let mut line = Vec::new();
-        read_line(input, &mut line, line_limit, deadline, what)?;
+        input.read_line(&mut line, line_limit, deadline, &named)?;
         if line == b"." {
             return Ok(lines);
         }
@@ -242,9 +166,6 @@ pub fn read_lines<R: BufRead>(
             line.remove(0);
         }
         lines.push(line);
-        if Instant::now() > deadline {
-            return Err(too_slow(what));
-        }
     }
 }
 
@@ -254,16 +175,17 @@ pub fn read_lines<R: BufRead>(
 /// may not exceed `limit` bytes, which bounds memory against a server that
 /// never sends the final `.`, and must be complete by `deadline`, which
 /// bounds the time a server trickling bytes can hold us.
-pub fn read_body<R: BufRead>(
-    input: &mut R,
+pub fn read_body<S: Read + Timed>(
+    input: &mut WireReader<S>,
     message: &mut Vec<u8>,
     limit: u64,
-    deadline: Instant,
+    deadline: &Deadline,
     what: &str,
 ) -> Result<(), Error> {
-    /// Bytes read per step inside a long line, between deadline checks.
+    /// Bytes read per step inside a long line.
     const STEP: u64 = 64 * 1024;
     message.clear();
+    let doing = format!("waiting for {}", server(what));
     let mut received = 0u64;
     // Where the current line starts in `message`, and whether it began with
     // a stuffing dot (removed): then it may be the terminating ".".
@@ -272,12 +194,11 @@ pub fn read_body<R: BufRead>(
     let mut at_line_start = true;
     loop {
         if at_line_start {
-            let available = input.fill_buf().map_err(|e| read_error(what, e))?;
-            if available.is_empty() {
+            let Some(first) = input.peek(deadline, &doing)? else {
                 return Err(closed_before_dot(what));
-            }
+            };
             line_start = message.len();
-            dotted = available[0] == b'.';
+            dotted = first == b'.';
             if dotted {
                 input.consume(1);
                 received += 1;
@@ -289,25 +210,20 @@ pub fn read_body<R: BufRead>(
                 "the server's {what} goes on past {limit} bytes without its final \".\""
             )));
         }
-        let step = room.min(STEP);
-        let n = io::Read::take(&mut *input, step)
-            .read_until(b'\n', message)
-            .map_err(|e| read_error(what, e))?;
-        received += n as u64;
-        let line_ended = n > 0 && message.last() == Some(&b'\n');
-        if !line_ended && (n as u64) < step {
-            return Err(closed_before_dot(what));
-        }
-        if line_ended && dotted {
-            let line = &message[line_start..];
-            if line == b"\r\n" || line == b"\n" {
-                message.truncate(line_start);
-                return Ok(());
+        let before = message.len();
+        let chunk = input.read_until_lf(message, room.min(STEP) as usize, deadline, &doing)?;
+        received += (message.len() - before) as u64;
+        match chunk {
+            Chunk::Closed => return Err(closed_before_dot(what)),
+            Chunk::Full => at_line_start = false,
+            Chunk::Line => {
+                let line = &message[line_start..];
+                if dotted && (line == b"\r\n" || line == b"\n") {
+                    message.truncate(line_start);
+                    return Ok(());
+                }
+                at_line_start = true;
             }
-        }
-        at_line_start = line_ended;
-        if Instant::now() > deadline {
-            return Err(too_slow(what));
         }
     }
 }
@@ -324,11 +240,14 @@ fn closed_before_dot(what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::BufReader;
     use std::time::Duration;
 
-    fn later() -> Instant {
-        Instant::now() + Duration::from_secs(60)
+    fn later() -> Deadline {
+        Deadline::after(Duration::from_secs(60))
+    }
+
+    fn wire(bytes: &[u8]) -> WireReader<&[u8]> {
+        WireReader::new(bytes, Duration::from_secs(60))
     }
 
     #[test]
@@ -354,44 +273,32 @@ mod tests {
     #[test]
     fn a_cut_connection_is_temporary_and_garbage_is_protocol() {
         for wire in [&b""[..], b"+OK half a li"] {
-            let e = read_status(&mut &wire[..], later(), "greeting").expect_err("cut");
+            let e = read_status(&mut self::wire(wire), &later(), "greeting").expect_err("cut");
             assert_eq!(e.exit(), Exit::TempFail, "{e}");
             assert!(e.message().contains("closed the connection"), "{e}");
         }
-        let e = read_lines(&mut &b"1 100\r\n2 2"[..], 100, 1000, later(), "LIST").expect_err("cut");
+        let e =
+            read_lines(&mut wire(b"1 100\r\n2 2"), 100, 1000, &later(), "LIST").expect_err("cut");
         assert_eq!(e.exit(), Exit::TempFail, "{e}");
-        for kind in [
-            io::ErrorKind::ConnectionReset,
-            io::ErrorKind::UnexpectedEof,
-            io::ErrorKind::BrokenPipe,
-        ] {
-            let e = read_error("RETR 1", io::Error::from(kind));
-            assert_eq!(e.exit(), Exit::TempFail, "{kind:?}");
-        }
-        let e = read_error(
-            "RETR 1",
-            io::Error::new(io::ErrorKind::InvalidData, "bad record"),
-        );
-        assert_eq!(e.exit(), Exit::Protocol);
+        // What each I/O failure means is the wire layer's (mailpipe::wire).
     }
 
     #[test]
     fn long_line_without_newline_is_refused() {
         let greeting = vec![b'+'; 1 << 20];
-        let mut input = BufReader::new(greeting.as_slice());
-        let e = read_status(&mut input, later(), "greeting").expect_err("too long");
+        let e = read_status(&mut wire(&greeting), &later(), "greeting").expect_err("too long");
         assert_eq!(e.exit(), Exit::Protocol);
         assert!(e.message().contains("longer than 8192 bytes"), "{e}");
     }
 
     #[test]
     fn short_multiline_undoes_stuffing_and_is_bounded() {
-        let mut input = &b"1 abc\r\n..dot\r\n.\r\nrest"[..];
-        let lines = read_lines(&mut input, 100, 1000, later(), "UIDL").expect("lines");
+        let mut input = wire(b"1 abc\r\n..dot\r\n.\r\nrest");
+        let lines = read_lines(&mut input, 100, 1000, &later(), "UIDL").expect("lines");
         assert_eq!(lines, vec![b"1 abc".to_vec(), b".dot".to_vec()]);
-        assert_eq!(input, b"rest");
+        assert_eq!(input.buffered(), b"rest");
         let endless = b"1 x\r\n".repeat(1000);
-        let e = read_lines(&mut endless.as_slice(), 100, 500, later(), "LIST").expect_err("bound");
+        let e = read_lines(&mut wire(&endless), 100, 500, &later(), "LIST").expect_err("bound");
         assert!(e.message().contains("past 500 bytes"), "{e}");
     }
 
@@ -401,9 +308,9 @@ mod tests {
         let mut wire = b"Subject: a\r\n\r\n..leading dot\r\n...two\r\nbare lf\nno cr".to_vec();
         wire.extend_from_slice(&long);
         wire.extend_from_slice(b"\r\n.\r\n+OK next");
-        let mut input = BufReader::with_capacity(1024, wire.as_slice());
+        let mut input = WireReader::with_capacity(wire.as_slice(), Duration::from_secs(60), 1024);
         let mut message = Vec::new();
-        read_body(&mut input, &mut message, 1 << 20, later(), "RETR 1").expect("body");
+        read_body(&mut input, &mut message, 1 << 20, &later(), "RETR 1").expect("body");
         let mut expected = b"Subject: a\r\n\r\n.leading dot\r\n..two\r\nbare lf\nno cr".to_vec();
         expected.extend_from_slice(&long);
         expected.extend_from_slice(b"\r\n");
@@ -416,39 +323,40 @@ mod tests {
     #[test]
     fn empty_body_and_missing_dot() {
         let mut message = Vec::new();
-        read_body(&mut &b".\r\n"[..], &mut message, 100, later(), "TOP 1 0").expect("empty");
+        read_body(&mut wire(b".\r\n"), &mut message, 100, &later(), "TOP 1 0").expect("empty");
         assert!(message.is_empty());
-        let e = read_body(&mut &b"line\r\n"[..], &mut message, 100, later(), "RETR 1")
-            .expect_err("eof");
+        let e = read_body(
+            &mut wire(b"line\r\n"),
+            &mut message,
+            100,
+            &later(),
+            "RETR 1",
+        )
+        .expect_err("eof");
         assert!(e.message().contains("no final"), "{e}");
         assert_eq!(e.exit(), Exit::TempFail);
         let endless = b"data\r\n".repeat(1000);
-        let e = read_body(
-            &mut endless.as_slice(),
-            &mut message,
-            600,
-            later(),
-            "RETR 1",
-        )
-        .expect_err("big");
+        let e =
+            read_body(&mut wire(&endless), &mut message, 600, &later(), "RETR 1").expect_err("big");
         assert!(e.message().contains("past 600 bytes"), "{e}");
         // A server too slow overall: the deadline is checked line by line
         // and inside long lines.
-        let past = Instant::now() - Duration::from_millis(1);
+        let past = Deadline::after(Duration::ZERO);
         let long_line = vec![b'y'; 200_000];
         let e = read_body(
-            &mut long_line.as_slice(),
+            &mut wire(&long_line),
             &mut message,
             1 << 20,
-            past,
+            &past,
             "RETR 1",
         )
         .expect_err("slow");
         assert_eq!(e.exit(), Exit::TempFail);
-        assert!(e.message().contains("did not arrive in time"), "{e}");
+        assert!(e.message().contains("timed out"), "{e}");
         // A line cut in the middle, then end of stream: temporary, like
         // every cut connection.
-        let e = read_body(&mut &b"abc"[..], &mut message, 100, later(), "RETR 1").expect_err("cut");
+        let e =
+            read_body(&mut wire(b"abc"), &mut message, 100, &later(), "RETR 1").expect_err("cut");
         assert_eq!(e.exit(), Exit::TempFail);
         assert!(e.message().contains("in the middle of its RETR 1"), "{e}");
     }

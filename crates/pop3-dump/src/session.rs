@@ -4,7 +4,8 @@
 //! server offers it, else USER/PASS. No credential is fetched, let alone sent,
 //! before TLS is up (unless the user allowed plaintext).
 
-use mailpipe::tls::Stream;
+use mailpipe::tls::{Stream, GOODBYE_WAIT};
+use mailpipe::wire;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, TranscriptStream};
 
 use crate::protocol::{Capabilities, Client};
@@ -53,6 +54,7 @@ impl Session {
         if let Err(e) = &result {
             if e.exit() != Exit::TempFail && !self.client.quit_sent() {
                 self.client.get_mut().get_ref().prepare_goodbye();
+                self.client.set_timeout(GOODBYE_WAIT);
                 let _ = self.client.command("RSET", "reply to RSET");
                 let _ = self.client.quit();
             }
@@ -88,13 +90,8 @@ fn start_tls(
             status.describe()
         )));
     }
-    let connection = client.into_inner()?;
-    let mut connection =
-        connection.map_inner(|plain| plain.start_tls(&endpoint.url.host, config))?;
-    if let Some(t) = connection.transcript() {
-        t.note("TLS started");
-    }
-    Ok(Client::new(connection, endpoint.timeout))
+    let wire = wire::start_tls(client.into_wire(), "STLS", &endpoint.url.host, config)?;
+    Ok(Client::from_wire(wire))
 }
 
 fn log_in(

@@ -10,14 +10,6 @@
 //! connection): try again; 76 protocol error; 77 authentication failed;
 //! 78 configuration. With `--mbox`, the worst of all messages.
 
-mod batch;
-mod deliver;
-mod envelope;
-mod message;
-mod reply;
-mod report;
-mod session;
-
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,9 +18,10 @@ use clap::Parser;
 use lettre::transport::smtp::authentication::Mechanism;
 use mailpipe::{Endpoint, Error, Protocol, ServerArgs};
 
-use deliver::{Options, TOOL};
-use envelope::EnvelopeArgs;
-use session::Session;
+use smtp_send::batch;
+use smtp_send::deliver::{self, Options, TOOL};
+use smtp_send::envelope::EnvelopeArgs;
+use smtp_send::session::Session;
 
 const EXAMPLES: &str = "\
 Examples:

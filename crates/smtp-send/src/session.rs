@@ -3,10 +3,9 @@
 //! module is only the command/reply loop, with bounded reply reading, and the
 //! mapping of replies to sysexits codes and per-recipient results.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Noop, Quit, Rcpt, Rset, Starttls};
@@ -15,6 +14,7 @@ use lettre::transport::smtp::extension::{
 };
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
+use mailpipe::wire::{self, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::envelope::Envelope;
@@ -28,10 +28,7 @@ const MAX_REPLY_LINES: usize = 256;
 
 /// An open, greeted, possibly encrypted and authenticated SMTP session.
 pub struct Session {
-    conn: TranscriptStream<Stream>,
-    read_buf: Vec<u8>,
-    read_pos: usize,
-    timeout_secs: u64,
+    conn: WireReader<TranscriptStream<Stream>>,
     pub greeting: Reply,
     /// The last EHLO reply (after STARTTLS, the second one).
     pub ehlo: Reply,
@@ -63,10 +60,7 @@ impl Session {
                 .map_err(|e| Error::protocol(e.to_string()))?,
         };
         let mut session = Session {
-            conn,
-            read_buf: Vec::with_capacity(4096),
-            read_pos: 0,
-            timeout_secs: endpoint.timeout.as_secs(),
+            conn: WireReader::new(conn, endpoint.timeout),
             greeting: placeholder.clone(),
             ehlo: placeholder,
             info: ServerInfo::default(),
@@ -89,14 +83,14 @@ impl Session {
 
     fn note_tls(&mut self) {
         let text = self.tls_description();
-        if let (Some(text), Some(t)) = (text, self.conn.transcript()) {
+        if let (Some(text), Some(t)) = (text, self.conn.get_mut().transcript()) {
             t.note(&format!("TLS: {text}"));
         }
     }
 
     /// `TLSv1_3, TLS13_AES_256_GCM_SHA384` when the connection is encrypted.
     pub fn tls_description(&self) -> Option<String> {
-        match self.conn.get_ref() {
+        match self.conn.get_ref().get_ref() {
             Stream::Tls(tls) => Some(format!(
                 "{}, {}",
                 tls.conn
@@ -154,17 +148,8 @@ impl Session {
                 format!("TLS: STARTTLS refused: {}", reply.summary()),
             ));
         }
-        if self.read_pos < self.read_buf.len() {
-            // Bytes sent before the handshake would be trusted after it (CVE-2011-0411).
-            return Err(Error::protocol(
-                "TLS: the server sent data after its STARTTLS reply, before the handshake",
-            ));
-        }
         let Session {
             conn,
-            read_buf,
-            read_pos,
-            timeout_secs,
             greeting,
             ehlo,
             info,
@@ -172,12 +157,9 @@ impl Session {
             authenticated,
             data_buf,
         } = self;
-        let conn = conn.map_inner(|plain| plain.start_tls(host, config))?;
+        let conn = wire::start_tls(conn, "STARTTLS", host, config)?;
         let mut session = Session {
             conn,
-            read_buf,
-            read_pos,
-            timeout_secs,
             greeting,
             ehlo,
             info,
@@ -200,7 +182,7 @@ impl Session {
             return Ok(());
         }
         // Before anything secret is fetched or sent.
-        endpoint.check_auth_allowed(self.conn.get_ref().is_tls())?;
+        endpoint.check_auth_allowed(self.conn.get_ref().get_ref().is_tls())?;
         let login = endpoint.login()?.to_string();
         let candidates: Vec<Mechanism> = match wanted {
             Some(m) => vec![m],
@@ -224,7 +206,7 @@ impl Session {
         } else {
             endpoint.password()?
         };
-        if let Some(t) = self.conn.transcript() {
+        if let Some(t) = self.conn.get_mut().transcript() {
             t.add_credentials(&login, &secret);
         }
         let credentials = Credentials::new(login.clone(), secret.expose().to_string());
@@ -509,113 +491,12 @@ impl Session {
         self.read_reply(&format!("the reply to {name}"))
     }
 
-    /// Reads one reply, all its lines, within the size bounds and within one
-    /// --timeout: a server that drips a byte now and then is not waited for
-    /// forever.
     fn read_reply(&mut self, waiting_for: &str) -> Result<Reply, Error> {
-        let timeout = Duration::from_secs(self.timeout_secs);
-        let reply = self.read_reply_by(waiting_for, Instant::now() + timeout);
-        // The next reply, and a STARTTLS handshake, get a whole timeout again.
-        let _ = self.conn.get_ref().tcp().set_read_timeout(Some(timeout));
-        reply
+        read_reply(&mut self.conn, waiting_for)
     }
 
-    fn read_reply_by(&mut self, waiting_for: &str, deadline: Instant) -> Result<Reply, Error> {
-        let mut text = String::new();
-        for _ in 0..MAX_REPLY_LINES {
-            let line = self.read_line(waiting_for, deadline)?;
-            let line = String::from_utf8_lossy(&line).replace('\r', " ");
-            let bytes = line.as_bytes();
-            if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
-                return Err(Error::protocol(format!(
-                    "malformed reply while waiting for {waiting_for}: {line:?}"
-                )));
-            }
-            let last = bytes.len() == 3 || bytes[3] == b' ';
-            if !last && bytes[3] != b'-' {
-                return Err(Error::protocol(format!("malformed reply line {line:?}")));
-            }
-            text.push_str(&line);
-            if bytes.len() == 3 {
-                text.push(' ');
-            }
-            text.push_str("\r\n");
-            if last {
-                let response = Response::from_str(&text).map_err(|_| {
-                    Error::protocol(format!("malformed reply: {:?}", text.trim_end()))
-                })?;
-                return Ok(Reply { response });
-            }
-        }
-        Err(Error::protocol(format!(
-            "a reply of more than {MAX_REPLY_LINES} lines while waiting for {waiting_for}"
-        )))
-    }
-
-    fn read_line(&mut self, waiting_for: &str, deadline: Instant) -> Result<Vec<u8>, Error> {
-        loop {
-            let pending = &self.read_buf[self.read_pos..];
-            if let Some(i) = memchr::memchr(b'\n', pending) {
-                let mut line = pending[..i].to_vec();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                self.read_pos += i + 1;
-                return Ok(line);
-            }
-            if pending.len() > MAX_REPLY_LINE {
-                return Err(Error::protocol(format!(
-                    "a reply line longer than {MAX_REPLY_LINE} bytes while waiting for {waiting_for}"
-                )));
-            }
-            if self.read_pos > 0 {
-                self.read_buf.drain(..self.read_pos);
-                self.read_pos = 0;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let timed_out = left.is_zero()
-                || self
-                    .conn
-                    .get_ref()
-                    .tcp()
-                    .set_read_timeout(Some(left))
-                    .is_err();
-            if timed_out {
-                let e = io::Error::from(io::ErrorKind::TimedOut);
-                return Err(self.net_error(e, &format!("waiting for {waiting_for}")));
-            }
-            let mut chunk = [0u8; 4096];
-            let n = match self.conn.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        Exit::TempFail,
-                        format!(
-                            "the server closed the connection while we waited for {waiting_for}"
-                        ),
-                    ))
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.net_error(e, &format!("waiting for {waiting_for}"))),
-            };
-            self.read_buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn net_error(&self, e: io::Error, doing: &str) -> Error {
-        if let Some(tls) = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()) {
-            return Error::protocol(format!("TLS error {doing}: {tls}"));
-        }
-        match e.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::new(
-                Exit::TempFail,
-                format!("timed out after {} s {doing}", self.timeout_secs),
-            ),
-            _ => Error::new(
-                Exit::TempFail,
-                format!("connection lost {doing}: {}", Error::from(e).message()),
-            ),
-        }
+    fn net_error(&self, e: std::io::Error, doing: &str) -> Error {
+        wire::peer_error(e, doing, self.conn.timeout())
     }
 }
 
@@ -637,4 +518,43 @@ fn too_many_recipients(reply: &Reply) -> bool {
                 .text()
                 .to_ascii_lowercase()
                 .contains("too many recipients"))
+}
+
+/// Reads one reply, all its lines, within the size bounds and within one
+/// --timeout: a server that drips a byte now and then is not waited for
+/// forever. Public for the fuzz target `smtp_reply`.
+pub fn read_reply<S: Read + Timed>(
+    conn: &mut WireReader<S>,
+    waiting_for: &str,
+) -> Result<Reply, Error> {
+    let deadline = conn.deadline();
+    let mut text = String::new();
+    let mut line = Vec::new();
+    for _ in 0..MAX_REPLY_LINES {
+        conn.read_line(&mut line, MAX_REPLY_LINE, &deadline, waiting_for)?;
+        let line = String::from_utf8_lossy(&line).replace('\r', " ");
+        let bytes = line.as_bytes();
+        if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
+            return Err(Error::protocol(format!(
+                "malformed reply while waiting for {waiting_for}: {line:?}"
+            )));
+        }
+        let last = bytes.len() == 3 || bytes[3] == b' ';
+        if !last && bytes[3] != b'-' {
+            return Err(Error::protocol(format!("malformed reply line {line:?}")));
+        }
+        text.push_str(&line);
+        if bytes.len() == 3 {
+            text.push(' ');
+        }
+        text.push_str("\r\n");
+        if last {
+            let response = Response::from_str(&text)
+                .map_err(|_| Error::protocol(format!("malformed reply: {:?}", text.trim_end())))?;
+            return Ok(Reply { response });
+        }
+    }
+    Err(Error::protocol(format!(
+        "a reply of more than {MAX_REPLY_LINES} lines while waiting for {waiting_for}"
+    )))
 }

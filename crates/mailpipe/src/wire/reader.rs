@@ -1,0 +1,453 @@
+//! `WireReader`: the buffered reader over a server connection. Every read of
+//! a reply is bounded twice: in bytes by the caller's limit, and in time by
+//! one `Deadline` for the whole reply. After each reply the socket gets its
+//! full --timeout back, for what reads it next (the imap crate, a TLS handshake).
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use super::deadline::{Deadline, Timed};
+use super::failure::{peer_error, Failure};
+use crate::exit::Error;
+
+/// Bytes read from the socket at a time.
+const CAPACITY: usize = 64 * 1024;
+
+/// How `read_until_lf` stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk {
+    /// At a line end, which was appended.
+    Line,
+    /// After `max` bytes without a line end.
+    Full,
+    /// The server closed the connection (what came before was appended).
+    Closed,
+}
+
+/// A buffered reader of a server's bytes; writes go straight through.
+#[derive(Debug)]
+pub struct WireReader<S> {
+    inner: S,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    timeout: Duration,
+    /// The socket's read timeout was shortened for a deadline.
+    armed: bool,
+}
+
+impl<S> WireReader<S> {
+    /// `timeout` is --timeout: each reply's deadline, and the socket's read
+    /// timeout between replies.
+    pub fn new(inner: S, timeout: Duration) -> WireReader<S> {
+        WireReader::with_capacity(inner, timeout, CAPACITY)
+    }
+
+    pub fn with_capacity(inner: S, timeout: Duration, capacity: usize) -> WireReader<S> {
+        WireReader {
+            inner,
+            buf: vec![0; capacity.max(1)].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            timeout,
+            armed: false,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A deadline of one --timeout from now, for one reply.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// What was read from the server and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// The stream, refusing when the server sent more than was read: after a
+    /// STARTTLS/STLS reply, such bytes would be plaintext injected into the
+    /// TLS session (CVE-2011-0411).
+    pub fn into_inner_checked(self, command: &str) -> Result<S, Error> {
+        if self.pos < self.end {
+            return Err(Error::protocol(format!(
+                "TLS: the server sent data after its reply to {command}, before the handshake \
+                 (a plaintext injection?)"
+            )));
+        }
+        Ok(self.inner)
+    }
+
+    /// The same reader, buffer and all, over `f(stream)`.
+    pub fn map_inner<T>(self, f: impl FnOnce(S) -> T) -> WireReader<T> {
+        WireReader {
+            inner: f(self.inner),
+            buf: self.buf,
+            pos: self.pos,
+            end: self.end,
+            timeout: self.timeout,
+            armed: self.armed,
+        }
+    }
+
+    /// Drops `n` buffered bytes (after `peek`).
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+}
+
+impl<S: Read + Timed> WireReader<S> {
+    /// Changes --timeout for the replies to come (a goodbye after an error
+    /// waits less), and the socket's read timeout with it.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        // Only a bound for reads; a socket that refuses keeps its old one.
+        let _ = self.inner.set_read_timeout(Some(timeout));
+    }
+
+    /// Reads more into an empty buffer before `deadline`; false at end of stream.
+    fn fill(&mut self, deadline: &Deadline, doing: &str) -> Result<bool, Error> {
+        debug_assert!(self.pos == self.end);
+        self.pos = 0;
+        self.end = 0;
+        loop {
+            let n = self.read_armed(deadline, doing)?;
+            if let Some(n) = n {
+                self.end = n;
+                return Ok(n > 0);
+            }
+        }
+    }
+
+    /// One read into our buffer, with the socket armed for `deadline`;
+    /// `None` when interrupted.
+    fn read_armed(&mut self, deadline: &Deadline, doing: &str) -> Result<Option<usize>, Error> {
+        let idle = self.timeout;
+        let fail = |e: io::Error| {
+            // A stall (no byte for --timeout) before a far deadline names --timeout.
+            let stalled = Failure::of(&e) == Failure::Timeout && !deadline.left().is_zero();
+            peer_error(e, doing, if stalled { idle } else { deadline.allowed() })
+        };
+        self.armed = true;
+        deadline.arm_within(&self.inner, idle).map_err(fail)?;
+        match self.inner.read(&mut self.buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    /// Runs `read` and then gives the socket its full --timeout back if a
+    /// deadline shortened it, whatever the outcome.
+    fn disarmed<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = read(self);
+        if self.armed {
+            self.armed = false;
+            // Only a longer bound for the next read; failing to set it is harmless.
+            let _ = self.inner.set_read_timeout(Some(self.timeout));
+        }
+        result
+    }
+
+    /// The next byte, not consumed; `None` at end of stream.
+    pub fn peek(&mut self, deadline: &Deadline, doing: &str) -> Result<Option<u8>, Error> {
+        self.disarmed(|r| {
+            if r.pos == r.end && !r.fill(deadline, doing)? {
+                return Ok(None);
+            }
+            Ok(Some(r.buf[r.pos]))
+        })
+    }
+
+    /// Appends to `out` up to and including the next LF, at most `max` bytes.
+    pub fn read_until_lf(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+        deadline: &Deadline,
+        doing: &str,
+    ) -> Result<Chunk, Error> {
+        self.disarmed(|r| {
+            let mut room = max;
+            loop {
+                if room == 0 {
+                    return Ok(Chunk::Full);
+                }
+                if r.pos == r.end && !r.fill(deadline, doing)? {
+                    return Ok(Chunk::Closed);
+                }
+                let available = &r.buf[r.pos..r.end.min(r.pos + room)];
+                let (take, done) = match memchr::memchr(b'\n', available) {
+                    Some(i) => (i + 1, true),
+                    None => (available.len(), false),
+                };
+                out.extend_from_slice(&available[..take]);
+                r.pos += take;
+                room -= take;
+                if done {
+                    return Ok(Chunk::Line);
+                }
+            }
+        })
+    }
+
+    /// One line into `line` without its line end (CRLF, or a sloppy server's
+    /// bare LF): at most `limit` bytes with it, complete before `deadline`.
+    /// `what` names the reply in errors: "the greeting", "the reply to EHLO".
+    pub fn read_line(
+        &mut self,
+        line: &mut Vec<u8>,
+        limit: usize,
+        deadline: &Deadline,
+        what: &str,
+    ) -> Result<(), Error> {
+        line.clear();
+        let doing = format!("waiting for {what}");
+        match self.read_until_lf(line, limit, deadline, &doing)? {
+            Chunk::Line => {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Ok(())
+            }
+            Chunk::Full => Err(Error::protocol(format!(
+                "{what} is longer than {limit} bytes without a line end"
+            ))),
+            Chunk::Closed => Err(peer_error(
+                io::Error::from(io::ErrorKind::UnexpectedEof),
+                &doing,
+                deadline.allowed(),
+            )),
+        }
+    }
+
+    /// Exactly `size` bytes (an IMAP literal) into `out` before `deadline`.
+    /// A size over `max` (what the read budget still allows) can never arrive
+    /// whole: the server broke the protocol (76), before anything is read.
+    pub fn read_literal(
+        &mut self,
+        out: &mut Vec<u8>,
+        size: u64,
+        max: u64,
+        deadline: &Deadline,
+        what: &str,
+    ) -> Result<(), Error> {
+        if size > max {
+            return Err(Error::protocol(format!(
+                "the server announced a literal of {size} bytes in {what}, far more than \
+                 the messages' RFC822.SIZE"
+            )));
+        }
+        out.clear();
+        // Grows as bytes arrive: a huge announced size costs nothing until
+        // the server sends it, and the read budget stops that.
+        out.reserve(size.min(8 << 20) as usize);
+        let doing = format!("reading {what}");
+        self.disarmed(|r| r.literal(out, size, deadline, &doing))
+    }
+
+    fn literal(
+        &mut self,
+        out: &mut Vec<u8>,
+        size: u64,
+        deadline: &Deadline,
+        doing: &str,
+    ) -> Result<(), Error> {
+        let mut left = size;
+        while left > 0 {
+            if self.pos < self.end {
+                let take = (self.end - self.pos).min(left.try_into().unwrap_or(usize::MAX));
+                out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+                self.pos += take;
+                left -= take as u64;
+            } else if !self.fill(deadline, doing)? {
+                let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                return Err(peer_error(eof, doing, deadline.allowed()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Plain reads, buffer first, for code that reads the stream itself (the
+/// imap crate): the socket's own --timeout bounds each read.
+impl<S: Read> Read for WireReader<S> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos < self.end {
+            let n = (self.end - self.pos).min(out.len());
+            out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.inner.read(out)
+    }
+}
+
+impl<S: Write> Write for WireReader<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Exit;
+    use std::net::{TcpListener, TcpStream};
+    use std::thread;
+    use std::time::Instant;
+
+    fn later() -> Deadline {
+        Deadline::after(Duration::from_secs(60))
+    }
+
+    #[test]
+    fn lines_without_their_ends_within_the_limit() {
+        let wire = &b"220 a\r\n250-b\n250 c\r\nrest"[..];
+        let mut r = WireReader::with_capacity(wire, Duration::from_secs(5), 3);
+        let mut line = Vec::new();
+        for want in [&b"220 a"[..], b"250-b", b"250 c"] {
+            r.read_line(&mut line, 100, &later(), "the reply")
+                .expect("line");
+            assert_eq!(line, want);
+        }
+        let e = r
+            .read_line(&mut line, 100, &later(), "the reply")
+            .expect_err("cut");
+        assert_eq!(e.exit(), Exit::TempFail);
+        assert!(e.message().contains("closed the connection"), "{e}");
+        let long = vec![b'x'; 10_000];
+        let mut r = WireReader::new(&long[..], Duration::from_secs(5));
+        let e = r
+            .read_line(&mut line, 8192, &later(), "the greeting")
+            .expect_err("long");
+        assert_eq!(e.exit(), Exit::Protocol);
+        assert_eq!(
+            e.message(),
+            "the greeting is longer than 8192 bytes without a line end"
+        );
+    }
+
+    #[test]
+    fn literals_are_exact_and_bounded() {
+        let mut wire = b"hello".to_vec();
+        wire.extend(vec![b'y'; 100_000]);
+        wire.extend_from_slice(b")\r\n");
+        let mut r = WireReader::with_capacity(&wire[..], Duration::from_secs(5), 7);
+        let mut out = Vec::new();
+        r.read_literal(&mut out, 100_005, u64::MAX, &later(), "BODY[]")
+            .expect("literal");
+        assert_eq!(out.len(), 100_005);
+        assert_eq!(&out[..5], b"hello");
+        let mut line = Vec::new();
+        r.read_line(&mut line, 10, &later(), "the rest")
+            .expect("rest");
+        assert_eq!(line, b")");
+        let mut r = WireReader::new(&b"short"[..], Duration::from_secs(5));
+        let e = r
+            .read_literal(&mut out, 100, 1000, &later(), "BODY[]")
+            .expect_err("cut");
+        assert_eq!(e.exit(), Exit::TempFail);
+        let e = r
+            .read_literal(&mut out, u64::MAX, 1000, &later(), "BODY[]")
+            .expect_err("over budget");
+        assert_eq!(e.exit(), Exit::Protocol);
+    }
+
+    /// A server sending a byte every 200 ms keeps each read short of a 1 s
+    /// timeout; one deadline for the reply still ends the wait at 1 s.
+    #[test]
+    fn a_dripping_server_times_out_once_for_the_whole_reply() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                for &b in b"220 a very slow greeting indeed\r\n" {
+                    if s.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(200));
+                }
+            }
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let timeout = Duration::from_secs(1);
+        tcp.set_read_timeout(Some(timeout)).expect("timeout");
+        let mut r = WireReader::new(tcp, timeout);
+        let started = Instant::now();
+        let mut line = Vec::new();
+        let e = r
+            .read_line(&mut line, 1000, &r.deadline(), "the greeting")
+            .expect_err("drip");
+        let took = started.elapsed();
+        assert_eq!(e.exit(), Exit::TempFail, "{e}");
+        assert_eq!(e.message(), "timed out after 1 s waiting for the greeting");
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+        // The socket has its whole timeout again for the next reply.
+        assert_eq!(r.get_ref().read_timeout().expect("get"), Some(timeout));
+    }
+
+    /// Regression (faults.rs, pop3 and imap stalled mid-body): a body's
+    /// deadline is far off, but a stall is given up on after --timeout.
+    #[test]
+    fn a_stall_inside_a_long_body_times_out_after_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"part of a literal");
+                thread::sleep(Duration::from_secs(5));
+            }
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let timeout = Duration::from_secs(1);
+        let mut r = WireReader::new(tcp, timeout);
+        let deadline = Deadline::for_body(timeout, 1 << 20);
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let e = r
+            .read_literal(&mut out, 1 << 20, u64::MAX, &deadline, "BODY[]")
+            .expect_err("stall");
+        let took = started.elapsed();
+        assert_eq!(e.exit(), Exit::TempFail, "{e}");
+        assert_eq!(e.message(), "timed out after 1 s reading BODY[]");
+        assert!(took < Duration::from_millis(1500), "took {took:?}");
+    }
+
+    #[test]
+    fn bytes_after_a_starttls_reply_are_refused() {
+        let mut r = WireReader::new(
+            &b"220 go ahead\r\n\x16\x03\x01 injected"[..],
+            Duration::from_secs(5),
+        );
+        let mut line = Vec::new();
+        r.read_line(&mut line, 100, &later(), "the reply to STARTTLS")
+            .expect("reply");
+        let e = r.into_inner_checked("STARTTLS").expect_err("injection");
+        assert_eq!(e.exit(), Exit::Protocol);
+        assert!(e.message().contains("after its reply to STARTTLS"), "{e}");
+        let mut r = WireReader::new(&b"+OK begin TLS\r\n"[..], Duration::from_secs(5));
+        r.read_line(&mut line, 100, &later(), "the reply to STLS")
+            .expect("reply");
+        assert!(r.into_inner_checked("STLS").is_ok());
+    }
+}
