@@ -6,10 +6,8 @@
 //! `--output-dir`; each message byte for byte as the server holds it (except
 //! `>From ` quoting), after a `From <sender> <INTERNALDATE in UTC>` line.
 //! The server is never changed: EXAMINE and `BODY.PEEK[]` only.
-//! Exit status: 0, or the sysexits code of the first error (64 usage, 66 no
-//! such mailbox, 69 server unavailable / TLS refused, 74 output error, 75
-//! connection lost or timed out: run again, 76 protocol, 77 login failed,
-//! 78 configuration). A closed stdout (`| head`) ends quietly with 0.
+//! Exit status: 0, or the code of the first error (`mailpipe::exit`'s table,
+//! shown by `--help`). A closed stdout (`| head`) ends quietly with 0.
 
 mod criteria;
 mod dump;
@@ -27,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mailpipe::{Error, Protocol, ServerArgs};
+use mailpipe::{ByteSize, Error, Protocol, ServerArgs};
 
 use crate::dump::{DumpOptions, Sessions};
 use crate::output::MboxOutput;
@@ -59,7 +57,7 @@ a line end gets one (mbox cannot mark its end otherwise).";
 
 /// Copy IMAP mailboxes to mbox without changing anything on the server.
 #[derive(Parser, Debug)]
-#[command(name = "imap-dump", version, after_help = EXAMPLES)]
+#[command(name = "imap-dump", version, after_help = mailpipe::exit::after_help(EXAMPLES, "imap-dump"))]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -84,9 +82,10 @@ struct Args {
     /// At most N messages per mailbox, the oldest (lowest UIDs) first
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr
+    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr;
+    /// K, M, G suffixes (1024, 1024², 1024³) allowed
     #[arg(long, value_name = "BYTES")]
-    max_size: Option<u64>,
+    max_size: Option<ByteSize>,
     /// Remember what was dumped here; the next run fetches only newer messages
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -100,9 +99,10 @@ struct Args {
     /// Add Status, X-Status and X-Keywords headers from the IMAP flags
     #[arg(long)]
     flags: bool,
-    /// Bytes of messages per UID FETCH; memory stays within about four times this
-    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
-    batch_size: u64,
+    /// Bytes of messages per UID FETCH (K, M, G suffixes); memory stays within
+    /// about four times this
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize::mib(8))]
+    batch_size: ByteSize,
     /// Connections fetching batches in parallel: 2, or 1 for one connection
     /// (-v always uses one)
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -133,7 +133,7 @@ fn run(args: Args) -> Result<(), Error> {
             "--mailbox must be a non-empty name without CR or LF",
         ));
     }
-    if args.batch_size == 0 {
+    if args.batch_size.bytes() == 0 {
         return Err(Error::usage("--batch-size must be at least 1"));
     }
     let endpoint = args.server.resolve(Protocol::Imap)?;
@@ -177,8 +177,8 @@ fn run(args: Args) -> Result<(), Error> {
     let options = DumpOptions {
         search: args.search.clone(),
         limit: args.limit,
-        max_size: args.max_size,
-        batch_bytes: args.batch_size,
+        max_size: args.max_size.map(ByteSize::bytes),
+        batch_bytes: args.batch_size.bytes(),
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
         // Two transcripts interleaved on stderr would be unreadable.

@@ -4,9 +4,8 @@
 //! mbox, a maildir or a single message (`--input` overrides).
 //! Output: one JSON object per message on stdout, in input order (schema in
 //! `schema.rs` and docs/mail2json-schema.md); `--array` for one JSON array.
-//! Exit status: 0, or 65 when a message could not be read as mail at all
-//! (the run goes on; each failure is one line on stderr), 66 for a missing
-//! input, 74 for an I/O error. A closed stdout ends quietly.
+//! Exit status: `mailpipe::exit`'s table, shown by `--help`. A message that
+//! is not mail does not stop the run; each failure is one line on stderr.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -29,7 +28,12 @@ use mail2json::schema::FieldSet;
 ///   mail2json --fields subject,from,date archive.mbox
 ///   mail2json --extract attachments/ inbox.mbox | jq .attachments
 #[derive(Parser, Debug)]
-#[command(name = "mail2json", version, verbatim_doc_comment)]
+#[command(
+    name = "mail2json",
+    version,
+    verbatim_doc_comment,
+    after_help = mailpipe::exit::help_table("mail2json")
+)]
 struct Args {
     /// Files (mbox or message), maildirs, or `-` for stdin. Default: stdin.
     inputs: Vec<PathBuf>,

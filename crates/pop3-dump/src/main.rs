@@ -7,19 +7,14 @@
 //! sends it (CRLF line ends, dot-stuffing undone), quoted only by mboxrd's
 //! `>From ` rule; `--list` prints the maildrop instead. Diagnostics, and with
 //! `-v` the POP3 dialogue (passwords redacted, bodies elided), go to stderr.
-//! Exit status: 0 on success (also when stdout is closed early); 64 usage,
-//! 68 unknown host, 69 unavailable (refused connection, TLS or STLS missing),
-//! 74 writing output or state, 75 timeout, connection cut (also in the middle
-//! of a reply) or temporary refusal, 76 the server broke the protocol (a
-//! garbled or oversized reply) or refused a message, 77 authentication
-//! failed, 78 configuration.
+//! Exit status: `mailpipe::exit`'s table, shown by `--help`.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mailpipe::{Error, Protocol, ServerArgs};
+use mailpipe::{ByteSize, Error, Protocol, ServerArgs};
 
 use pop3_dump::export::{self, ExportOptions, MaildropName};
 use pop3_dump::maildrop::{self, Maildrop};
@@ -37,18 +32,11 @@ Examples:
 The From_ line of each message takes its sender from Return-Path (else From)
 and its time from the Date header (else the newest Received, else now), in UTC.
 With --delete, DELE is sent only after every message was written and flushed
-(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
-
-Exit status: 0 done; 64 usage; 68 unknown host; 69 unavailable (refused
-connection, no TLS or STLS); 74 writing output or state; 75 temporary: a
-timeout, a connection cut (even in the middle of a message; nothing partial is
-written) or a temporary refusal, run again; 76 the server broke the protocol
-(a garbled or endless reply) or refused a message; 77 authentication failed;
-78 configuration.";
+(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]
-#[command(name = "pop3-dump", version, after_help = EXAMPLES)]
+#[command(name = "pop3-dump", version, after_help = mailpipe::exit::after_help(EXAMPLES, "pop3-dump"))]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -73,9 +61,10 @@ struct Args {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
 
-    /// Skip messages larger than this (as LIST reports); K, M, G suffixes allowed
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-    max_size: Option<u64>,
+    /// Skip messages larger than this (as LIST reports); K, M, G suffixes
+    /// (1024, 1024², 1024³) allowed
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<ByteSize>,
 
     /// Export only each message's header (TOP n 0)
     #[arg(long, conflicts_with = "list")]
@@ -84,22 +73,6 @@ struct Args {
     /// No notices on stderr (skipped messages, missing UIDL); errors still show
     #[arg(short, long)]
     quiet: bool,
-}
-
-/// `1000`, `64K`, `10M`, `1G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let (digits, factor) = match upper.strip_suffix(['K', 'M', 'G']) {
-        Some(d) if upper.ends_with('K') => (d, 1u64 << 10),
-        Some(d) if upper.ends_with('M') => (d, 1 << 20),
-        Some(d) => (d, 1 << 30),
-        None => (upper.as_str(), 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("{text:?} is not a size in bytes (e.g. 500000, 64K, 10M)"))
 }
 
 fn run(args: Args) -> Result<(), Error> {
@@ -114,7 +87,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let options = ExportOptions {
         limit: args.limit,
-        max_size: args.max_size,
+        max_size: args.max_size.map(ByteSize::bytes),
         headers_only: args.headers_only,
         delete: args.delete,
         state: args.state,
@@ -140,16 +113,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_with_suffixes() {
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("64k"), Ok(65536));
-        assert_eq!(parse_size("10M"), Ok(10 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("99999999999G").is_err());
-    }
 
     #[test]
     fn conflicting_flags_are_usage_errors() {

@@ -60,7 +60,7 @@ fn literal(line: &[u8]) -> Option<(usize, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_clean, play, plain_b64, transcript, PASS, USER};
+    use super::super::tests::{assert_clean, plain_b64, play, transcript, PASS, USER};
     use crate::transcript::Dialect;
 
     #[test]

@@ -94,7 +94,7 @@ impl Rules for Pop3 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_clean, play, plain_b64, transcript, PASS, USER};
+    use super::super::tests::{assert_clean, plain_b64, play, transcript, PASS, USER};
     use crate::transcript::Dialect;
 
     #[test]

@@ -47,7 +47,7 @@ impl Rules for Smtp {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_clean, play, plain_b64, transcript, B64, PASS, USER};
+    use super::super::tests::{assert_clean, plain_b64, play, transcript, B64, PASS, USER};
     use crate::transcript::Dialect;
     use base64::Engine;
 
