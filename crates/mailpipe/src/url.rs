@@ -64,11 +64,13 @@ pub enum Security {
     /// TLS from the first byte (smtps, imaps, pop3s).
     #[value(name = "tls", alias = "ssl", alias = "implicit")]
     Tls,
-    /// Plain connect, then STARTTLS (SMTP, IMAP) or STLS (POP3); the tool must
-    /// refuse to go on if the server does not offer it.
+    /// Plain connect, then STARTTLS (SMTP, IMAP) or STLS (POP3); refused if
+    /// the server does not offer it.
+    // The tool must not go on without it: no silent downgrade.
     #[value(name = "starttls", alias = "stls")]
     StartTls,
-    /// No TLS at all. Only by explicit choice: `--tls none` or `tls = "none"`.
+    /// No encryption at all.
+    // Only by explicit choice: `--tls none` or `tls = "none"`.
     #[value(name = "none", alias = "plain", alias = "off")]
     None,
 }
