@@ -23,6 +23,9 @@ pub struct Stack {
     pub smtps_port: u16,
     pub submission_port: u16,
     pub smtp_plain_port: u16,
+    /// Like `smtp_plain_port`, but Postfix ends the session with 421 after 2
+    /// refused commands (smtpd_hard_error_limit=2).
+    pub smtp_errlimit_port: u16,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub pop3_port: u16,
@@ -72,6 +75,7 @@ impl Stack {
             smtps_port: port("MAILSTACK_SMTPS_PORT"),
             submission_port: port("MAILSTACK_SUBMISSION_PORT"),
             smtp_plain_port: port("MAILSTACK_SMTP_PORT"),
+            smtp_errlimit_port: port("MAILSTACK_SMTP_ERRLIMIT_PORT"),
             imap_port: port("MAILSTACK_IMAP_PORT"),
             imaps_port: port("MAILSTACK_IMAPS_PORT"),
             pop3_port: port("MAILSTACK_POP3_PORT"),

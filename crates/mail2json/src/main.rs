@@ -4,8 +4,9 @@
 //! mbox, a maildir or a single message (`--input` overrides).
 //! Output: one JSON object per message on stdout, in input order (schema in
 //! `schema.rs` and docs/mail2json-schema.md); `--array` for one JSON array.
-//! Exit status: `mailpipe::exit`'s table, shown by `--help`. A message that
-//! is not mail does not stop the run; each failure is one line on stderr.
+//! Exit status: `mailpipe::exit`'s table, shown by `--help`. Empty input is
+//! no message, no output and 0; a message that is not mail does not stop the
+//! run; each failure is one line on stderr.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -27,6 +28,11 @@ use mail2json::schema::FieldSet;
 ///   mail2json --array < msg.eml
 ///   mail2json --fields subject,from,date archive.mbox
 ///   mail2json --extract attachments/ inbox.mbox | jq .attachments
+///
+/// Empty input is no message: no output, exit 0. In a maildir, symlinks to
+/// files are messages (mairix and notmuch search folders); a dangling or
+/// looping link is reported and the exit status is 66, the rest still
+/// converted.
 #[derive(Parser, Debug)]
 #[command(
     name = "mail2json",
@@ -68,7 +74,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
 
-    /// Parallel conversion threads (default: all cores).
+    /// Parallel conversion threads, 1 to 256 (default: one per core).
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
 }
@@ -78,6 +84,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if let Some(jobs) = args.jobs {
+        if !(1..=batch::MAX_JOBS).contains(&jobs) {
+            return Err(Error::usage(format!(
+                "-j {jobs}: the number of threads must be 1 to {}",
+                batch::MAX_JOBS
+            )));
+        }
+    }
     let mut fields = match &args.fields {
         Some(list) => FieldSet::parse(list).map_err(Error::usage)?,
         None => FieldSet::default_set(),
@@ -91,12 +105,7 @@ fn run(args: Args) -> Result<(), Error> {
     if args.extract.is_some() {
         fields.insert("attachments");
     }
-    if let Some(jobs) = args.jobs {
-        // Fails only if the global pool exists already, which it cannot here.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs.max(1))
-            .build_global();
-    }
+    batch::start_threads(args.jobs)?;
     let extractor = match &args.extract {
         Some(dir) => Some(
             extract::Extractor::new(dir)

@@ -1,6 +1,6 @@
-//! Making output durable before state says it exists: the rule that a state
-//! file never runs ahead of the output it describes (DESIGN.md, "Nothing is
-//! lost") needs the output synced first and the state replaced atomically.
+//! Making output durable before state says it exists: a state file must never
+//! run ahead of the output it describes (the tools promise that nothing is
+//! lost), so the output is synced first and the state replaced atomically.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -14,7 +14,7 @@ pub enum Exit {
     Usage = 64,
     /// 65: the input data was wrong (a message that does not parse, a bad header).
     Data = 65,
-    /// 66: an input file did not exist or was empty.
+    /// 66: an input file did not exist or could not be read; smtp-send: no message on stdin.
     NoInput = 66,
     /// 67: a recipient or user does not exist.
     NoUser = 67,
@@ -24,6 +24,8 @@ pub enum Exit {
     Unavailable = 69,
     /// 70: a bug in mailpipe.
     Software = 70,
+    /// 71: the system refused a resource (threads could not be started).
+    OsErr = 71,
     /// 74: reading or writing failed.
     Io = 74,
     /// 75: a temporary failure; try again later (4xx replies, timeouts).
@@ -91,6 +93,11 @@ impl Error {
         e
     }
 
+    /// The system refused a resource, e.g. `os("cannot start 8 threads", e)`.
+    pub fn os(context: impl fmt::Display, err: &io::Error) -> Error {
+        Error::new(Exit::OsErr, format!("{context}: {}", describe_io(err)))
+    }
+
     pub fn exit(&self) -> Exit {
         self.exit
     }
@@ -108,6 +115,19 @@ impl Error {
     pub fn context(mut self, context: impl fmt::Display) -> Error {
         self.message = one_line(format!("{context}: {}", self.message));
         self
+    }
+
+    /// `context` in front unless the message already names it: the errors of
+    /// `Endpoint` (password, login, plaintext AUTH) name the server
+    /// themselves, and a tool that prefixes every error with the server must
+    /// not name it twice.
+    pub fn context_once(self, context: impl fmt::Display) -> Error {
+        let context = context.to_string();
+        if self.message.contains(&context) {
+            self
+        } else {
+            self.context(context)
+        }
     }
 }
 
@@ -224,8 +244,11 @@ struct Row {
 /// The exit statuses of every tool, written once: rendered into each tool's
 /// `--help` and man page (`help_table`) and README's table (`markdown_table`).
 const TABLE: &[Row] = &[
+    Row { code: 0, tools: &[], meaning: "done (also when stdout was closed early, as in `| head`); mail2json on empty input: no message, no output, as `cat` and `jq` do" },
     Row { code: 0, tools: &["smtp-send"], meaning: "sent to every recipient" },
+    Row { code: 0, tools: &["mail2json"], meaning: "done, also for empty input (no message, no output) and when stdout was closed early" },
     Row { code: 0, tools: ALL, meaning: "done (also when stdout was closed early, as in `| head`)" },
+    Row { code: 64, tools: &["mail2json"], meaning: "the command line is wrong (also -j outside 1 to 256)" },
     Row { code: 64, tools: ALL, meaning: "the command line is wrong" },
     Row { code: 65, tools: &[], meaning: "a message or input that does not parse" },
     Row { code: 65, tools: &["mkmime"], meaning: "bad input: a header value with a line break, an address that does not parse, text that is not UTF-8" },
@@ -236,13 +259,14 @@ const TABLE: &[Row] = &[
     Row { code: 66, tools: &["mkmime"], meaning: "a file (--attach, --inline, --html) cannot be read" },
     Row { code: 66, tools: &["smtp-send"], meaning: "no message on stdin" },
     Row { code: 66, tools: &["imap-dump"], meaning: "no such mailbox" },
-    Row { code: 66, tools: &["mail2json"], meaning: "an input file or directory is missing" },
+    Row { code: 66, tools: &["mail2json"], meaning: "an input is missing or cannot be read, or a maildir symlink dangles or loops (the rest is still converted)" },
     Row { code: 67, tools: &["smtp-send"], meaning: "a recipient was refused (5xx): nothing was sent, unless --partial" },
     Row { code: 68, tools: NET, meaning: "the server name does not resolve" },
     Row { code: 69, tools: NET, meaning: "connection refused, TLS certificate not trusted or not for this host, STARTTLS/STLS not offered" },
     Row { code: 70, tools: &["smtp-send", "imap-dump", "pop3-dump", "mail2json"], meaning: "a bug in mailpipe" },
+    Row { code: 71, tools: &["mail2json"], meaning: "the system refused a resource: the threads could not start (a memory or process limit)" },
     Row { code: 74, tools: &["imap-dump", "pop3-dump"], meaning: "writing the output or the state file failed" },
-    Row { code: 74, tools: ALL, meaning: "reading or writing failed" },
+    Row { code: 74, tools: ALL, meaning: "reading or writing failed (also --help or --version into a full disk)" },
     Row { code: 75, tools: NET, meaning: "a 4xx reply, a timeout, a connection cut (even inside a reply; nothing partial is written); run again later" },
     Row { code: 76, tools: &["pop3-dump"], meaning: "the server broke the protocol (a garbled or endless reply) or refused a message" },
     Row { code: 76, tools: NET, meaning: "the server broke the protocol (a garbled, oversized or endless reply)" },
@@ -264,7 +288,7 @@ const WIDTH: usize = 79;
 
 impl Exit {
     /// Every code, in order.
-    pub const ALL: [Exit; 12] = [
+    pub const ALL: [Exit; 13] = [
         Exit::Usage,
         Exit::Data,
         Exit::NoInput,
@@ -272,6 +296,7 @@ impl Exit {
         Exit::NoHost,
         Exit::Unavailable,
         Exit::Software,
+        Exit::OsErr,
         Exit::Io,
         Exit::TempFail,
         Exit::Protocol,
@@ -289,6 +314,7 @@ impl Exit {
             Exit::NoHost => "nohost",
             Exit::Unavailable => "unavailable",
             Exit::Software => "software",
+            Exit::OsErr => "oserr",
             Exit::Io => "ioerr",
             Exit::TempFail => "tempfail",
             Exit::Protocol => "protocol",
@@ -404,6 +430,14 @@ mod tests {
     }
 
     #[test]
+    fn context_once_does_not_repeat_itself() {
+        let e = Error::config("smtp://h:25: refusing").context_once("smtp://h:25");
+        assert_eq!(e.message(), "smtp://h:25: refusing");
+        let e = Error::config("refusing").context_once("smtp://h:25");
+        assert_eq!(e.message(), "smtp://h:25: refusing");
+    }
+
+    #[test]
     fn outcome_keeps_worst() {
         let mut o = Outcome::default();
         assert!(o.into_result("x").is_ok());
@@ -427,14 +461,20 @@ mod tests {
             assert!(codes.windows(2).all(|w| w[0] < w[1]), "{tool}: {codes:?}");
         }
         let names: Vec<&str> = Exit::ALL.iter().map(|e| e.name()).collect();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 13);
     }
 
     #[test]
     fn per_tool_meanings_win_over_general_ones() {
         let pop = help_table("pop3-dump");
         assert!(pop.starts_with("Exit status:\n   0  ok "), "{pop}");
-        assert!(pop.contains("  76  protocol     the server broke the protocol (a garbled or endless reply) or refused"), "{pop}");
+        assert!(
+            pop.contains(
+                "  76  protocol     the server broke the protocol (a garbled or endless reply)\n\
+                 \x20                  or refused a message\n"
+            ),
+            "{pop}"
+        );
         assert!(!pop.contains("  67 "), "{pop}");
         let smtp = help_table("smtp-send");
         assert!(
