@@ -32,7 +32,10 @@ Examples:
 The From_ line of each message takes its sender from Return-Path (else From)
 and its time from the Date header (else the newest Received, else now), in UTC.
 With --delete, DELE is sent only after every message was written and flushed
-(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.";
+(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
+With --delete or --state, stdout on /dev/null or closed (>&-) is refused, and on a
+pipe DELE and the state wait until the reader has taken every byte: a reader that
+exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]
@@ -76,14 +79,24 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if args.delete {
+        mailpipe::durable::refuse_discarded_stdout("--delete")?;
+    } else if args.state.is_some() {
+        mailpipe::durable::refuse_discarded_stdout("--state")?;
+    }
     let endpoint = args.server.resolve(Protocol::Pop3)?;
     let mut session = Session::open(&endpoint).map_err(|e| e.context(&endpoint.url))?;
     if args.list {
-        let maildrop = Maildrop::scan(&mut session, true).map_err(|e| e.context(&endpoint.url))?;
-        let mut out = BufWriter::new(io::stdout().lock());
-        maildrop::print_list(&maildrop, args.json, &mut out)?;
-        let _ = session.client.quit();
-        return Ok(());
+        let listed = Maildrop::scan(&mut session, true)
+            .map_err(|e| e.context(&endpoint.url))
+            .and_then(|maildrop| {
+                let mut out = BufWriter::new(io::stdout().lock());
+                maildrop::print_list(&maildrop, args.json, &mut out)
+            });
+        if listed.is_ok() {
+            let _ = session.client.quit();
+        }
+        return session.finish(listed);
     }
     let options = ExportOptions {
         limit: args.limit,
@@ -97,13 +110,14 @@ fn run(args: Args) -> Result<(), Error> {
         user: endpoint.login()?,
         host: &endpoint.url.host,
     };
-    export::export(&mut session, name, &options).map_err(|e| {
+    let exported = export::export(&mut session, name, &options).map_err(|e| {
         if e.exit() == mailpipe::Exit::Io {
             e
         } else {
             e.context(&endpoint.url)
         }
-    })
+    });
+    session.finish(exported)
 }
 
 fn main() -> ExitCode {
