@@ -6,10 +6,8 @@
 //! `--output-dir`; each message byte for byte as the server holds it (except
 //! `>From ` quoting), after a `From <sender> <INTERNALDATE in UTC>` line.
 //! The server is never changed: EXAMINE and `BODY.PEEK[]` only.
-//! Exit status: 0, or the sysexits code of the first error (64 usage, 66 no
-//! such mailbox, 69 server unavailable / TLS refused, 74 output error, 75
-//! connection lost or timed out: run again, 76 protocol, 77 login failed,
-//! 78 configuration). A closed stdout (`| head`) ends quietly with 0, except
+//! Exit status: 0, or the code of the first error (`mailpipe::exit`'s table,
+//! shown by `--help`). A closed stdout (`| head`) ends quietly with 0, except
 //! with `--state`: stdout on /dev/null or closed, or a pipe whose reader exits
 //! before reading everything, is 74 and the state does not move.
 
@@ -18,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mailpipe::{Error, Protocol, ServerArgs};
+use mailpipe::{ByteSize, Error, Protocol, ServerArgs};
 
 use imap_dump::dump::{self, DumpOptions, Sessions};
 use imap_dump::output::{self, MboxOutput};
@@ -56,7 +54,7 @@ a line end gets one (mbox cannot mark its end otherwise).";
 
 /// Copy IMAP mailboxes to mbox without changing anything on the server.
 #[derive(Parser, Debug)]
-#[command(name = "imap-dump", version, after_help = EXAMPLES)]
+#[command(name = "imap-dump", version, after_help = mailpipe::exit::after_help(EXAMPLES, "imap-dump"))]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -82,9 +80,10 @@ struct Args {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr;
-    /// with --state they are remembered and fetched by a later run that allows them
+    /// with --state they are remembered and fetched by a later run that allows them;
+    /// K, M, G suffixes (1024, 1024², 1024³) allowed
     #[arg(long, value_name = "BYTES")]
-    max_size: Option<u64>,
+    max_size: Option<ByteSize>,
     /// Remember what was dumped here (per user@host and mailbox); the next run
     /// fetches only newer messages
     #[arg(long, value_name = "FILE")]
@@ -99,9 +98,10 @@ struct Args {
     /// Add Status, X-Status and X-Keywords headers from the IMAP flags
     #[arg(long)]
     flags: bool,
-    /// Bytes of messages per UID FETCH; memory stays within about four times this
-    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
-    batch_size: u64,
+    /// Bytes of messages per UID FETCH (K, M, G suffixes); memory stays within
+    /// about four times this
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize::mib(8))]
+    batch_size: ByteSize,
     /// Connections fetching batches in parallel: 2, or 1 for one connection
     /// (-v always uses one)
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -132,7 +132,7 @@ fn run(args: Args) -> Result<(), Error> {
             "--mailbox must be a non-empty name without CR or LF",
         ));
     }
-    if args.batch_size == 0 {
+    if args.batch_size.bytes() == 0 {
         return Err(Error::usage("--batch-size must be at least 1"));
     }
     if args.state.is_some() && args.output_dir.is_none() {
@@ -188,8 +188,8 @@ fn dump_all(
     let options = DumpOptions {
         search: args.search.clone(),
         limit: args.limit,
-        max_size: args.max_size,
-        batch_bytes: args.batch_size,
+        max_size: args.max_size.map(ByteSize::bytes),
+        batch_bytes: args.batch_size.bytes(),
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
         // Two transcripts interleaved on stderr would be unreadable.

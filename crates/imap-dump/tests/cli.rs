@@ -705,6 +705,37 @@ fn search_limit_and_max_size_choose_messages() {
     );
 }
 
+/// --max-size and --batch-size are mailpipe::ByteSize: `10M` is accepted,
+/// and K is 1024 (a message of 10,020 bytes is kept at 10K, skipped at 9K).
+#[test]
+fn sizes_take_10m_and_binary_suffixes() {
+    let acct = Account::alice();
+    let mailbox = acct.fresh_mailbox("sizes");
+    let file = acct.path("sized.eml");
+    let message = format!("Subject: sized\r\n\r\n{}\r\n", "x".repeat(10_000));
+    assert_eq!(message.len(), 10_020);
+    std::fs::write(&file, &message).expect("write message");
+    acct.append(&mailbox, false, &[file]);
+    for (limit, kept) in [("10M", 1), ("10K", 1), ("10k", 1), ("9K", 0)] {
+        let out = acct.dump(&[
+            "--mailbox",
+            &mailbox,
+            "--max-size",
+            limit,
+            "--batch-size",
+            "10M",
+        ]);
+        assert_eq!(read_mbox(ok(&out)).len(), kept, "--max-size {limit}");
+    }
+    let bad = acct.dump(&["--mailbox", &mailbox, "--batch-size", "10X"]);
+    assert_eq!(bad.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("\"10X\" is not a size in bytes"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn search_with_non_ascii_text_needs_no_charset_or_quoting() {
     let acct = Account::alice();

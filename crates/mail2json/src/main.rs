@@ -4,11 +4,9 @@
 //! mbox, a maildir or a single message (`--input` overrides).
 //! Output: one JSON object per message on stdout, in input order (schema in
 //! `schema.rs` and docs/mail2json-schema.md); `--array` for one JSON array.
-//! Exit status: 0 (also for empty input: no message, no output), or 65 when
-//! a message could not be read as mail at all (the run goes on; each failure
-//! is one line on stderr), 66 for a missing or unreadable input (a dangling
-//! symlink in a maildir), 64 for `-j` outside 1..=256, 71 when the threads
-//! cannot start, 74 for an I/O error. A closed stdout ends quietly.
+//! Exit status: `mailpipe::exit`'s table, shown by `--help`. Empty input is
+//! no message, no output and 0; a message that is not mail does not stop the
+//! run; each failure is one line on stderr.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -34,10 +32,14 @@ use mail2json::schema::FieldSet;
 /// Empty input is no message: no output, exit 0. In a maildir, symlinks to
 /// files are messages (mairix and notmuch search folders); a dangling or
 /// looping link is reported and the exit status is 66, the rest still
-/// converted. Exit: 65 some message not mail, 66 input missing or unreadable,
-/// 64 usage, 71 threads could not start, 74 I/O error.
+/// converted.
 #[derive(Parser, Debug)]
-#[command(name = "mail2json", version, verbatim_doc_comment)]
+#[command(
+    name = "mail2json",
+    version,
+    verbatim_doc_comment,
+    after_help = mailpipe::exit::help_table("mail2json")
+)]
 struct Args {
     /// Files (mbox or message), maildirs, or `-` for stdin. Default: stdin.
     inputs: Vec<PathBuf>,

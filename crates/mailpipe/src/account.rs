@@ -182,8 +182,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// How TLS starts, overriding the URL scheme; "none" means no encryption
-    #[arg(long, value_name = "MODE", value_parser = ["tls", "starttls", "none"])]
-    pub tls: Option<String>,
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub tls: Option<Security>,
     /// Allow sending credentials over a connection without TLS
     #[arg(long)]
     pub allow_plaintext_auth: bool,
@@ -240,7 +240,7 @@ impl ServerArgs {
         };
         let mut url = ServerUrl::parse(&url_text, Some(protocol))?;
         let tls_mode = match (&self.tls, &account.tls) {
-            (Some(t), _) => Some(t.parse::<Security>()?),
+            (Some(t), _) => Some(*t),
             (None, Some(t)) => Some(t.parse::<Security>().map_err(|e| {
                 Error::config(format!(
                     "account {:?}: {}",

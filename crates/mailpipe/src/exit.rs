@@ -227,6 +227,186 @@ impl Outcome {
     }
 }
 
+/// The tools that talk to a server: they share the network codes 68-78.
+const NET: &[&str] = &["smtp-send", "imap-dump", "pop3-dump"];
+const ALL: &[&str] = &["mkmime", "smtp-send", "imap-dump", "pop3-dump", "mail2json"];
+
+/// One status as a tool documents it: the tools it applies to and what it
+/// means there. Per code, the first row naming the tool wins; a tool no row
+/// names never ends with that code. A row naming no tool is the general
+/// meaning, for README's table.
+struct Row {
+    code: u8,
+    tools: &'static [&'static str],
+    meaning: &'static str,
+}
+
+/// The exit statuses of every tool, written once: rendered into each tool's
+/// `--help` and man page (`help_table`) and README's table (`markdown_table`).
+const TABLE: &[Row] = &[
+    Row { code: 0, tools: &[], meaning: "done (also when stdout was closed early, as in `| head`); mail2json on empty input: no message, no output, as `cat` and `jq` do" },
+    Row { code: 0, tools: &["smtp-send"], meaning: "sent to every recipient" },
+    Row { code: 0, tools: &["mail2json"], meaning: "done, also for empty input (no message, no output) and when stdout was closed early" },
+    Row { code: 0, tools: ALL, meaning: "done (also when stdout was closed early, as in `| head`)" },
+    Row { code: 64, tools: &[], meaning: "the command line is wrong (mail2json: -j outside 1 to 256)" },
+    Row { code: 64, tools: &["mail2json"], meaning: "the command line is wrong (also -j outside 1 to 256)" },
+    Row { code: 64, tools: ALL, meaning: "the command line is wrong" },
+    Row { code: 65, tools: &[], meaning: "a message or input that does not parse" },
+    Row { code: 65, tools: &["mkmime"], meaning: "bad input: a header value with a line break, an address that does not parse, text that is not UTF-8" },
+    Row { code: 65, tools: &["smtp-send"], meaning: "bad message: no header block, NUL, a line over 998 bytes, over the server's SIZE, 8-bit data or non-ASCII addresses the server cannot take" },
+    Row { code: 65, tools: &["mail2json"], meaning: "some message could not be read as mail (the run goes on; a line on stderr each)" },
+    Row { code: 65, tools: &["imap-dump", "pop3-dump"], meaning: "the --state file is not one this tool wrote" },
+    Row { code: 66, tools: &[], meaning: "a file, a mailbox or the message on stdin is missing" },
+    Row { code: 66, tools: &["mkmime"], meaning: "a file (--attach, --inline, --html) cannot be read" },
+    Row { code: 66, tools: &["smtp-send"], meaning: "no message on stdin" },
+    Row { code: 66, tools: &["imap-dump"], meaning: "no such mailbox" },
+    Row { code: 66, tools: &["mail2json"], meaning: "an input is missing or cannot be read, or a maildir symlink dangles or loops (the rest is still converted)" },
+    Row { code: 67, tools: &["smtp-send"], meaning: "a recipient was refused (5xx): nothing was sent, unless --partial" },
+    Row { code: 68, tools: NET, meaning: "the server name does not resolve" },
+    Row { code: 69, tools: NET, meaning: "connection refused, TLS certificate not trusted or not for this host, STARTTLS/STLS not offered" },
+    Row { code: 70, tools: &["smtp-send", "imap-dump", "pop3-dump", "mail2json"], meaning: "a bug in mailpipe" },
+    Row { code: 71, tools: &["mail2json"], meaning: "the system refused a resource: the threads could not start (a memory or process limit)" },
+    Row { code: 74, tools: &[], meaning: "reading or writing failed (also --help into a full disk); imap-dump --state, pop3-dump --delete or --state: stdout is /dev/null or closed, or a pipe's reader left before reading everything (nothing deleted, the state unmoved)" },
+    Row { code: 74, tools: &["imap-dump"], meaning: "writing the output or the state file failed; with --state, stdout is /dev/null or closed, or a pipe's reader left before reading everything (the state does not move)" },
+    Row { code: 74, tools: &["pop3-dump"], meaning: "writing the output or the state file failed; with --delete or --state, stdout is /dev/null or closed, or a pipe's reader left before reading everything (nothing deleted, the state unmoved)" },
+    Row { code: 74, tools: ALL, meaning: "reading or writing failed (also --help or --version into a full disk)" },
+    Row { code: 75, tools: &[], meaning: "a 4xx reply, a timeout, a connection cut (even inside a reply), a POP3 maildrop in use ([IN-USE], [LOGIN-DELAY]); run again later" },
+    Row { code: 75, tools: &["pop3-dump"], meaning: "a timeout, a connection cut (even inside a message; nothing partial is written), a temporary refusal or a maildrop in use ([IN-USE], [LOGIN-DELAY]); run again later" },
+    Row { code: 75, tools: NET, meaning: "a 4xx reply, a timeout, a connection cut (even inside a reply; nothing partial is written); run again later" },
+    Row { code: 76, tools: &["pop3-dump"], meaning: "the server broke the protocol (a garbled or endless reply) or refused a message" },
+    Row { code: 76, tools: NET, meaning: "the server broke the protocol (a garbled, oversized or endless reply)" },
+    Row { code: 77, tools: NET, meaning: "authentication failed" },
+    Row { code: 78, tools: NET, meaning: "the accounts file, a password source, flags together, credentials over plaintext" },
+];
+
+/// What a run over many messages ends with, for the tools that go on past errors.
+const WORST: &[(&str, &str)] = &[
+    (
+        "smtp-send",
+        "With --mbox, the highest code of all messages.",
+    ),
+    ("mail2json", "Over several messages, the highest code seen."),
+];
+
+/// Width of the `--help` table: clap would re-wrap longer lines without the indent.
+const WIDTH: usize = 79;
+
+impl Exit {
+    /// Every code, in order.
+    pub const ALL: [Exit; 13] = [
+        Exit::Usage,
+        Exit::Data,
+        Exit::NoInput,
+        Exit::NoUser,
+        Exit::NoHost,
+        Exit::Unavailable,
+        Exit::Software,
+        Exit::OsErr,
+        Exit::Io,
+        Exit::TempFail,
+        Exit::Protocol,
+        Exit::NoPerm,
+        Exit::Config,
+    ];
+
+    /// The short name of the code, as sysexits(3) has it without `EX_`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Usage => "usage",
+            Exit::Data => "data",
+            Exit::NoInput => "noinput",
+            Exit::NoUser => "nouser",
+            Exit::NoHost => "nohost",
+            Exit::Unavailable => "unavailable",
+            Exit::Software => "software",
+            Exit::OsErr => "oserr",
+            Exit::Io => "ioerr",
+            Exit::TempFail => "tempfail",
+            Exit::Protocol => "protocol",
+            Exit::NoPerm => "noperm",
+            Exit::Config => "config",
+        }
+    }
+}
+
+fn code_name(code: u8) -> &'static str {
+    Exit::ALL
+        .iter()
+        .find(|e| e.code() == code)
+        .map_or("ok", |e| e.name())
+}
+
+/// The codes `tool` can end with and what each means for it, in order.
+pub fn statuses(tool: &str) -> Vec<(u8, &'static str, &'static str)> {
+    let mut out: Vec<(u8, &'static str, &'static str)> = Vec::new();
+    for row in TABLE {
+        let seen = out.last().is_some_and(|&(code, _, _)| code == row.code);
+        if !seen && row.tools.contains(&tool) {
+            out.push((row.code, code_name(row.code), row.meaning));
+        }
+    }
+    out
+}
+
+/// The `Exit status:` section of `tool`'s `--help` (and so of its man page).
+pub fn help_table(tool: &str) -> String {
+    let mut text = String::from("Exit status:");
+    for (code, name, meaning) in statuses(tool) {
+        let mut line = format!("\n  {code:>2}  {name:<11} ");
+        let indent = line.len() - 1;
+        for word in meaning.split(' ') {
+            if line.len() + 1 + word.len() > WIDTH + 1 && line.len() > indent + 1 {
+                text.push_str(&line);
+                line = format!("\n{:indent$}", "");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        text.push_str(&line);
+    }
+    for (_, note) in WORST.iter().filter(|(t, _)| *t == tool) {
+        text.push_str(&format!("\n  {note}"));
+    }
+    text
+}
+
+/// `examples`, a blank line and the exit-status table: a tool's `after_help`.
+pub fn after_help(examples: &str, tool: &str) -> String {
+    format!("{examples}\n\n{}", help_table(tool))
+}
+
+/// README's table: every code once, with the general meaning and which tools
+/// return it (what a tool means in particular is in its `--help`).
+pub fn markdown_table() -> String {
+    let mut text = String::from("| code | name | tools | meaning |\n|---|---|---|---|\n");
+    let mut codes: Vec<u8> = TABLE.iter().map(|r| r.code).collect();
+    codes.dedup();
+    for code in codes {
+        let tools: Vec<&str> = ALL
+            .iter()
+            .copied()
+            .filter(|t| statuses(t).iter().any(|s| s.0 == code))
+            .collect();
+        // The general meaning: the row that covers the most tools.
+        let meaning = TABLE
+            .iter()
+            .filter(|r| r.code == code)
+            .max_by_key(|r| (r.tools.is_empty(), r.tools.len()))
+            .map_or("", |r| r.meaning);
+        let tools = if tools.len() == ALL.len() {
+            "all".to_string()
+        } else {
+            tools.join(", ")
+        };
+        let meaning = meaning.replace('|', "\\|");
+        text.push_str(&format!(
+            "| {code} | {} | {tools} | {meaning} |\n",
+            code_name(code)
+        ));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +453,62 @@ mod tests {
         assert_eq!(
             o.into_result("2 failed").expect_err("failed").exit().code(),
             75
+        );
+    }
+
+    #[test]
+    fn every_tool_documents_success_usage_and_io() {
+        for tool in ALL {
+            let codes: Vec<u8> = statuses(tool).iter().map(|s| s.0).collect();
+            for code in [0, 64, 74] {
+                assert!(codes.contains(&code), "{tool} lacks {code}");
+            }
+            assert!(codes.windows(2).all(|w| w[0] < w[1]), "{tool}: {codes:?}");
+        }
+        let names: Vec<&str> = Exit::ALL.iter().map(|e| e.name()).collect();
+        assert_eq!(names.len(), 13);
+    }
+
+    #[test]
+    fn per_tool_meanings_win_over_general_ones() {
+        let pop = help_table("pop3-dump");
+        assert!(pop.starts_with("Exit status:\n   0  ok "), "{pop}");
+        assert!(
+            pop.contains(
+                "  76  protocol     the server broke the protocol (a garbled or endless reply)\n\
+                 \x20                  or refused a message\n"
+            ),
+            "{pop}"
+        );
+        assert!(!pop.contains("  67 "), "{pop}");
+        let smtp = help_table("smtp-send");
+        assert!(
+            smtp.contains("   0  ok           sent to every recipient\n"),
+            "{smtp}"
+        );
+        assert!(smtp.contains("  67  nouser "), "{smtp}");
+        assert!(
+            smtp.ends_with("\n  With --mbox, the highest code of all messages."),
+            "{smtp}"
+        );
+        for tool in ALL {
+            let table = help_table(tool);
+            assert!(table.lines().all(|l| l.chars().count() <= WIDTH), "{table}");
+        }
+        let mkmime = help_table("mkmime");
+        for absent in ["  68 ", "  69 ", "  75 ", "  77 ", "  78 "] {
+            assert!(!mkmime.contains(absent), "{mkmime}");
+        }
+    }
+
+    /// README's exit-code table is `markdown_table()`, not a second copy.
+    #[test]
+    fn readme_has_the_rendered_table() {
+        let readme = include_str!("../../../README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's exit-code table is out of date; replace it with:\n{table}"
         );
     }
 }

@@ -57,31 +57,31 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// How the connection is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// How the connection is protected: `--tls` and the accounts file's `tls`
+/// key, which also takes the aliases (any case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Security {
     /// TLS from the first byte (smtps, imaps, pop3s).
+    #[value(name = "tls", alias = "ssl", alias = "implicit")]
     Tls,
-    /// Plain connect, then STARTTLS (SMTP, IMAP) or STLS (POP3); the tool must
-    /// refuse to go on if the server does not offer it.
+    /// Plain connect, then STARTTLS (SMTP, IMAP) or STLS (POP3); refused if
+    /// the server does not offer it.
+    // The tool must not go on without it: no silent downgrade.
+    #[value(name = "starttls", alias = "stls")]
     StartTls,
-    /// No TLS at all. Only by explicit choice: `--tls none` or `tls = "none"`.
+    /// No encryption at all.
+    // Only by explicit choice: `--tls none` or `tls = "none"`.
+    #[value(name = "none", alias = "plain", alias = "off")]
     None,
 }
 
 impl FromStr for Security {
     type Err = Error;
 
-    /// The values of `--tls` and the accounts file's `tls` key.
+    /// The accounts file's `tls` key: the names and aliases of `--tls`, any case.
     fn from_str(s: &str) -> Result<Security, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "tls" | "ssl" | "implicit" => Ok(Security::Tls),
-            "starttls" | "stls" => Ok(Security::StartTls),
-            "none" | "plain" | "off" => Ok(Security::None),
-            _ => Err(Error::usage(format!(
-                "unknown TLS mode {s:?}: use tls, starttls or none"
-            ))),
-        }
+        <Security as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| Error::usage(format!("unknown TLS mode {s:?}: use tls, starttls or none")))
     }
 }
 
@@ -431,6 +431,17 @@ mod tests {
         );
         assert_eq!("none".parse::<Security>().ok(), Some(Security::None));
         assert!("insecure".parse::<Security>().is_err());
+        // The accounts file's spellings, kept since --tls became a ValueEnum.
+        for (text, mode) in [
+            ("ssl", Security::Tls),
+            ("Implicit", Security::Tls),
+            ("stls", Security::StartTls),
+            ("StartTLS", Security::StartTls),
+            ("plain", Security::None),
+            ("OFF", Security::None),
+        ] {
+            assert_eq!(text.parse::<Security>().ok(), Some(mode), "{text}");
+        }
         assert_eq!(Protocol::Smtp.default_port(Security::None), 25);
     }
 }

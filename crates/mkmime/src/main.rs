@@ -8,9 +8,7 @@
 //! Output: the whole message on stdout, CRLF line ends (`--lf` for LF),
 //! written only once it is complete; nothing is written on an error.
 //!
-//! Exit status: 0 done; 64 bad command line; 65 bad input (a header value with
-//! a line break, an address that does not parse, text that is not UTF-8);
-//! 66 a file that cannot be read; 74 an I/O error on stdin or stdout.
+//! Exit status: `mailpipe::exit`'s table, shown by `--help`.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -45,7 +43,7 @@ Addresses must be ASCII (no SMTPUTF8): write an international domain as xn--..."
 
 /// Make an RFC 5322 / MIME email message from text, a draft or JSON on stdin.
 #[derive(Parser, Debug)]
-#[command(name = "mkmime", version, after_help = EXAMPLES)]
+#[command(name = "mkmime", version, after_help = mailpipe::exit::after_help(EXAMPLES, "mkmime"))]
 struct Args {
     /// Read stdin as a draft: header lines, a blank line, the body. Flags add
     /// recipients and override the other fields. `Attach: FILE` lines attach files.

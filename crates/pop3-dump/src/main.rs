@@ -7,20 +7,14 @@
 //! sends it (CRLF line ends, dot-stuffing undone), quoted only by mboxrd's
 //! `>From ` rule; `--list` prints the maildrop instead. Diagnostics, and with
 //! `-v` the POP3 dialogue (passwords redacted, bodies elided), go to stderr.
-//! Exit status: 0 on success (also when stdout is closed early); 64 usage,
-//! 68 unknown host, 69 unavailable (refused connection, TLS or STLS missing),
-//! 74 writing output or state (or, with --delete/--state, stdout on /dev/null
-//! or a pipe whose reader left before reading everything), 75 timeout, connection cut (also in the middle
-//! of a reply) or temporary refusal, 76 the server broke the protocol (a
-//! garbled or oversized reply) or refused a message, 77 authentication
-//! failed, 78 configuration.
+//! Exit status: `mailpipe::exit`'s table, shown by `--help`.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mailpipe::{Error, Protocol, ServerArgs};
+use mailpipe::{ByteSize, Error, Protocol, ServerArgs};
 
 use pop3_dump::export::{self, ExportOptions, MaildropName};
 use pop3_dump::maildrop::{self, Maildrop};
@@ -41,19 +35,11 @@ With --delete, DELE is sent only after every message was written and flushed
 (and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
 With --delete or --state, stdout on /dev/null or closed (>&-) is refused, and on a
 pipe DELE and the state wait until the reader has taken every byte: a reader that
-exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.
-
-Exit status: 0 done; 64 usage; 68 unknown host; 69 unavailable (refused
-connection, no TLS or STLS); 74 writing output or state, or output not kept
-(see above); 75 temporary: a timeout, a connection cut (even in the middle of a
-message; nothing partial is written), a temporary refusal or a maildrop in use
-([IN-USE], [LOGIN-DELAY]), run again; 76 the server broke the protocol
-(a garbled or endless reply) or refused a message; 77 authentication failed;
-78 configuration.";
+exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]
-#[command(name = "pop3-dump", version, after_help = EXAMPLES)]
+#[command(name = "pop3-dump", version, after_help = mailpipe::exit::after_help(EXAMPLES, "pop3-dump"))]
 struct Args {
     #[command(flatten)]
     server: ServerArgs,
@@ -78,9 +64,10 @@ struct Args {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
 
-    /// Skip messages larger than this (as LIST reports); K, M, G suffixes allowed
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-    max_size: Option<u64>,
+    /// Skip messages larger than this (as LIST reports); K, M, G suffixes
+    /// (1024, 1024², 1024³) allowed
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<ByteSize>,
 
     /// Export only each message's header (TOP n 0)
     #[arg(long, conflicts_with = "list")]
@@ -89,22 +76,6 @@ struct Args {
     /// No notices on stderr (skipped messages, missing UIDL); errors still show
     #[arg(short, long)]
     quiet: bool,
-}
-
-/// `1000`, `64K`, `10M`, `1G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let (digits, factor) = match upper.strip_suffix(['K', 'M', 'G']) {
-        Some(d) if upper.ends_with('K') => (d, 1u64 << 10),
-        Some(d) if upper.ends_with('M') => (d, 1 << 20),
-        Some(d) => (d, 1 << 30),
-        None => (upper.as_str(), 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or_else(|| format!("{text:?} is not a size in bytes (e.g. 500000, 64K, 10M)"))
 }
 
 fn run(args: Args) -> Result<(), Error> {
@@ -129,7 +100,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let options = ExportOptions {
         limit: args.limit,
-        max_size: args.max_size,
+        max_size: args.max_size.map(ByteSize::bytes),
         headers_only: args.headers_only,
         delete: args.delete,
         state: args.state,
@@ -156,16 +127,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_with_suffixes() {
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert_eq!(parse_size("64k"), Ok(65536));
-        assert_eq!(parse_size("10M"), Ok(10 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("99999999999G").is_err());
-    }
 
     #[test]
     fn conflicting_flags_are_usage_errors() {

@@ -509,6 +509,20 @@ fn closed_stdout_ends_quietly_and_deletes_nothing() {
     assert_eq!(list(&stack), before);
 }
 
+/// --max-size is a mailpipe::ByteSize: `10M` is accepted, and K is 1024, as
+/// pop3-dump always read it (a decimal K would skip the message at 10K).
+#[test]
+fn max_size_takes_10m_and_binary_suffixes() {
+    let (_lock, stack) = fresh_maildrop();
+    save(&stack, &small_message("sized", &"x".repeat(10_000)));
+    let size = list(&stack)[0].1;
+    assert!(size > 10_000 && size <= 10_240, "LIST size {size}");
+    for (limit, kept) in [("10M", 1), ("10K", 1), ("10k", 1), ("9K", 0)] {
+        let out = run_ok(&mut alice(&stack, &["--max-size", limit]));
+        assert_eq!(mbox_messages(&out).len(), kept, "--max-size {limit}");
+    }
+}
+
 #[test]
 fn usage_errors_are_64() {
     let out = run(tool().args(["--delete", "--headers-only", "--server", "pop3s://h"]));

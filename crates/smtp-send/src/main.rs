@@ -4,17 +4,14 @@
 //! Output: nothing on success; per-recipient results and errors on stderr, one
 //! line each; with `--report json` a JSON object per message on stdout;
 //! `--check` and `--dry-run` print what they found on stdout.
-//! Exit status (sysexits, as msmtp): 0 delivered to every recipient; 64 usage;
-//! 65 bad message; 66 empty stdin; 67 a recipient refused (5xx); 69 server
-//! unavailable or TLS failure; 75 temporary failure (4xx, timeout, lost
-//! connection): try again; 76 protocol error; 77 authentication failed;
-//! 78 configuration. With `--mbox`, the worst of all messages.
+//! Exit status (sysexits, as msmtp): `mailpipe::exit`'s table, shown by
+//! `--help`. With `--mbox`, the worst of all messages.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use lettre::transport::smtp::authentication::Mechanism;
 use mailpipe::{Endpoint, Error, Protocol, ServerArgs};
 
@@ -55,16 +52,11 @@ transaction and those after it.
 
 Line ends: a bare LF or a bare CR each become CRLF before dot-stuffing (RFC 5321
 2.3.8; as Python's smtplib), so no CR . CR LF can end the data early (SMTP
-smuggling). --dead-letter keeps the message as read.
-
-Exit status: 0 sent to every recipient; 64 usage; 65 bad message; 66 empty
-stdin; 67 recipient refused; 69 unavailable or TLS failure; 75 temporary (4xx,
-timeout, lost connection: retry later); 76 protocol; 77 authentication failed;
-78 configuration. With --mbox, the worst of all messages.";
+smuggling). --dead-letter keeps the message as read.";
 
 /// Submit a message on stdin over SMTP (smtps:// implicit TLS, smtp:// STARTTLS).
 #[derive(Parser, Debug)]
-#[command(name = "smtp-send", version, about, after_help = EXAMPLES)]
+#[command(name = "smtp-send", version, about, after_help = mailpipe::exit::after_help(EXAMPLES, "smtp-send"))]
 struct Args {
     /// Recipient addresses (combined with -t's)
     #[arg(value_name = "RECIPIENT")]
@@ -107,12 +99,12 @@ struct Args {
     dry_run: bool,
 
     /// AUTH mechanism (default: PLAIN, else LOGIN; XOAUTH2 with --oauth-token-command)
-    #[arg(long, value_name = "MECH", value_parser = ["plain", "login", "xoauth2"])]
-    auth: Option<String>,
+    #[arg(long, value_name = "MECH", value_enum)]
+    auth: Option<Auth>,
 
     /// Per-message report on stdout: "json" gives one JSON object per message
-    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
-    report: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Report::Text)]
+    report: Report,
 
     /// With --mbox, no line for messages that were sent
     #[arg(short, long)]
@@ -126,19 +118,42 @@ struct Args {
     server: ServerArgs,
 }
 
+/// `--auth`: the SASL mechanisms smtp-send speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Auth {
+    Plain,
+    Login,
+    Xoauth2,
+}
+
+impl Auth {
+    fn mechanism(self) -> Mechanism {
+        match self {
+            Auth::Plain => Mechanism::Plain,
+            Auth::Login => Mechanism::Login,
+            Auth::Xoauth2 => Mechanism::Xoauth2,
+        }
+    }
+}
+
+/// `--report`: how each message's outcome is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Report {
+    /// Lines on stderr.
+    Text,
+    /// One JSON object per message on stdout.
+    Json,
+}
+
 fn main() -> ExitCode {
     mailpipe::cli::main_with::<Args>(TOOL, run)
 }
 
 fn run(args: Args) -> Result<(), Error> {
-    let mechanism = args.auth.as_deref().map(|m| match m {
-        "login" => Mechanism::Login,
-        "xoauth2" => Mechanism::Xoauth2,
-        _ => Mechanism::Plain,
-    });
+    let mechanism = args.auth.map(Auth::mechanism);
     if args.check {
         let endpoint = args.server.resolve(Protocol::Smtp)?;
-        return check(&endpoint, mechanism, args.report == "json");
+        return check(&endpoint, mechanism, args.report == Report::Json);
     }
     let options = Options {
         envelope: EnvelopeArgs {
@@ -148,7 +163,7 @@ fn run(args: Args) -> Result<(), Error> {
         },
         partial: args.partial,
         dead_letter: args.dead_letter.clone(),
-        json: args.report == "json",
+        json: args.report == Report::Json,
         quiet: args.quiet,
         batch: args.mbox,
     };

@@ -2,21 +2,20 @@
 //! lines, the way a student wants to read it, with credentials and message
 //! bodies left out.
 //!
-//! Rules, per dialect (each is a unit test below):
-//! - SMTP: `AUTH MECH <redacted>`; the client's lines after AUTH are
-//!   `<redacted>` until the server's next reply that is not `334`. After `354`
-//!   the message becomes one line `C: <N bytes of message>`, then `C: .`.
-//! - IMAP: `tag LOGIN <redacted>`; `tag AUTHENTICATE MECH <redacted>` and the
-//!   client's lines `<redacted>` until the tagged reply. Literals `{N}` in either
-//!   direction are shown as `{N bytes}`, their bytes left out.
-//! - POP3: `PASS <redacted>`, `APOP name <redacted>`, `AUTH MECH <redacted>` and
-//!   its continuation lines; the body of a RETR or TOP reply becomes
-//!   `S: <N bytes>` and `S: .`.
-//! - Everywhere: registered secrets (`add_secret`, `add_credentials`) and their
-//!   base64 forms are replaced by `<redacted>` in any line. Bytes that are not
-//!   UTF-8 and control characters are shown as `\xNN`; long lines are cut.
+//! This module is the shared core: splitting raw bytes into lines, the
+//! `C:`/`S:` writer, the `<redacted>` marker, body elision, registered
+//! secrets, escaping and cutting long lines. Each protocol's own rules (which
+//! commands carry credentials, which replies carry a body) live in `smtp`,
+//! `imap` and `pop3`, behind the `Rules` trait.
+//!
+//! Everywhere: registered secrets (`add_secret`, `add_credentials`) and their
+//! base64 forms are replaced by `<redacted>` in any line. Bytes that are not
+//! UTF-8 and control characters are shown as `\xNN`; long lines are cut.
 
-use std::collections::VecDeque;
+mod imap;
+mod pop3;
+mod smtp;
+
 use std::fmt;
 use std::io::{self, Read, Write};
 
@@ -39,10 +38,35 @@ pub enum Dialect {
     Pop3,
 }
 
+impl Dialect {
+    fn rules(self) -> Box<dyn Rules> {
+        match self {
+            Dialect::Smtp => Box::<smtp::Smtp>::default(),
+            Dialect::Imap => Box::<imap::Imap>::default(),
+            Dialect::Pop3 => Box::<pop3::Pop3>::default(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Dir {
     Client,
     Server,
+}
+
+/// One protocol's view of complete lines: what to show, redact or elide.
+/// `line` is without its line end; `len` is its full size on the wire
+/// (counted into elided bodies); `cut` is `Some(len)` when only the first
+/// KEEP bytes of it were kept.
+trait Rules: Send {
+    fn client(&mut self, out: &mut Out, line: &[u8], len: u64, cut: Option<u64>);
+    fn server(&mut self, out: &mut Out, line: &[u8], len: u64, cut: Option<u64>);
+
+    /// A literal announced at the end of a line (IMAP's `{N}`): where it
+    /// starts in the line and how many bytes follow that are not shown.
+    fn literal(&self, _line: &[u8]) -> Option<(usize, u64)> {
+        None
+    }
 }
 
 /// Bytes of one direction that do not yet make a complete line.
@@ -51,7 +75,7 @@ struct Side {
     kept: Vec<u8>,
     /// Length of the (logical) line so far, including what was not kept.
     len: u64,
-    /// Bytes of an IMAP literal still to come, counted and not shown.
+    /// Bytes of a literal still to come, counted and not shown.
     skip: u64,
     /// Some of the line was not kept (longer than KEEP).
     cut: bool,
@@ -66,34 +90,76 @@ impl Side {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PopReply {
-    Single,
-    /// Multi-line, shown line by line (CAPA, LIST, UIDL).
-    Lines,
-    /// Multi-line message text, elided (RETR, TOP).
-    Body,
+/// The writing end: the sink and the secrets no line may show.
+struct Out {
+    sink: Box<dyn Write + Send>,
+    secrets: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl Out {
+    /// Writes one line; `cut` is the full size of a line that was not all kept.
+    fn emit(&mut self, dir: Dir, line: &[u8], cut: Option<u64>) {
+        let redacted = redact(line, &self.secrets);
+        let prefix = match dir {
+            Dir::Client => "C: ",
+            Dir::Server => "S: ",
+        };
+        let mut out = String::with_capacity(redacted.len().min(SHOW) + 8);
+        out.push_str(prefix);
+        out.push_str(&render(&redacted, cut));
+        out.push('\n');
+        let _ = self.sink.write_all(out.as_bytes());
+    }
+
+    /// A line of credentials, shown only as `<redacted>`.
+    fn redacted(&mut self, dir: Dir) {
+        self.emit(dir, REDACTED, None);
+    }
+
+    /// Shows the first `words` words of a client line and `<redacted>` for the
+    /// rest, if there is a rest.
+    fn redacted_after(&mut self, line: &[u8], words: usize) {
+        let mut shown = Vec::new();
+        let mut parts = line.splitn(words + 1, |&b| b == b' ');
+        for _ in 0..words {
+            if let Some(p) = parts.next() {
+                if !shown.is_empty() {
+                    shown.push(b' ');
+                }
+                shown.extend_from_slice(p);
+            }
+        }
+        if parts.next().is_some_and(|rest| !rest.is_empty()) {
+            shown.push(b' ');
+            shown.extend_from_slice(REDACTED);
+        }
+        self.emit(Dir::Client, &shown, None);
+    }
+
+    /// The end of an elided message body: `<N bytes{what}>` and then the `.`
+    /// that ends it.
+    fn elided(&mut self, dir: Dir, bytes: u64, what: &str) {
+        self.emit(dir, format!("<{bytes} bytes{what}>").as_bytes(), None);
+        self.emit(dir, b".", None);
+    }
+
+    fn add_pattern(&mut self, pattern: Vec<u8>) {
+        if !pattern.is_empty() && !self.secrets.iter().any(|p| **p == pattern) {
+            self.secrets.push(Zeroizing::new(pattern));
+            // Longest first, so that a secret inside a longer form is not cut short.
+            self.secrets.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        }
+    }
 }
 
 /// The transcript writer. Feed it whole protocol lines (`client`, `server`) or
 /// raw wire bytes (`client_bytes`, `server_bytes`; `TranscriptStream` does that).
 /// Write errors on the sink are ignored: a transcript must not end a transfer.
 pub struct Transcript {
-    out: Box<dyn Write + Send>,
+    out: Out,
     dialect: Dialect,
-    secrets: Vec<Zeroizing<Vec<u8>>>,
+    rules: Box<dyn Rules>,
     sides: [Side; 2],
-    /// The client is sending credentials (SASL continuation lines).
-    auth: bool,
-    /// IMAP: the tag of the AUTHENTICATE command in progress.
-    auth_tag: Option<Vec<u8>>,
-    /// SMTP: bytes of the message after 354, while it is being sent.
-    smtp_data: Option<u64>,
-    /// POP3: replies expected, in command order (clients may pipeline).
-    pop_pending: VecDeque<PopReply>,
-    /// POP3: inside a multi-line reply; `Some(n)` for an elided body of n bytes.
-    pop_lines: Option<PopReply>,
-    pop_body_bytes: u64,
 }
 
 impl fmt::Debug for Transcript {
@@ -108,16 +174,13 @@ impl Transcript {
     /// A transcript written to `out` (tests use a `Vec<u8>` behind a mutex).
     pub fn new(dialect: Dialect, out: impl Write + Send + 'static) -> Transcript {
         Transcript {
-            out: Box::new(out),
+            out: Out {
+                sink: Box::new(out),
+                secrets: Vec::new(),
+            },
             dialect,
-            secrets: Vec::new(),
+            rules: dialect.rules(),
             sides: [Side::default(), Side::default()],
-            auth: false,
-            auth_tag: None,
-            smtp_data: None,
-            pop_pending: VecDeque::new(),
-            pop_lines: None,
-            pop_body_bytes: 0,
         }
     }
 
@@ -133,11 +196,11 @@ impl Transcript {
         if raw.is_empty() {
             return;
         }
-        self.add_pattern(raw.to_vec());
+        self.out.add_pattern(raw.to_vec());
         let quoted = secret.expose().replace('\\', "\\\\").replace('"', "\\\"");
-        self.add_pattern(quoted.into_bytes());
+        self.out.add_pattern(quoted.into_bytes());
         for form in base64_forms(raw) {
-            self.add_pattern(form);
+            self.out.add_pattern(form);
         }
     }
 
@@ -153,15 +216,8 @@ impl Transcript {
             Zeroizing::new(format!("user={user}\x01auth=Bearer {s}\x01\x01")),
         ] {
             let encoded = Zeroizing::new(engine.encode(plain.as_bytes()));
-            self.add_pattern(encoded.trim_end_matches('=').as_bytes().to_vec());
-        }
-    }
-
-    fn add_pattern(&mut self, pattern: Vec<u8>) {
-        if !pattern.is_empty() && !self.secrets.iter().any(|p| **p == pattern) {
-            self.secrets.push(Zeroizing::new(pattern));
-            // Longest first, so that a secret inside a longer form is not cut short.
-            self.secrets.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            self.out
+                .add_pattern(encoded.trim_end_matches('=').as_bytes().to_vec());
         }
     }
 
@@ -190,7 +246,7 @@ impl Transcript {
     /// A remark that is not on the wire, e.g. `-- TLS started`.
     pub fn note(&mut self, text: &str) {
         let line = format!("-- {}\n", render(text.as_bytes(), None));
-        let _ = self.out.write_all(line.as_bytes());
+        let _ = self.out.sink.write_all(line.as_bytes());
     }
 
     /// Logs what is left of an unfinished server line (the peer closed).
@@ -234,16 +290,13 @@ impl Transcript {
     fn complete(&mut self, dir: Dir) {
         let side = &mut self.sides[dir as usize];
         let mut kept = std::mem::take(&mut side.kept);
-        if self.dialect == Dialect::Imap {
-            let content = strip_line_end(&kept);
-            if let Some((open, n)) = imap_literal(content) {
-                // The line goes on after the literal; show its size in place.
-                kept.truncate(open);
-                kept.extend_from_slice(format!("{{{n} bytes}}").as_bytes());
-                side.kept = kept;
-                side.skip = n;
-                return;
-            }
+        if let Some((open, n)) = self.rules.literal(strip_line_end(&kept)) {
+            // The line goes on after the literal; show its size in place.
+            kept.truncate(open);
+            kept.extend_from_slice(format!("{{{n} bytes}}").as_bytes());
+            side.kept = kept;
+            side.skip = n;
+            return;
         }
         let len = std::mem::replace(&mut side.len, 0);
         let cut = std::mem::replace(&mut side.cut, false);
@@ -256,168 +309,10 @@ impl Transcript {
     /// `cut` is `Some(len)` when only its first KEEP bytes were kept.
     fn line(&mut self, dir: Dir, kept: &[u8], len: u64, cut: Option<u64>) {
         let line = strip_line_end(kept);
-        match (self.dialect, dir) {
-            (Dialect::Smtp, Dir::Client) => self.smtp_client(line, len, cut),
-            (Dialect::Smtp, Dir::Server) => {
-                if line.starts_with(b"354") {
-                    self.smtp_data = Some(0);
-                } else if self.auth && !line.starts_with(b"334") {
-                    self.auth = false;
-                }
-                self.emit(dir, line, cut);
-            }
-            (Dialect::Imap, Dir::Client) => self.imap_client(line, cut),
-            (Dialect::Imap, Dir::Server) => {
-                if let Some(tag) = &self.auth_tag {
-                    let tagged = line.starts_with(tag) && line.get(tag.len()) == Some(&b' ');
-                    if tagged || !(line.starts_with(b"+") || line.starts_with(b"*")) {
-                        self.auth_tag = None;
-                    }
-                }
-                self.emit(dir, line, cut);
-            }
-            (Dialect::Pop3, Dir::Client) => self.pop_client(line, cut),
-            (Dialect::Pop3, Dir::Server) => self.pop_server(line, len, cut),
+        match dir {
+            Dir::Client => self.rules.client(&mut self.out, line, len, cut),
+            Dir::Server => self.rules.server(&mut self.out, line, len, cut),
         }
-    }
-
-    fn smtp_client(&mut self, line: &[u8], len: u64, cut: Option<u64>) {
-        if let Some(bytes) = self.smtp_data {
-            if line == b"." {
-                self.smtp_data = None;
-                self.emit_text(Dir::Client, &format!("<{bytes} bytes of message>"));
-                self.emit(Dir::Client, line, None);
-            } else {
-                self.smtp_data = Some(bytes + len);
-            }
-            return;
-        }
-        if self.auth {
-            return self.emit(Dir::Client, REDACTED, None);
-        }
-        let words: Vec<&[u8]> = line.splitn(3, |&b| b == b' ').collect();
-        if words[0].eq_ignore_ascii_case(b"AUTH") {
-            self.auth = true;
-            return self.emit_redacted_after(line, 2);
-        }
-        self.emit(Dir::Client, line, cut);
-    }
-
-    fn imap_client(&mut self, line: &[u8], cut: Option<u64>) {
-        if self.auth_tag.is_some() {
-            return self.emit(Dir::Client, REDACTED, None);
-        }
-        let words: Vec<&[u8]> = line.splitn(4, |&b| b == b' ').collect();
-        let command = words.get(1).copied().unwrap_or_default();
-        if command.eq_ignore_ascii_case(b"LOGIN") {
-            return self.emit_redacted_after(line, 2);
-        }
-        if command.eq_ignore_ascii_case(b"AUTHENTICATE") {
-            self.auth_tag = Some(words[0].to_vec());
-            return self.emit_redacted_after(line, 3);
-        }
-        self.emit(Dir::Client, line, cut);
-    }
-
-    fn pop_client(&mut self, line: &[u8], cut: Option<u64>) {
-        if self.auth {
-            return self.emit(Dir::Client, REDACTED, None);
-        }
-        let words: Vec<&[u8]> = line
-            .split(|&b| b == b' ')
-            .filter(|w| !w.is_empty())
-            .collect();
-        let command = words
-            .first()
-            .map(|w| w.to_ascii_uppercase())
-            .unwrap_or_default();
-        let reply = match (command.as_slice(), words.len()) {
-            (b"RETR" | b"TOP", _) => PopReply::Body,
-            (b"CAPA", _) | (b"LIST" | b"UIDL" | b"AUTH", 1) => PopReply::Lines,
-            _ => PopReply::Single,
-        };
-        self.pop_pending.push_back(reply);
-        match command.as_slice() {
-            b"PASS" => self.emit_redacted_after(line, 1),
-            b"APOP" => self.emit_redacted_after(line, 2),
-            b"AUTH" if words.len() > 1 => {
-                self.auth = true;
-                self.emit_redacted_after(line, 2)
-            }
-            _ => self.emit(Dir::Client, line, cut),
-        }
-    }
-
-    fn pop_server(&mut self, line: &[u8], len: u64, cut: Option<u64>) {
-        match self.pop_lines {
-            Some(PopReply::Body) if line == b"." => {
-                self.pop_lines = None;
-                let text = format!("<{} bytes>", self.pop_body_bytes);
-                self.emit_text(Dir::Server, &text);
-                return self.emit(Dir::Server, line, None);
-            }
-            Some(PopReply::Body) => {
-                self.pop_body_bytes += len;
-                return;
-            }
-            Some(_) => {
-                if line == b"." {
-                    self.pop_lines = None;
-                }
-                return self.emit(Dir::Server, line, cut);
-            }
-            None => {}
-        }
-        let continuation = line == b"+" || line.starts_with(b"+ ");
-        if self.auth && continuation {
-            return self.emit(Dir::Server, line, cut);
-        }
-        self.auth = false;
-        if line.starts_with(b"+OK") || line.starts_with(b"-ERR") {
-            let reply = self.pop_pending.pop_front().unwrap_or(PopReply::Single);
-            if line.starts_with(b"+OK") && reply != PopReply::Single {
-                self.pop_lines = Some(reply);
-                self.pop_body_bytes = 0;
-            }
-        }
-        self.emit(Dir::Server, line, cut);
-    }
-
-    /// Shows the first `words` words of a client line and `<redacted>` for the
-    /// rest, if there is a rest.
-    fn emit_redacted_after(&mut self, line: &[u8], words: usize) {
-        let mut shown = Vec::new();
-        let mut parts = line.splitn(words + 1, |&b| b == b' ');
-        for _ in 0..words {
-            if let Some(p) = parts.next() {
-                if !shown.is_empty() {
-                    shown.push(b' ');
-                }
-                shown.extend_from_slice(p);
-            }
-        }
-        if parts.next().is_some_and(|rest| !rest.is_empty()) {
-            shown.extend_from_slice(b" <redacted>");
-        }
-        self.emit(Dir::Client, &shown, None);
-    }
-
-    fn emit_text(&mut self, dir: Dir, text: &str) {
-        self.emit(dir, text.as_bytes(), None);
-    }
-
-    /// Writes one line; `cut` is the full size of a line that was not all kept.
-    fn emit(&mut self, dir: Dir, line: &[u8], cut: Option<u64>) {
-        let redacted = redact(line, &self.secrets);
-        let prefix = match dir {
-            Dir::Client => "C: ",
-            Dir::Server => "S: ",
-        };
-        let mut out = String::with_capacity(redacted.len().min(SHOW) + 8);
-        out.push_str(prefix);
-        out.push_str(&render(&redacted, cut));
-        out.push('\n');
-        let _ = self.out.write_all(out.as_bytes());
     }
 }
 
@@ -507,20 +402,6 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// An IMAP literal announced at the end of a line: `{N}`, `{N+}` or `~{N}`.
-/// Returns where `{` is and N.
-fn imap_literal(line: &[u8]) -> Option<(usize, u64)> {
-    let inner = line.strip_suffix(b"}")?;
-    let open = inner.iter().rposition(|&b| b == b'{')?;
-    let digits = &inner[open + 1..];
-    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some((open, n))
-}
-
 /// Any stream, with its traffic logged to a `Transcript` when there is one.
 /// Without one, `read` and `write` only forward: `-v` off costs a branch per call.
 #[derive(Debug)]
@@ -594,5 +475,4 @@ impl<S: Write> Write for TranscriptStream<S> {
 }
 
 #[cfg(test)]
-#[path = "transcript_tests.rs"]
 mod tests;
