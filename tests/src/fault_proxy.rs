@@ -10,6 +10,11 @@
 //! Byte counts work under TLS too (the proxy never decrypts); patterns only
 //! make sense on plaintext connections.
 //!
+//! The proxy also keeps every byte the client sent (see
+//! [`FaultProxy::from_client`]), so that a test can check which commands
+//! went out before the fault, and it can count one plan over all of a tool's
+//! connections ([`Options::one_plan`]) for a tool that opens several.
+//!
 //! Bounded: at most `max_connections` connections are served, every thread
 //! polls a stop flag, and everything is shut down when the proxy is dropped or
 //! its lifetime (60 s unless set) is over, whichever comes first.
@@ -113,6 +118,29 @@ impl Fault {
     }
 }
 
+/// How a proxy is bounded, and whether its connections share one plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Connections served at most; later ones are not accepted.
+    pub max_connections: usize,
+    /// Everything ends after this long.
+    pub lifetime: Duration,
+    /// Count the steps over all connections together (bytes, patterns,
+    /// reads), and at the fault point cut or stall every connection, also
+    /// those opened later: for a tool that fetches on several connections.
+    pub one_plan: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_connections: 4,
+            lifetime: Duration::from_secs(60),
+            one_plan: false,
+        }
+    }
+}
+
 /// A running proxy; dropping it ends every connection and thread.
 pub struct FaultProxy {
     port: u16,
@@ -128,6 +156,8 @@ struct Shared {
     forwarded: [AtomicUsize; 2],
     /// Sizes of the chunks forwarded, in order (to learn a session's shape).
     chunks: Mutex<Vec<(Dir, usize)>>,
+    /// Every byte read from the client, over all connections.
+    from_client: Mutex<Vec<u8>>,
     sockets: Mutex<Vec<TcpStream>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     deadline: Instant,
@@ -155,7 +185,7 @@ impl Shared {
 impl FaultProxy {
     /// A proxy to 127.0.0.1:`upstream` serving at most 4 connections for at most 60 s.
     pub fn start(upstream: u16, fault: Fault) -> FaultProxy {
-        FaultProxy::start_with(upstream, fault, 4, Duration::from_secs(60))
+        FaultProxy::start_opts(upstream, fault, Options::default())
     }
 
     pub fn start_with(
@@ -164,6 +194,16 @@ impl FaultProxy {
         max_connections: usize,
         lifetime: Duration,
     ) -> FaultProxy {
+        let options = Options {
+            max_connections,
+            lifetime,
+            ..Options::default()
+        };
+        FaultProxy::start_opts(upstream, fault, options)
+    }
+
+    /// A proxy to 127.0.0.1:`upstream` bounded and planned as `options` says.
+    pub fn start_opts(upstream: u16, fault: Fault, options: Options) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind 127.0.0.1:0");
         let port = listener
             .local_addr()
@@ -178,13 +218,13 @@ impl FaultProxy {
             connections: AtomicUsize::new(0),
             forwarded: [AtomicUsize::new(0), AtomicUsize::new(0)],
             chunks: Mutex::new(Vec::new()),
+            from_client: Mutex::new(Vec::new()),
             sockets: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
-            deadline: Instant::now() + lifetime,
+            deadline: Instant::now() + options.lifetime,
         });
         let sh = Arc::clone(&shared);
-        let acceptor =
-            thread::spawn(move || accept_loop(listener, upstream, fault, max_connections, sh));
+        let acceptor = thread::spawn(move || accept_loop(listener, upstream, fault, &options, sh));
         FaultProxy {
             port,
             shared,
@@ -200,6 +240,12 @@ impl FaultProxy {
     /// How many connections reached the fault point.
     pub fn fired(&self) -> usize {
         self.shared.fired.load(Ordering::SeqCst)
+    }
+
+    /// Every byte the client sent so far (all connections, in the order
+    /// read), including what was held back at the fault point.
+    pub fn from_client(&self) -> Vec<u8> {
+        lock(&self.shared.from_client).clone()
     }
 
     /// Waits until a connection reached the fault point; false if it did not within `within`.
@@ -253,10 +299,19 @@ fn accept_loop(
     listener: TcpListener,
     upstream: u16,
     fault: Fault,
-    max_connections: usize,
+    options: &Options,
     shared: Arc<Shared>,
 ) {
-    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < max_connections {
+    // With one plan, every connection shares it and its fired flag.
+    let one_plan = options.one_plan.then(|| {
+        (
+            Arc::new(Mutex::new(Plan::new(fault.steps.clone()))),
+            Arc::new(AtomicBool::new(false)),
+        )
+    });
+    while !shared.stopping()
+        && shared.connections.load(Ordering::SeqCst) < options.max_connections
+    {
         let client = match listener.accept() {
             Ok((c, _)) => c,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -284,11 +339,19 @@ fn accept_loop(
             continue;
         };
         lock(&shared.sockets).extend([c3, s3]);
+        let (plan, fired) = match &one_plan {
+            Some((plan, fired)) => (Arc::clone(plan), Arc::clone(fired)),
+            None => (
+                Arc::new(Mutex::new(Plan::new(fault.steps.clone()))),
+                Arc::new(AtomicBool::new(false)),
+            ),
+        };
         let conn = Arc::new(Connection {
-            plan: Mutex::new(Plan::new(fault.steps.clone())),
+            plan,
             action: fault.action,
             delay: fault.delay,
-            fired: AtomicBool::new(false),
+            fired,
+            shared_plan: one_plan.is_some(),
             sockets: [client.try_clone().ok(), server.try_clone().ok()],
         });
         let mut workers = lock(&shared.workers);
@@ -301,14 +364,24 @@ fn accept_loop(
 
 /// One proxied connection: where it is on the way to the fault point.
 struct Connection {
-    plan: Mutex<Plan>,
+    plan: Arc<Mutex<Plan>>,
     action: Option<Action>,
     delay: Option<Duration>,
-    fired: AtomicBool,
+    fired: Arc<AtomicBool>,
+    /// The plan (and the fault) is the proxy's, not this connection's.
+    shared_plan: bool,
     sockets: [Option<TcpStream>; 2],
 }
 
 impl Connection {
+    /// At the fault point: this connection's sockets, or with one plan all of them.
+    fn shut_at_fault(&self, shared: &Shared) {
+        if self.shared_plan {
+            shared.shut_all();
+        }
+        self.shut();
+    }
+
     fn shut(&self) {
         for s in self.sockets.iter().flatten() {
             let _ = s.shutdown(Shutdown::Both);
@@ -429,6 +502,10 @@ fn pump(dir: Dir, mut from: TcpStream, mut to: TcpStream, conn: &Connection, sha
     if armed && lock(&conn.plan).steps.is_empty() {
         fire(conn, shared);
     }
+    // A connection opened after a shared plan's cut is cut at once.
+    if conn.fired.load(Ordering::SeqCst) && conn.action == Some(Action::Cut) {
+        conn.shut();
+    }
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if shared.stopping() {
@@ -454,6 +531,9 @@ fn pump(dir: Dir, mut from: TcpStream, mut to: TcpStream, conn: &Connection, sha
             }
             Err(_) => break,
         };
+        if dir == Dir::ToServer {
+            lock(&shared.from_client).extend_from_slice(&buf[..n]);
+        }
         let decision = {
             let mut plan = lock(&conn.plan);
             if conn.fired.load(Ordering::SeqCst) {
@@ -494,7 +574,7 @@ fn fire(conn: &Connection, shared: &Shared) {
     }
     shared.fired.fetch_add(1, Ordering::SeqCst);
     if conn.action == Some(Action::Cut) {
-        conn.shut();
+        conn.shut_at_fault(shared);
     }
 }
 

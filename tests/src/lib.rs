@@ -3,8 +3,15 @@
 //!
 //! Tests that need the stack call [`Stack::get`]; when the environment is not
 //! set they fail with a message that says how to start it. They never skip.
+//! A tool is run as [`Tool::command`] (isolated) or [`Stack::login`] (aimed at
+//! the stack, trusting its CA), from every test crate of the workspace.
 
 pub mod fault_proxy;
+pub mod mail;
+pub mod peer;
+mod tool;
+
+pub use tool::Tool;
 
 use std::io::Read;
 use std::io::Write;
@@ -99,16 +106,23 @@ pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
-/// Path of a built tool (`mkmime`, `smtp-send`, ...), debug profile.
+/// Where the built tools are: the running test is `<profile>/deps/NAME-HASH`,
+/// so its grandparent (debug or release, wherever the target directory is);
+/// else `<target>/debug`.
+fn profile_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let deps = exe.parent()?;
+            (deps.file_name()? == "deps").then(|| deps.parent().map(Path::to_path_buf))?
+        })
+        .unwrap_or_else(|| target_dir().join("debug"))
+}
+
+/// Path of a built tool (`mkmime`, `smtp-send`, ...): [`Tool::path`] by name.
 /// Panics with the command to build it when it is missing.
 pub fn tool(name: &str) -> PathBuf {
-    let path = target_dir().join("debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
-        path.display()
-    );
-    path
+    Tool::named(name).path()
 }
 
 /// Runs `cmd` with `stdin` written from a thread (so a tool that writes
