@@ -597,7 +597,10 @@ impl Subject for Smtp {
     }
 
     fn assert_complete(&self, _run: &Run) {
-        assert!(!self.dead_letter().exists(), "nothing kept when it was sent");
+        assert!(
+            !self.dead_letter().exists(),
+            "nothing kept when it was sent"
+        );
         assert_eq!(self.delivered(&self.tag, 1), 1, "delivered once");
     }
 }

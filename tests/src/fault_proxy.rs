@@ -309,8 +309,7 @@ fn accept_loop(
             Arc::new(AtomicBool::new(false)),
         )
     });
-    while !shared.stopping()
-        && shared.connections.load(Ordering::SeqCst) < options.max_connections
+    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < options.max_connections
     {
         let client = match listener.accept() {
             Ok((c, _)) => c,

@@ -197,5 +197,7 @@ impl Stack {
 /// run at the same time (scripts/test runs them one after the other).
 pub fn inbox_lock(user_index: usize) -> MutexGuard<'static, ()> {
     static INBOXES: [Mutex<()>; 2] = [Mutex::new(()), Mutex::new(())];
-    INBOXES[user_index].lock().unwrap_or_else(|e| e.into_inner())
+    INBOXES[user_index]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
