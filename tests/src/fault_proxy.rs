@@ -1,5 +1,5 @@
 //! A fault-injecting TCP proxy for tests: it listens on 127.0.0.1 (any free
-//! port), forwards each connection to a real server on 127.0.0.1 (the mail
+//! port; or another loopback address), forwards each connection to a real server on 127.0.0.1 (the mail
 //! stack's ports, or a scripted peer), and at a chosen point cuts the
 //! connection, stalls it (stops reading and forwarding in both directions, so
 //! the windows fill as with a dead peer), or delays every chunk.
@@ -20,7 +20,7 @@
 //! its lifetime (60 s unless set) is over, whichever comes first.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -125,6 +125,9 @@ pub struct Options {
     pub max_connections: usize,
     /// Everything ends after this long.
     pub lifetime: Duration,
+    /// The address to listen on (127.0.0.2 reaches a server under a name
+    /// its certificate does not have).
+    pub listen: Ipv4Addr,
     /// Count the steps over all connections together (bytes, patterns,
     /// reads), and at the fault point cut or stall every connection, also
     /// those opened later: for a tool that fetches on several connections.
@@ -136,6 +139,7 @@ impl Default for Options {
         Options {
             max_connections: 4,
             lifetime: Duration::from_secs(60),
+            listen: Ipv4Addr::LOCALHOST,
             one_plan: false,
         }
     }
@@ -204,7 +208,8 @@ impl FaultProxy {
 
     /// A proxy to 127.0.0.1:`upstream` bounded and planned as `options` says.
     pub fn start_opts(upstream: u16, fault: Fault, options: Options) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind 127.0.0.1:0");
+        let listener = TcpListener::bind((options.listen, 0))
+            .unwrap_or_else(|e| panic!("fault proxy: bind {}: {e}", options.listen));
         let port = listener
             .local_addr()
             .expect("fault proxy: local address")
@@ -232,7 +237,7 @@ impl FaultProxy {
         }
     }
 
-    /// The port to give the tool (on 127.0.0.1 / localhost).
+    /// The port to give the tool (on 127.0.0.1 / localhost, or [`Options::listen`]).
     pub fn port(&self) -> u16 {
         self.port
     }

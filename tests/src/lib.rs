@@ -146,6 +146,16 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     output
 }
 
+/// The exit status of a finished tool; -1 when a signal ended it.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A finished tool's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// What a run of [`run_bounded`] gave.
 #[derive(Debug)]
 pub struct Finished {
