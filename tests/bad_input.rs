@@ -24,7 +24,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mailpipe_e2e::{run_bounded, tool};
+use mailpipe_e2e::{run_bounded, Tool};
 
 struct Run {
     code: Option<i32>,
@@ -50,7 +50,7 @@ fn run_measured(
     cmd.arg("-o")
         .arg(&rss)
         .args(["-f", "%M"])
-        .arg(tool(name))
+        .arg(Tool::named(name).path())
         .args(args)
         .env_remove("MAILPIPE_CONFIG")
         .env_remove("MAILPIPE_PASSWORD")

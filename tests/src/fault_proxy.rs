@@ -652,4 +652,56 @@ mod tests {
         drop(proxy);
         echo.join().expect("echo");
     }
+
+    /// A server that sends 8 bytes to each of two connections, behind a proxy
+    /// whose one plan cuts after 12 bytes over both: the first connection
+    /// gets its 8, the second 4, and a third is cut at once. The client's
+    /// bytes are kept, also those held back.
+    #[test]
+    fn one_plan_counts_over_all_connections_and_the_client_is_recorded() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = thread::spawn(move || {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                if let Ok((mut s, _)) = listener.accept() {
+                    let _ = s.write_all(b"01234567");
+                    held.push(s);
+                }
+            }
+            thread::sleep(Duration::from_millis(500));
+        });
+        let options = Options {
+            one_plan: true,
+            ..Options::default()
+        };
+        let proxy = FaultProxy::start_opts(port, Fault::cut([bytes(Dir::ToClient, 12)]), options);
+        let read_all = |hello: &[u8]| {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let _ = c.write_all(hello);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while got.len() < 8 {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        };
+        assert_eq!(read_all(b"one"), b"01234567");
+        assert_eq!(read_all(b"two"), b"0123");
+        assert!(proxy.wait_fired(Duration::from_secs(1)));
+        assert_eq!(proxy.fired(), 1);
+        assert_eq!(read_all(b""), b"", "a later connection is cut at once");
+        let sent = proxy.from_client();
+        assert!(
+            sent.starts_with(b"one") && proxy.connections() == 3,
+            "{sent:?}"
+        );
+        drop(proxy);
+        server.join().expect("server");
+    }
 }
