@@ -293,33 +293,58 @@ trait Subject: Sized {
     /// Arguments of every faulted run of the matrix.
     const FAULT_ARGS: &'static [&'static str] = &[];
 
+    /// Logs in as the stack's second user (bob) rather than the first.
+    const BOB: bool = false;
+
     /// A fresh account, its messages sized for `point`.
     fn new(point: Point) -> Self;
-    fn stack(&self) -> &Stack;
-    fn home(&self) -> &Path;
-    /// (user, password)
-    fn login(&self) -> (&str, &str);
+    /// The stack, and the scratch folder that is the tool's HOME.
+    fn parts(&self) -> (&Stack, &Path);
     /// Arguments of every run: the state, the dead letter, the mailbox.
     fn args(&self) -> Vec<OsString>;
+    /// The messages on the server, as a dump must give them.
+    fn held(&self) -> &[Vec<u8>] {
+        &[]
+    }
     fn stdin(&self) -> &[u8] {
         b""
     }
-    /// Half way through the messages, as one step.
-    fn middle(&self) -> Step;
     /// The client's whole upload, for the final reply under TLS.
     fn upload_len(&self) -> usize {
         0
     }
     /// After a failed run at `point`: nothing lost, nothing half written, no state moved.
     fn assert_nothing_lost(&self, run: &Run, point: Point);
-    /// After a run that succeeded: everything done.
-    fn assert_complete(&self, run: &Run);
+
+    /// After a run that succeeded: everything done (a dump: what the server holds).
+    fn assert_complete(&self, run: &Run) {
+        assert_eq!(mbox_messages(&run.stdout), self.held());
+    }
+
+    /// Half way through the messages, as one step (a dump: half of what the server sends).
+    fn middle(&self) -> Step {
+        from_server(self.held().iter().map(Vec::len).sum::<usize>() / 2)
+    }
+
+    fn stack(&self) -> &Stack {
+        self.parts().0
+    }
+
+    /// (user, password)
+    fn login(&self) -> (&str, &str) {
+        let stack = self.stack();
+        if Self::BOB {
+            (&stack.user2, &stack.pass2)
+        } else {
+            (&stack.user1, &stack.pass1)
+        }
+    }
 
     /// The tool logged in to `url`, with this subject's arguments.
     fn command(&self, url: &str) -> Command {
         let (user, pass) = self.login();
         let mut cmd = self.stack().login(Self::TOOL, url, user, pass);
-        cmd.env("HOME", self.home())
+        cmd.env("HOME", self.parts().1)
             .arg(format!("--timeout={TIMEOUT}"))
             .args(self.args());
         cmd
@@ -450,6 +475,17 @@ fn slow<S: Subject>() {
     matrix::<S>(&[Point::TooSlow]);
 }
 
+/// How many messages of about how many 60-byte lines a dump's account
+/// holds for `point`.
+fn dump_size(point: Point) -> (usize, usize) {
+    match point {
+        Point::Transfer | Point::TlsTransfer => (6, 600), // ~36 KB each
+        Point::Final => (1, 30),
+        Point::Slow => (3, 50),
+        _ => (2, 5),
+    }
+}
+
 /// A test per tool for each group of phases (or other generic check).
 macro_rules! each_tool {
     ($($name:ident => $check:ident $(($($arg:expr),*))?;)*) => {$(
@@ -556,16 +592,8 @@ impl Subject for Smtp {
         s
     }
 
-    fn stack(&self) -> &Stack {
-        &self.stack
-    }
-
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn login(&self) -> (&str, &str) {
-        (&self.stack.user1, &self.stack.pass1)
+    fn parts(&self) -> (&Stack, &Path) {
+        (&self.stack, self.dir.path())
     }
 
     fn args(&self) -> Vec<OsString> {
@@ -769,22 +797,19 @@ impl Subject for Imap {
                 acct.add(3, 20);
                 acct
             }
-            Point::Transfer | Point::TlsTransfer => Imap::with(&label, 6, 600), // ~36 KB each
-            Point::Slow => Imap::with(&label, 3, 50),
-            _ => Imap::with(&label, 2, 5),
+            _ => {
+                let (count, lines) = dump_size(point);
+                Imap::with(&label, count, lines)
+            }
         }
     }
 
-    fn stack(&self) -> &Stack {
-        &self.stack
+    fn parts(&self) -> (&Stack, &Path) {
+        (&self.stack, self.dir.path())
     }
 
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn login(&self) -> (&str, &str) {
-        (&self.stack.user1, &self.stack.pass1)
+    fn held(&self) -> &[Vec<u8>] {
+        &self.held
     }
 
     fn args(&self) -> Vec<OsString> {
@@ -797,19 +822,11 @@ impl Subject for Imap {
         ]
     }
 
-    fn middle(&self) -> Step {
-        from_server(self.held.iter().map(Vec::len).sum::<usize>() / 2)
-    }
-
     fn assert_nothing_lost(&self, run: &Run, _point: Point) {
         let written = self.assert_whole_and_state(run, self.first, &self.state_before);
         if written == 0 && self.state_before.is_empty() {
             assert!(!self.state().exists(), "no state from a failed run");
         }
-    }
-
-    fn assert_complete(&self, run: &Run) {
-        assert_eq!(mbox_messages(&run.stdout), self.held);
     }
 }
 
@@ -957,45 +974,29 @@ impl Pop3 {
 impl Subject for Pop3 {
     const TOOL: Tool = Tool::Pop3Dump;
     const PROTO: Proto = POP3;
+    const BOB: bool = true;
     /// A faulted run must not delete what it did not write.
     const FAULT_ARGS: &'static [&'static str] = &["--delete"];
 
     fn new(point: Point) -> Pop3 {
-        let label = format!("{point:?}");
-        match point {
-            Point::Transfer | Point::TlsTransfer => Pop3::with(&label, 6, 600), // ~36 KB each
-            Point::Final => Pop3::with(&label, 1, 30),
-            Point::Slow => Pop3::with(&label, 3, 50),
-            _ => Pop3::with(&label, 2, 5),
-        }
+        let (count, lines) = dump_size(point);
+        Pop3::with(&format!("{point:?}"), count, lines)
     }
 
-    fn stack(&self) -> &Stack {
-        &self.stack
+    fn parts(&self) -> (&Stack, &Path) {
+        (&self.stack, self.dir.path())
     }
 
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn login(&self) -> (&str, &str) {
-        (&self.stack.user2, &self.stack.pass2)
+    fn held(&self) -> &[Vec<u8>] {
+        &self.held
     }
 
     fn args(&self) -> Vec<OsString> {
         vec!["--state".into(), self.state().into()]
     }
 
-    fn middle(&self) -> Step {
-        from_server(self.held.iter().map(Vec::len).sum::<usize>() / 2)
-    }
-
     fn assert_nothing_lost(&self, run: &Run, _point: Point) {
         self.assert_nothing_half_done(run, None);
-    }
-
-    fn assert_complete(&self, run: &Run) {
-        assert_eq!(mbox_messages(&run.stdout), self.held);
     }
 }
 

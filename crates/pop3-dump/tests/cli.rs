@@ -321,16 +321,8 @@ fn wrong_password_is_77_and_nothing_secret_is_shown() {
 #[test]
 fn utf8_password_over_stls() {
     let stack = Stack::get();
-    let mut cmd = Tool::Pop3Dump.command();
-    cmd.arg("--server")
-        .arg(format!(
-            "pop3://{}@localhost:{}",
-            stack.user2, stack.pop3_port
-        ))
-        .arg("--ca-file")
-        .arg(&stack.ca_file)
-        .env("POP3_PASSWORD", &stack.pass2)
-        .args(["--list", "-v"]);
+    let mut cmd = user_in_url(&stack, "pop3", stack.pop3_port, &stack.user2, &stack.pass2);
+    cmd.args(["--list", "-v"]);
     let out = run(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -372,16 +364,14 @@ fn base64(bytes: &[u8]) -> String {
 #[test]
 fn untrusted_certificate_is_refused() {
     let stack = Stack::get();
-    let mut cmd = Tool::Pop3Dump.command();
-    cmd.arg("--server")
-        .arg(format!(
-            "pop3s://{}@localhost:{}",
-            stack.user1, stack.untrusted_pop3s_port
-        ))
-        .arg("--ca-file")
-        .arg(&stack.ca_file)
-        .env("POP3_PASSWORD", &stack.pass1)
-        .arg("--list");
+    let mut cmd = user_in_url(
+        &stack,
+        "pop3s",
+        stack.untrusted_pop3s_port,
+        &stack.user1,
+        &stack.pass1,
+    );
+    cmd.arg("--list");
     let out = run(&mut cmd);
     assert_eq!(out.status.code(), Some(69));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -644,18 +634,22 @@ with smtplib.SMTP(host, port, timeout=30) as s:
     }
 }
 
-/// pop3-dump against alice's maildrop over POP3S, with `args` appended.
-fn alice(stack: &Stack, args: &[&str]) -> Command {
+/// pop3-dump with the user in the URL (`scheme://user@localhost:port`),
+/// trusting the stack's CA, `pass` in its environment.
+fn user_in_url(stack: &Stack, scheme: &str, port: u16, user: &str, pass: &str) -> Command {
     let mut cmd = Tool::Pop3Dump.command();
     cmd.arg("--server")
-        .arg(format!(
-            "pop3s://{}@localhost:{}",
-            stack.user1, stack.pop3s_port
-        ))
+        .arg(format!("{scheme}://{user}@localhost:{port}"))
         .arg("--ca-file")
         .arg(&stack.ca_file)
-        .env("POP3_PASSWORD", &stack.pass1)
-        .args(args);
+        .env("POP3_PASSWORD", pass);
+    cmd
+}
+
+/// pop3-dump against alice's maildrop over POP3S, with `args` appended.
+fn alice(stack: &Stack, args: &[&str]) -> Command {
+    let mut cmd = user_in_url(stack, "pop3s", stack.pop3s_port, &stack.user1, &stack.pass1);
+    cmd.args(args);
     cmd
 }
 
