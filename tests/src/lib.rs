@@ -16,7 +16,8 @@ pub use tool::Tool;
 use std::io::Read;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The servers `scripts/mailstack` runs, as its `env` command exports them.
@@ -129,6 +130,15 @@ pub fn tool(name: &str) -> PathBuf {
 /// before it has read everything cannot deadlock the test) and returns its
 /// output. `cmd` should not have set stdin/stdout/stderr.
 pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let (child, writer) = spawn_feeding(cmd, stdin);
+    let output = child.wait_with_output().expect("tool runs to the end");
+    writer.join().expect("stdin writer thread");
+    output
+}
+
+/// Starts `cmd` with its three streams piped and `stdin` written to it
+/// from a thread, which the caller joins.
+fn spawn_feeding(cmd: &mut Command, stdin: &[u8]) -> (Child, JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -141,9 +151,7 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
         // The tool may exit without reading everything; that is its business.
         let _ = pipe.write_all(&input);
     });
-    let output = child.wait_with_output().expect("tool runs to the end");
-    writer.join().expect("stdin writer thread");
-    output
+    (child, writer)
 }
 
 /// The exit status of a finished tool; -1 when a signal ended it.
@@ -176,17 +184,7 @@ pub fn run_bounded(
     mut while_running: impl FnMut(u32),
 ) -> Finished {
     let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut input = child.stdin.take().expect("stdin is piped");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
+    let (mut child, writer) = spawn_feeding(cmd, stdin);
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
