@@ -31,6 +31,9 @@ pub struct Stack {
     pub smtps_port: u16,
     pub submission_port: u16,
     pub smtp_plain_port: u16,
+    /// Like `smtp_plain_port`, but Postfix ends the session with 421 after 2
+    /// refused commands (smtpd_hard_error_limit=2).
+    pub smtp_errlimit_port: u16,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub pop3_port: u16,
@@ -80,6 +83,7 @@ impl Stack {
             smtps_port: port("MAILSTACK_SMTPS_PORT"),
             submission_port: port("MAILSTACK_SUBMISSION_PORT"),
             smtp_plain_port: port("MAILSTACK_SMTP_PORT"),
+            smtp_errlimit_port: port("MAILSTACK_SMTP_ERRLIMIT_PORT"),
             imap_port: port("MAILSTACK_IMAP_PORT"),
             imaps_port: port("MAILSTACK_IMAPS_PORT"),
             pop3_port: port("MAILSTACK_POP3_PORT"),
@@ -214,4 +218,58 @@ pub fn run_bounded(
         stderr: String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned(),
         elapsed,
     }
+}
+
+impl Stack {
+    /// `doveadm -c <the stack's dovecot.conf> args` with `stdin`: puts mail in
+    /// place or reads it back by a path independent of the tools. Panics
+    /// (fails the test) when doveadm fails; returns its stdout.
+    pub fn doveadm(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        let out = run_with_stdin(
+            Command::new("doveadm")
+                .arg("-c")
+                .arg(&self.dovecot_conf)
+                .args(args),
+            stdin,
+        );
+        assert!(out.status.success(), "doveadm {args:?}: {out:?}");
+        out.stdout
+    }
+}
+
+/// Runs `cmd` as `cmd >&-` (stdout closed, through sh), with its stderr
+/// captured.
+pub fn run_with_stdout_closed(cmd: &Command) -> Output {
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(r#"exec "$0" "$@" >&-"#)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => sh.env(key, value),
+            None => sh.env_remove(key),
+        };
+    }
+    sh.output()
+        .unwrap_or_else(|e| panic!("cannot start sh for {cmd:?}: {e}"))
+}
+
+/// Runs `cmd | head -c bytes` and returns `cmd`'s status and stderr (its
+/// stdout is what head read, so it is left empty).
+pub fn run_into_head(cmd: &mut Command, bytes: usize) -> Output {
+    let mut tool = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let head = Command::new("head")
+        .arg("-c")
+        .arg(bytes.to_string())
+        .stdin(tool.stdout.take().expect("stdout is piped"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("head runs");
+    assert!(head.success(), "head: {head:?}");
+    tool.wait_with_output().expect("the tool runs to the end")
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,13 +11,16 @@ use mailpipe::mbox::{MboxMessage, MboxReader};
 
 use crate::Stack;
 
-/// A tag no other test (or earlier run) uses: `label-pid-nanos`.
+/// A tag no other test (or earlier run) uses: `label-pid-n-nanos`, where n
+/// counts the calls of this process (two in the same nanosecond differ).
 pub fn unique(label: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{label}-{}-{nanos}", std::process::id())
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    format!("{label}-{}-{n}-{nanos}", std::process::id())
 }
 
 /// LF line ends to CRLF: what IMAP and POP3 serve for a Maildir file.
@@ -167,18 +170,6 @@ impl Stack {
             }
         }
         found
-    }
-
-    /// Runs `doveadm -c <the stack's config> ARGS` with `stdin`; asserts success.
-    pub fn doveadm(&self, args: &[&str], stdin: &[u8]) {
-        let out = crate::run_with_stdin(
-            Command::new("doveadm")
-                .arg("-c")
-                .arg(&self.dovecot_conf)
-                .args(args),
-            stdin,
-        );
-        assert!(out.status.success(), "doveadm {args:?}: {out:?}");
     }
 
     /// Stores `message` exactly as given in `mailbox` of `user` (doveadm save).

@@ -145,6 +145,14 @@ impl Stack {
         cmd
     }
 
+    /// `tool` at `url` as the stack's first user (alice), her password in
+    /// the tool's variable, with --timeout=20 (generous on a loaded machine).
+    pub fn user1(&self, tool: Tool, url: &str) -> Command {
+        let mut cmd = self.login(tool, url, &self.user1, &self.pass1);
+        cmd.arg("--timeout=20");
+        cmd
+    }
+
     /// [`Stack::client`] with `pass` in the tool's password variable (never in argv).
     pub fn login(&self, tool: Tool, url: &str, user: &str, pass: &str) -> Command {
         let mut cmd = self.client(tool, url, user);

@@ -32,6 +32,8 @@ pub struct DumpOptions {
     pub tag_mailbox: bool,
     /// Connections fetching in parallel (1 or 2).
     pub connections: usize,
+    /// `user@host`: the account's section of the state file.
+    pub account: String,
 }
 
 /// The logged-in connections: the one every command uses, and a helper
@@ -86,6 +88,23 @@ impl<'e> Sessions<'e> {
             let _ = helper.logout();
         }
     }
+
+    /// Ends the sessions after `result`: LOGOUT when it succeeded, and
+    /// after an error too (within `GOODBYE_WAIT`) unless the connection was
+    /// lost or timed out (75), where there is no one to say goodbye to.
+    pub fn finish(mut self, result: Result<(), Error>) -> Result<(), Error> {
+        match &result {
+            Ok(()) => self.logout(),
+            Err(e) if e.exit() == Exit::TempFail => {}
+            Err(_) => {
+                self.main.goodbye();
+                if let Some(helper) = self.helper.as_mut() {
+                    helper.goodbye();
+                }
+            }
+        }
+        result
+    }
 }
 
 /// At most this many messages per FETCH, so the UID set stays short.
@@ -116,9 +135,16 @@ pub fn dump_mailbox(
     })?;
     let uid_validity = selected.uid_validity.unwrap_or(0);
     let mut after_uid = 0;
-    if let Some(saved) = state.as_deref().and_then(|s| s.get(mailbox)) {
+    // UIDs an earlier run skipped for --max-size: tried again.
+    let mut retry: Vec<u32> = Vec::new();
+    if let Some(saved) = state
+        .as_deref()
+        .and_then(|s| s.get(&options.account, mailbox))
+    {
         if saved.uid_validity == uid_validity {
             after_uid = saved.last_uid;
+            retry = saved.skipped;
+            retry.sort_unstable();
         } else {
             eprintln!(
                 "imap-dump: {mailbox}: UIDVALIDITY changed from {} to {uid_validity}: the server \
@@ -131,14 +157,44 @@ pub fn dump_mailbox(
     if selected.exists == 0 {
         return Ok(0);
     }
-    let uids = search(session, endpoint, options.search.as_deref(), after_uid)?;
+    let uids = search(
+        session,
+        endpoint,
+        options.search.as_deref(),
+        after_uid,
+        &retry,
+    )?;
+    let uid_next = selected.uid_next.unwrap_or(0);
+    if state.is_some()
+        && after_uid > 0
+        && options.search.is_none()
+        && uid_next > after_uid + 1
+        && !uids.iter().any(|&u| u > after_uid)
+    {
+        eprintln!(
+            "imap-dump: {mailbox}: warning: UIDNEXT is {uid_next} but UID SEARCH UID {}:* \
+             found nothing: the newer messages were deleted, or the server's search is broken \
+             (GNU Mailutils imap4d is known to); nothing new was fetched",
+            after_uid + 1
+        );
+    }
     let mut sized = sizes(session, endpoint, &uids)?;
+    // Still skipped for size: kept in the state below the last UID written.
+    let mut too_big: Vec<u32> = Vec::new();
     if let Some(max) = options.max_size {
-        let before = sized.len();
-        sized.retain(|&(_, size)| u64::from(size) <= max);
-        let skipped = before - sized.len();
-        if skipped > 0 {
-            eprintln!("imap-dump: {mailbox}: skipped {skipped} messages larger than {max} bytes");
+        sized.retain(|&(uid, size)| {
+            let fits = u64::from(size) <= max;
+            if !fits {
+                too_big.push(uid);
+            }
+            fits
+        });
+        if !too_big.is_empty() {
+            eprintln!(
+                "imap-dump: {mailbox}: skipped {} messages larger than {max} bytes (a later run \
+                 with --state and a larger --max-size fetches them)",
+                too_big.len()
+            );
         }
     }
     if let Some(limit) = options.limit {
@@ -154,6 +210,15 @@ pub fn dump_mailbox(
     };
     let mut written = 0usize;
     let total = sized.len();
+    // Retried or too big, not yet written: the state's `skipped` below its last UID.
+    let mut unwritten: std::collections::BTreeSet<u32> = too_big.iter().copied().collect();
+    unwritten.extend(
+        sized
+            .iter()
+            .map(|&(uid, _)| uid)
+            .filter(|&u| u <= after_uid),
+    );
+    let mut last_written = after_uid;
     let two = options.connections > 1
         && batches.len() > 1
         && sessions.prepare_helper(&wire_name, uid_validity)?;
@@ -195,7 +260,7 @@ pub fn dump_mailbox(
                 let (Some(body), Some(uid)) = (fetch.body.as_deref(), fetch.uid) else {
                     continue;
                 };
-                if uid <= after_uid {
+                if uid <= after_uid && !unwritten.contains(&uid) {
                     continue;
                 }
                 let time = fetch
@@ -217,16 +282,20 @@ pub fn dump_mailbox(
                     out.write_message(&sender, time, &tagged)?;
                 }
                 last_uid = last_uid.max(Some(uid));
+                unwritten.remove(&uid);
                 written += 1;
                 progress.advance(written, total, body.len() as u64);
             }
             out.commit(state.is_some())?;
             if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
+                last_written = last_written.max(last_uid);
                 state.save(
+                    &options.account,
                     mailbox,
                     MailboxState {
                         uid_validity,
-                        last_uid,
+                        last_uid: last_written,
+                        skipped: unwritten.range(..last_written).copied().collect(),
                     },
                 )?;
             }
@@ -237,17 +306,18 @@ pub fn dump_mailbox(
     Ok(written)
 }
 
-/// UIDs matching `criteria` above `after_uid`, ascending.
+/// UIDs matching `criteria` above `after_uid` or among `retry`, ascending.
 fn search(
     session: &mut Session,
     endpoint: &Endpoint,
     criteria: Option<&str>,
     after_uid: u32,
+    retry: &[u32],
 ) -> Result<Vec<u32>, Error> {
-    let range = if after_uid > 0 {
-        format!("UID {}:*", after_uid + 1)
-    } else {
-        "ALL".to_string()
+    let range = match (after_uid, retry) {
+        (0, _) => "ALL".to_string(),
+        (n, []) => format!("UID {}:*", n + 1),
+        (n, retry) => format!("OR UID {}:* UID {}", n + 1, uid_set(retry)),
     };
     let query = match criteria {
         Some(c) if criteria::needs_encoding(c) => {
@@ -278,7 +348,10 @@ fn search(
         other => imap_error(endpoint, other),
     })?;
     // `UID n:*` matches the last message even when its UID is below n.
-    let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > after_uid).collect();
+    let mut uids: Vec<u32> = found
+        .into_iter()
+        .filter(|&u| u > after_uid || retry.binary_search(&u).is_ok())
+        .collect();
     uids.sort_unstable();
     Ok(uids)
 }

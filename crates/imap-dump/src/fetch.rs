@@ -51,21 +51,34 @@ pub fn read_fetch_response<R: Read>(
     stream: R,
     max_literal: u64,
 ) -> Result<Vec<Fetched>, FetchError> {
+    let mut fetched = Vec::new();
+    read_responses(stream, max_literal, |parts| {
+        if let Some(f) = parse_fetch(&parts)? {
+            fetched.push(f);
+        }
+        Ok(())
+    })?;
+    Ok(fetched)
+}
+
+/// Reads the responses to the command just sent up to its tagged reply,
+/// handing each untagged one (lines and literals) to `each`.
+pub fn read_responses<R: Read>(
+    stream: R,
+    max_literal: u64,
+    mut each: impl FnMut(Vec<Part>) -> io::Result<()>,
+) -> Result<(), FetchError> {
     // Small reads would cost a lock and a transcript call each.
     let mut input = BufReader::with_capacity(256 * 1024, stream);
-    let mut fetched = Vec::new();
     let mut line = Vec::new();
     loop {
         read_line(&mut input, &mut line)?;
         if line.starts_with(b"* ") {
-            let parts = read_response(&mut input, &mut line, max_literal)?;
-            if let Some(f) = parse_fetch(&parts)? {
-                fetched.push(f);
-            }
+            each(read_response(&mut input, &mut line, max_literal)?)?;
             continue;
         }
         if line.starts_with(b"+") {
-            return Err(bad("the server asked for a continuation during FETCH").into());
+            return Err(bad("the server asked for a continuation").into());
         }
         // The tagged reply: `aN OK|NO|BAD text`.
         let text = String::from_utf8_lossy(&line);
@@ -74,13 +87,13 @@ pub fn read_fetch_response<R: Read>(
         let status = words.next().unwrap_or_default().to_ascii_uppercase();
         let information = words.next().unwrap_or_default().to_string();
         return match status.as_str() {
-            "OK" => Ok(fetched),
+            "OK" => Ok(()),
             "NO" | "BAD" => Err(FetchError::Refused {
                 status,
                 text: information,
             }),
             _ => Err(bad(format!(
-                "unexpected line in a FETCH response: {}",
+                "unexpected line in a response: {}",
                 text.chars().take(200).collect::<String>()
             ))
             .into()),
@@ -89,7 +102,7 @@ pub fn read_fetch_response<R: Read>(
 }
 
 /// A piece of one response: text between literals, or a literal.
-enum Part {
+pub enum Part {
     Text(Vec<u8>),
     Literal(Vec<u8>),
 }
@@ -167,8 +180,9 @@ fn read_response<R: BufRead>(
     }
 }
 
-/// A value in a FETCH item list.
-enum Value {
+/// A value in a response: an atom, a string (quoted, escapes undone, or a
+/// literal), a parenthesized list, NIL.
+pub enum Value {
     Atom(String),
     Str(Vec<u8>),
     List(Vec<Value>),
@@ -299,6 +313,27 @@ impl<'a> Cursor<'a> {
             }
             None => Err(bad("a FETCH response ends early")),
         }
+    }
+}
+
+/// The values of an untagged response after its `* `: for
+/// `* LIST (\Noselect) "/" "a\\b"` the atom `LIST`, a list, and the
+/// strings `/` and `a\b`.
+pub fn values(parts: &[Part]) -> io::Result<Vec<Value>> {
+    let mut cursor = Cursor {
+        parts,
+        part: 0,
+        pos: 2,
+    };
+    let mut values = Vec::new();
+    loop {
+        cursor.skip_spaces();
+        let at_end = cursor.text().is_none_or(|t| t.is_empty())
+            && !matches!(parts.get(cursor.part + 1), Some(Part::Literal(_)));
+        if at_end {
+            return Ok(values);
+        }
+        values.push(cursor.value()?);
     }
 }
 

@@ -9,7 +9,9 @@
 //! Exit status: 0, or the sysexits code of the first error (64 usage, 66 no
 //! such mailbox, 69 server unavailable / TLS refused, 74 output error, 75
 //! connection lost or timed out: run again, 76 protocol, 77 login failed,
-//! 78 configuration). A closed stdout (`| head`) ends quietly with 0.
+//! 78 configuration). A closed stdout (`| head`) ends quietly with 0, except
+//! with `--state`: stdout on /dev/null or closed, or a pipe whose reader exits
+//! before reading everything, is 74 and the state does not move.
 
 mod criteria;
 mod dump;
@@ -43,9 +45,14 @@ Examples:
   imap-dump --account work --search 'SUBJECT 周报 FROM 张伟' > reports.mbox
   imap-dump --account work --all --output-dir backup/ --state backup/.state
 
-Incremental runs: --state FILE remembers, per mailbox, the UIDVALIDITY and the
-highest UID written, and is replaced only after the output it describes was
-flushed (and synced, for files). A run killed at any moment therefore never
+Incremental runs: --state FILE remembers, per account (user@host) and mailbox,
+the UIDVALIDITY, the highest UID written and the UIDs below it that --max-size
+skipped (fetched by a later run whose limit allows them); accounts may share
+one file, and an empty file is an empty state. The file is replaced only after
+the output it describes was flushed (and synced, for files); on a pipe, only
+after the reader has taken every byte (a reader that exits first: 74, the
+state unmoved, run again). --state with stdout on /dev/null or closed (>&-)
+is refused (74). A run killed at any moment therefore never
 skips a message next time; it may write some again (a duplicate is better than
 a loss). If the server renumbers a mailbox (UIDVALIDITY changes), imap-dump
 says so and dumps the whole mailbox again. When appending to a file whose last
@@ -84,10 +91,12 @@ struct Args {
     /// At most N messages per mailbox, the oldest (lowest UIDs) first
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr
+    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr;
+    /// with --state they are remembered and fetched by a later run that allows them
     #[arg(long, value_name = "BYTES")]
     max_size: Option<u64>,
-    /// Remember what was dumped here; the next run fetches only newer messages
+    /// Remember what was dumped here (per user@host and mailbox); the next run
+    /// fetches only newer messages
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Write DIR/<mailbox>.mbox per mailbox (nested names as folders) instead
@@ -136,25 +145,37 @@ fn run(args: Args) -> Result<(), Error> {
     if args.batch_size == 0 {
         return Err(Error::usage("--batch-size must be at least 1"));
     }
+    if args.state.is_some() && args.output_dir.is_none() {
+        mailpipe::durable::refuse_discarded_stdout("--state")?;
+    }
     let endpoint = args.server.resolve(Protocol::Imap)?;
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
     let mut session = session::open(&endpoint)?;
     if args.list {
-        list::print(
+        let listed = list::print(
             &mut session,
             &endpoint,
             args.json,
             &mut std::io::stdout().lock(),
-        )?;
-        let _ = session.logout();
-        return Ok(());
+        );
+        return Sessions::new(session, &endpoint).finish(listed);
     }
     let mut sessions = Sessions::new(session, &endpoint);
+    let dumped = dump_all(&args, &endpoint, &mut sessions, state.as_mut());
+    sessions.finish(dumped)
+}
 
+/// The dump proper, once logged in: every mailbox asked for, in order.
+fn dump_all(
+    args: &Args,
+    endpoint: &mailpipe::Endpoint,
+    sessions: &mut Sessions<'_>,
+    mut state: Option<&mut StateFile>,
+) -> Result<(), Error> {
     // The mailboxes to dump, with their hierarchy delimiters for --output-dir.
     let needs_list = args.all || args.output_dir.is_some();
     let known = if needs_list {
-        list::mailboxes(&mut sessions.main, &endpoint)?
+        list::mailboxes(&mut sessions.main, endpoint)?
     } else {
         Vec::new()
     };
@@ -182,6 +203,7 @@ fn run(args: Args) -> Result<(), Error> {
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
         // Two transcripts interleaved on stderr would be unreadable.
+        account: endpoint.state_key()?,
         connections: if endpoint.verbose {
             1
         } else {
@@ -206,16 +228,15 @@ fn run(args: Args) -> Result<(), Error> {
             (None, None) => unreachable!("stdout is open when there is no --output-dir"),
         };
         dump::dump_mailbox(
-            &mut sessions,
-            &endpoint,
+            sessions,
+            endpoint,
             name,
             out,
-            state.as_mut(),
+            state.as_deref_mut(),
             &options,
             &progress,
         )?;
         out.commit(state.is_some())?;
     }
-    sessions.logout();
     Ok(())
 }

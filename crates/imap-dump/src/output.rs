@@ -102,8 +102,9 @@ impl MboxOutput {
             .map_err(|e| Error::io(format!("writing {}", self.name), e))
     }
 
-    /// Flushes what was written and, for a regular file, syncs it to disk:
-    /// after this the state file may say these messages are saved.
+    /// Flushes what was written and, with `sync`, syncs a regular file to
+    /// disk or waits until a pipe's reader took it all: after this the state
+    /// file may say these messages are saved.
     pub fn commit(&mut self, sync: bool) -> Result<(), Error> {
         self.writer
             .flush()
@@ -112,7 +113,12 @@ impl MboxOutput {
             return Ok(());
         }
         let synced = match self.durability {
-            Durability::Stdout => mailpipe::durable::sync_stdout(),
+            Durability::Stdout => {
+                mailpipe::durable::sync_stdout()
+                    .map_err(|e| Error::io(format!("syncing {}", self.name), e))?;
+                // A pipe: the state may advance only past what was read.
+                return mailpipe::durable::wait_stdout_read("the state file was not advanced");
+            }
             Durability::File { regular: true } => self.writer.get_ref().get_ref().sync_data(),
             Durability::File { regular: false } => Ok(()),
         };

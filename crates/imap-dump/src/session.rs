@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use imap::{Authenticator, Client};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
-use crate::fetch::{self, FetchError, Fetched};
+use crate::fetch::{self, FetchError, Fetched, Part};
 
 /// The stream under the imap crate: TLS or plain, logged for `-v`, with a
 /// read budget while a FETCH runs; shared so that `fetch.rs` can read the
@@ -127,10 +127,63 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Runs `command` (sent through the imap crate, so its tags stay right)
+    /// and returns its untagged responses as read by `fetch.rs`, which undoes
+    /// the escapes of quoted strings and reads literals (the crate's parser
+    /// hands quoted mailbox names back still escaped).
+    pub fn untagged(
+        &mut self,
+        endpoint: &Endpoint,
+        command: &str,
+    ) -> Result<Vec<Vec<Part>>, Error> {
+        self.imap
+            .run_command(command)
+            .map_err(|e| imap_error(endpoint, e))?;
+        let mut responses = Vec::new();
+        fetch::read_responses(self.stream.clone(), MAX_UNTAGGED_LITERAL, |parts| {
+            responses.push(parts);
+            Ok(())
+        })
+        .map_err(|e| match e {
+            FetchError::Io(io) => imap_error(endpoint, imap::Error::Io(io)),
+            FetchError::Refused { status, text } => {
+                Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
+            }
+        })?;
+        Ok(responses)
+    }
+}
+
+impl Session {
+    /// LOGOUT after an error, best-effort, so that the server sees a clean
+    /// end instead of a dropped connection. Each read waits at most
+    /// `GOODBYE_WAIT`, and at most `GOODBYE_BYTES` are read: after a garbled
+    /// or endless response the reply to LOGOUT may never come.
+    pub fn goodbye(&mut self) {
+        self.stream.lock().0.get_ref().prepare_goodbye();
+        let _ = with_read_budget(GOODBYE_BYTES, || self.imap.logout());
+    }
+}
+
+/// Bytes read at most while waiting for the reply to a LOGOUT after an error.
+const GOODBYE_BYTES: u64 = 64 * 1024;
+
+/// Longest literal accepted outside a FETCH (a mailbox name in LIST).
+const MAX_UNTAGGED_LITERAL: u64 = 64 * 1024;
+
+/// `name` as an IMAP quoted string.
+pub fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Connects, starts TLS as the URL says and logs in.
 pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
-    let raw = endpoint.open(&config)?;
+    // Every error of a session names its server, as the others do.
+    let raw = endpoint
+        .open(&config)
+        .map_err(|e| e.context(&endpoint.url))?;
     let mut stream = TranscriptStream::new(raw, endpoint.transcript(Dialect::Imap));
     let url = &endpoint.url;
     // The greeting and STARTTLS by hand, a byte at a time: the imap crate
@@ -161,7 +214,9 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
                 ));
             }
         }
-        stream = stream.map_inner(|s| s.start_tls(&url.host, &config))?;
+        stream = stream
+            .map_inner(|s| s.start_tls(&url.host, &config))
+            .map_err(|e| e.context(url))?;
         if let Some(t) = stream.transcript() {
             t.note("TLS started");
         }

@@ -1,11 +1,19 @@
-//! The `--state` file: per mailbox, the UIDVALIDITY and the highest UID whose
-//! message is in the output. JSON, replaced atomically (temporary file, fsync,
-//! rename, fsync of the folder), and only after the output it describes was
-//! flushed, so that a run killed at any moment never skips a message next time.
+//! The `--state` file: per account (`user@host`) and mailbox, the UIDVALIDITY,
+//! the highest UID whose message is in the output, and the UIDs below it that
+//! `--max-size` skipped (fetched by a later run whose limit lets them through).
+//! JSON, replaced atomically (temporary file, fsync, rename, fsync of the
+//! folder), and only after the output it describes was flushed, so that a run
+//! killed at any moment never skips a message next time.
 //!
 //! ```json
-//! {"version":1,"mailboxes":{"INBOX":{"uid_validity":1700000000,"last_uid":4711}}}
+//! {"version":2,"accounts":{"alice@imap.example.org":{"INBOX":
+//!   {"uid_validity":1700000000,"last_uid":4711,"skipped":[4702]}}}}
 //! ```
+//!
+//! An empty file is an empty state (as for pop3-dump). A version 1 file
+//! (keyed by mailbox only, written before accounts were told apart) is read
+//! as the state of the first account that runs with it: its mailboxes become
+//! that account's, and the file is written back as version 2.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,17 +24,27 @@ use mailpipe::{Error, Exit};
 use serde::{Deserialize, Serialize};
 
 /// What was written of one mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxState {
     pub uid_validity: u32,
     pub last_uid: u32,
+    /// UIDs up to `last_uid` skipped for `--max-size`, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<u32>,
 }
+
+/// Mailbox name as the user reads it (UTF-8) to its state.
+type Mailboxes = BTreeMap<String, MailboxState>;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateLayout {
     version: u32,
-    /// Keyed by the mailbox name as the user reads it (UTF-8).
-    mailboxes: BTreeMap<String, MailboxState>,
+    /// Version 2: keyed by `user@host`, then mailbox.
+    #[serde(default)]
+    accounts: BTreeMap<String, Mailboxes>,
+    /// Version 1: keyed by mailbox only; adopted by the first account.
+    #[serde(default, skip_serializing)]
+    mailboxes: Mailboxes,
 }
 
 /// The state file and its contents.
@@ -37,9 +55,10 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// Reads the file; a missing file is an empty state (the first run).
+    /// Reads the file; a missing or empty file is an empty state (the first run).
     pub fn load(path: &Path) -> Result<StateFile, Error> {
-        let layout = match fs::read(path) {
+        let mut layout = match fs::read(path) {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => StateLayout::default(),
             Ok(bytes) => serde_json::from_slice::<StateLayout>(&bytes).map_err(|e| {
                 Error::new(
                     Exit::Data,
@@ -49,10 +68,7 @@ impl StateFile {
                     ),
                 )
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => StateLayout {
-                version: 1,
-                mailboxes: BTreeMap::new(),
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => StateLayout::default(),
             Err(e) => {
                 return Err(Error::io(
                     format!("reading state file {}", path.display()),
@@ -60,30 +76,47 @@ impl StateFile {
                 ))
             }
         };
-        if layout.version != 1 {
-            return Err(Error::new(
-                Exit::Data,
-                format!(
-                    "state file {} has version {}, this imap-dump knows 1",
-                    path.display(),
-                    layout.version
-                ),
-            ));
+        match layout.version {
+            0 | 2 => layout.mailboxes.clear(),
+            1 => {}
+            other => {
+                return Err(Error::new(
+                    Exit::Data,
+                    format!(
+                        "state file {} has version {other}, this imap-dump knows 1 and 2",
+                        path.display(),
+                    ),
+                ))
+            }
         }
+        layout.version = 2;
         Ok(StateFile {
             path: path.to_path_buf(),
             layout,
         })
     }
 
-    pub fn get(&self, mailbox: &str) -> Option<MailboxState> {
-        self.layout.mailboxes.get(mailbox).copied()
+    /// The state of `mailbox` of `account` (`user@host`).
+    pub fn get(&self, account: &str, mailbox: &str) -> Option<MailboxState> {
+        match self.layout.accounts.get(account) {
+            Some(mailboxes) => mailboxes.get(mailbox).cloned(),
+            None => self.layout.mailboxes.get(mailbox).cloned(),
+        }
     }
 
-    /// Records `state` for `mailbox` and replaces the file. Call it only after
-    /// the output holding those messages was flushed (and synced, if a file).
-    pub fn save(&mut self, mailbox: &str, state: MailboxState) -> Result<(), Error> {
-        self.layout.mailboxes.insert(mailbox.to_string(), state);
+    /// Records `state` for `mailbox` of `account` and replaces the file. Call
+    /// it only after the output holding those messages was flushed (and
+    /// synced, if a file).
+    pub fn save(&mut self, account: &str, mailbox: &str, state: MailboxState) -> Result<(), Error> {
+        if !self.layout.accounts.contains_key(account) {
+            let adopted = std::mem::take(&mut self.layout.mailboxes);
+            self.layout.accounts.insert(account.to_string(), adopted);
+        }
+        self.layout
+            .accounts
+            .entry(account.to_string())
+            .or_default()
+            .insert(mailbox.to_string(), state);
         let mut text = serde_json::to_vec_pretty(&self.layout)
             .map_err(|e| Error::new(Exit::Software, format!("encoding state: {e}")))?;
         text.push(b'\n');
@@ -96,31 +129,73 @@ impl StateFile {
 mod tests {
     use super::*;
 
+    const ALICE: &str = "alice@example.org@imap.example.org";
+
     #[test]
     fn missing_file_is_empty_and_saves_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("inbox.state");
         let mut state = StateFile::load(&path).expect("missing is empty");
-        assert_eq!(state.get("INBOX"), None);
+        assert_eq!(state.get(ALICE, "INBOX"), None);
         let s = MailboxState {
             uid_validity: 7,
             last_uid: 42,
+            skipped: vec![40],
         };
-        state.save("INBOX", s).expect("save");
+        state.save(ALICE, "INBOX", s.clone()).expect("save");
         state
             .save(
+                ALICE,
                 "已发送",
                 MailboxState {
                     uid_validity: 8,
                     last_uid: 1,
+                    skipped: Vec::new(),
                 },
             )
             .expect("save");
         let again = StateFile::load(&path).expect("load");
-        assert_eq!(again.get("INBOX"), Some(s));
-        assert_eq!(again.get("已发送").map(|s| s.last_uid), Some(1));
+        assert_eq!(again.get(ALICE, "INBOX"), Some(s));
+        assert_eq!(again.get(ALICE, "已发送").map(|s| s.last_uid), Some(1));
+        assert_eq!(again.get("bob@imap.example.org", "INBOX"), None);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("empty.state");
+        fs::write(&path, "").expect("write");
+        assert_eq!(
+            StateFile::load(&path).expect("empty").get(ALICE, "INBOX"),
+            None
+        );
+    }
+
+    #[test]
+    fn version_1_is_adopted_by_the_first_account_that_saves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.state");
+        fs::write(
+            &path,
+            r#"{"version":1,"mailboxes":{"INBOX":{"uid_validity":5,"last_uid":9}}}"#,
+        )
+        .expect("write");
+        let mut state = StateFile::load(&path).expect("v1");
+        assert_eq!(state.get(ALICE, "INBOX").map(|s| s.last_uid), Some(9));
+        let s = MailboxState {
+            uid_validity: 5,
+            last_uid: 10,
+            skipped: Vec::new(),
+        };
+        state.save(ALICE, "INBOX", s.clone()).expect("save");
+        let again = StateFile::load(&path).expect("v2");
+        assert_eq!(again.get(ALICE, "INBOX"), Some(s));
+        assert_eq!(again.get("bob@imap.example.org", "INBOX"), None);
+        assert!(fs::read_to_string(&path)
+            .expect("read")
+            .contains("\"version\": 2"));
     }
 
     #[test]

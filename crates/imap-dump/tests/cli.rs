@@ -412,7 +412,7 @@ fn state_fetches_only_new_messages() {
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
     assert_eq!(
-        saved["mailboxes"][&mailbox]["last_uid"],
+        saved["accounts"][format!("{}@localhost", acct.user)][&mailbox]["last_uid"],
         *new_uids.last().expect("uid")
     );
 }
@@ -555,7 +555,7 @@ fn a_connection_cut_mid_fetch_fails_and_keeps_only_whole_messages() {
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
     assert_eq!(
-        saved["mailboxes"][&mailbox]["last_uid"],
+        saved["accounts"][format!("{}@localhost", acct.user)][&mailbox]["last_uid"],
         server[mbox.len() - 1].0
     );
     // A normal run then brings the rest, no duplicates.

@@ -20,6 +20,31 @@ use crate::schema::Record;
 pub const BATCH_BYTES: usize = 8 << 20;
 pub const BATCH_MESSAGES: usize = 4096;
 
+/// The most conversion threads `-j` accepts: far past any gain on a batch of
+/// 8 MB, and low enough that a typo (`-j 20000`) is a usage error, not
+/// minutes of thread start-up or a pool that exhausts memory.
+pub const MAX_JOBS: usize = 256;
+
+/// Starts the conversion threads: `jobs`, or one per core up to
+/// [`MAX_JOBS`]. Done before anything else so that a system that refuses
+/// threads (a memory or process limit) is one line and 71 (EX_OSERR), not a
+/// panic at the first batch.
+pub fn start_threads(jobs: Option<usize>) -> Result<(), Error> {
+    let threads = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_JOBS))
+    });
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| {
+            let context = format!("cannot start {threads} conversion threads");
+            match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+                Some(io) => Error::os(context, io),
+                None => Error::new(Exit::OsErr, format!("{context}: {e}")),
+            }
+        })
+}
+
 /// How records are written.
 pub struct Output<'a> {
     pub array: bool,
@@ -49,25 +74,28 @@ pub fn run(
 ) -> Result<Outcome, Error> {
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Vec<Item>>(2);
-        scope.spawn(move || {
-            let mut batch = Vec::new();
-            let mut bytes = 0usize;
-            let mut sink = |item: Item| {
-                if let Item::Message { data, .. } = &item {
-                    bytes += data.len();
+        let reader = std::thread::Builder::new().name("reader".into());
+        reader
+            .spawn_scoped(scope, move || {
+                let mut batch = Vec::new();
+                let mut bytes = 0usize;
+                let mut sink = |item: Item| {
+                    if let Item::Message { data, .. } = &item {
+                        bytes += data.len();
+                    }
+                    batch.push(item);
+                    if bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
+                        bytes = 0;
+                        return tx.send(std::mem::take(&mut batch)).is_ok();
+                    }
+                    true
+                };
+                input::read_all(inputs, forced, &mut sink);
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
-                batch.push(item);
-                if bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
-                    bytes = 0;
-                    return tx.send(std::mem::take(&mut batch)).is_ok();
-                }
-                true
-            };
-            input::read_all(inputs, forced, &mut sink);
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
-            }
-        });
+            })
+            .map_err(|e| Error::os("cannot start the reader thread", &e))?;
         consume(rx, options, output, out)
     })
 }

@@ -164,25 +164,24 @@ fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
                 continue;
             }
         };
-        let mut names: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.path())
-            .collect();
-        names.sort();
-        for path in names {
+        let mut found: Vec<(PathBuf, Option<Error>)> =
+            entries.filter_map(|e| message_entry(&folder, e)).collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, failed) in found {
             let name = path.display().to_string();
-            let item = match std::fs::read(&path) {
-                Ok(data) if data.is_empty() => continue,
-                Ok(data) => Item::Message {
-                    source: Source {
-                        path: name,
-                        offset: None,
+            let item = match failed {
+                Some(e) => Item::Failed(e),
+                None => match std::fs::read(&path) {
+                    Ok(data) if data.is_empty() => continue,
+                    Ok(data) => Item::Message {
+                        source: Source {
+                            path: name,
+                            offset: None,
+                        },
+                        data,
                     },
-                    data,
+                    Err(e) => Item::Failed(no_input(&name, e)),
                 },
-                Err(e) => Item::Failed(no_input(&name, e)),
             };
             if !sink(item) {
                 return false;
@@ -190,4 +189,44 @@ fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
         }
     }
     true
+}
+
+/// Whether a directory entry of cur/ or new/ is a message: a regular file, or
+/// a symlink to one (mairix and notmuch search folders are made of links).
+/// A link that leads nowhere (dangling, a loop) is input that cannot be read:
+/// the path and the error, reported in order. Directories, links to them and
+/// other file types are not messages and are skipped; nothing is walked into,
+/// so no link can make the reading loop.
+fn message_entry(
+    folder: &Path,
+    entry: io::Result<std::fs::DirEntry>,
+) -> Option<(PathBuf, Option<Error>)> {
+    let entry = match entry {
+        Ok(e) => e,
+        Err(e) => {
+            let err = no_input(&folder.display().to_string(), e);
+            return Some((folder.to_path_buf(), Some(err)));
+        }
+    };
+    if entry.file_name().as_encoded_bytes().starts_with(b".") {
+        return None;
+    }
+    let path = entry.path();
+    let name = path.display().to_string();
+    match entry.file_type() {
+        Ok(t) if t.is_file() => Some((path, None)),
+        Ok(t) if t.is_symlink() => match std::fs::metadata(&path) {
+            Ok(target) if target.is_file() => Some((path, None)),
+            Ok(_) => None,
+            Err(e) => {
+                let err = no_input(&format!("{name}: symbolic link to nothing readable"), e);
+                Some((path, Some(err)))
+            }
+        },
+        Ok(_) => None,
+        Err(e) => {
+            let err = no_input(&name, e);
+            Some((path, Some(err)))
+        }
+    }
 }

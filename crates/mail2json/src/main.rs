@@ -4,9 +4,11 @@
 //! mbox, a maildir or a single message (`--input` overrides).
 //! Output: one JSON object per message on stdout, in input order (schema in
 //! `schema.rs` and docs/mail2json-schema.md); `--array` for one JSON array.
-//! Exit status: 0, or 65 when a message could not be read as mail at all
-//! (the run goes on; each failure is one line on stderr), 66 for a missing
-//! input, 74 for an I/O error. A closed stdout ends quietly.
+//! Exit status: 0 (also for empty input: no message, no output), or 65 when
+//! a message could not be read as mail at all (the run goes on; each failure
+//! is one line on stderr), 66 for a missing or unreadable input (a dangling
+//! symlink in a maildir), 64 for `-j` outside 1..=256, 71 when the threads
+//! cannot start, 74 for an I/O error. A closed stdout ends quietly.
 
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -28,6 +30,12 @@ use mail2json::schema::FieldSet;
 ///   mail2json --array < msg.eml
 ///   mail2json --fields subject,from,date archive.mbox
 ///   mail2json --extract attachments/ inbox.mbox | jq .attachments
+///
+/// Empty input is no message: no output, exit 0. In a maildir, symlinks to
+/// files are messages (mairix and notmuch search folders); a dangling or
+/// looping link is reported and the exit status is 66, the rest still
+/// converted. Exit: 65 some message not mail, 66 input missing or unreadable,
+/// 64 usage, 71 threads could not start, 74 I/O error.
 #[derive(Parser, Debug)]
 #[command(name = "mail2json", version, verbatim_doc_comment)]
 struct Args {
@@ -64,7 +72,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
 
-    /// Parallel conversion threads (default: all cores).
+    /// Parallel conversion threads, 1 to 256 (default: one per core).
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
 }
@@ -74,6 +82,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if let Some(jobs) = args.jobs {
+        if !(1..=batch::MAX_JOBS).contains(&jobs) {
+            return Err(Error::usage(format!(
+                "-j {jobs}: the number of threads must be 1 to {}",
+                batch::MAX_JOBS
+            )));
+        }
+    }
     let mut fields = match &args.fields {
         Some(list) => FieldSet::parse(list).map_err(Error::usage)?,
         None => FieldSet::default_set(),
@@ -87,12 +103,7 @@ fn run(args: Args) -> Result<(), Error> {
     if args.extract.is_some() {
         fields.insert("attachments");
     }
-    if let Some(jobs) = args.jobs {
-        // Fails only if the global pool exists already, which it cannot here.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs.max(1))
-            .build_global();
-    }
+    batch::start_threads(args.jobs)?;
     let extractor = match &args.extract {
         Some(dir) => Some(
             extract::Extractor::new(dir)

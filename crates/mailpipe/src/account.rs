@@ -328,6 +328,11 @@ fn protocol_url(account: &Account, protocol: Protocol) -> Option<&String> {
     }
 }
 
+/// `user@host` with the host in lower case; see `Endpoint::state_key`.
+pub fn state_key(user: &str, host: &str) -> String {
+    format!("{user}@{}", host.to_ascii_lowercase())
+}
+
 /// Everything a tool needs to reach and log in to one server. Secrets are not
 /// in it: `password()` and `oauth_token()` fetch them when AUTH happens, so a
 /// `--dry-run` or a failed connect never runs a password command.
@@ -361,6 +366,13 @@ impl Endpoint {
                 self.url
             ))
         })
+    }
+
+    /// `user@host` (host lower case, no port: imap:// and imaps:// reach the
+    /// same mailboxes): what a state file is keyed by, so that two accounts
+    /// sharing one file never skip each other's messages.
+    pub fn state_key(&self) -> Result<String, Error> {
+        Ok(state_key(self.login()?, &self.url.host))
     }
 
     /// The password, fetched now from its source (command, file, variable,

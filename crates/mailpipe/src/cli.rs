@@ -1,5 +1,10 @@
 //! Command-line plumbing every tool shares: parsing with sysexits codes, and
 //! man pages and shell completions generated from the clap definitions.
+//!
+//! Whatever is printed here (help, version, man page, completions) ends like
+//! the tools' own output: a write that fails is one line and 74 (EX_IOERR), so
+//! `--help > /dev/full` is not a silent success; a closed pipe (`| head -1`)
+//! ends quietly with 0.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -19,7 +24,8 @@ pub enum Parsed<P> {
 }
 
 /// Parses the process arguments. A usage error prints clap's message and exits
-/// 64 (EX_USAGE) instead of clap's 2; `--generate-man` and
+/// 64 (EX_USAGE) instead of clap's 2; `--help` and `--version` exit 0, or 74
+/// when stdout cannot be written; `--generate-man` and
 /// `--generate-completions SHELL` write their output to stdout before any other
 /// argument is checked, so that a build script needs no account or server.
 pub fn parse<P: Parser>() -> Parsed<P> {
@@ -33,14 +39,16 @@ pub fn parse_from<P: Parser, I: IntoIterator<Item = OsString>>(args: I) -> Parse
     }
     match P::try_parse_from(&args) {
         Ok(p) => Parsed::Run(p),
-        Err(e) => {
+        Err(e) if e.use_stderr() => {
+            // Nowhere to report a failure to write to stderr.
             let _ = e.print();
-            let code = if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            };
-            Parsed::Exit(ExitCode::from(code))
+            Parsed::Exit(ExitCode::from(Exit::Usage.code()))
+        }
+        Err(e) => {
+            // Help or version on stdout; clap neither flushes nor reports.
+            let written = e.print().and_then(|()| io::stdout().lock().flush());
+            let cmd = P::command();
+            Parsed::Exit(finish(cmd.get_name(), written))
         }
     }
 }
@@ -64,10 +72,16 @@ fn generate_if_asked<P: CommandFactory>(args: &[OsString]) -> Option<ExitCode> {
         crate::exit::report(&name, &e);
         return Some(ExitCode::from(Exit::Usage.code()));
     };
-    clap_complete::generate(shell, &mut cmd, name.clone(), &mut out);
-    Some(finish(&name, out.flush()))
+    // Into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name.clone(), &mut script);
+    Some(finish(
+        &name,
+        out.write_all(&script).and_then(|()| out.flush()),
+    ))
 }
 
+/// The status after printing: 0, 0 for a closed pipe, else one line and 74.
 fn finish(tool: &str, result: io::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,17 @@
-//! Making output durable before state says it exists: the rule that a state
-//! file never runs ahead of the output it describes (DESIGN.md, "Nothing is
-//! lost") needs the output synced first and the state replaced atomically.
+//! Making output durable before state says it exists: a state file must never
+//! run ahead of the output it describes (the tools promise that nothing is
+//! lost), so the output is synced first and the state replaced atomically.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::FileType;
+
+use crate::exit::{Error, Exit};
 
 /// Replaces `path` with `bytes` so that a reader, or the next run after a
 /// crash, sees the old file or the new one, never a mix: temporary file beside
@@ -43,6 +49,86 @@ pub fn sync_stdout() -> io::Result<()> {
         file.sync_data()?;
     }
     Ok(())
+}
+
+/// Refuses, before anything happens on the server, a run whose stdout is
+/// /dev/null when `option` (`--delete`, `--state`) would make the server or
+/// the state forget what was written. A closed stdout (`>&-`) looks the same:
+/// Rust's runtime reopens a closed descriptor 1 on /dev/null.
+pub fn refuse_discarded_stdout(option: &str) -> Result<(), Error> {
+    let stdout = io::stdout();
+    let Ok(out) = rustix::fs::fstat(stdout.as_fd()) else {
+        return Ok(());
+    };
+    let Ok(null) = rustix::fs::stat("/dev/null") else {
+        return Ok(());
+    };
+    let is_char = FileType::from_raw_mode(out.st_mode) == FileType::CharacterDevice;
+    if is_char && out.st_rdev == null.st_rdev {
+        return Err(Error::new(
+            Exit::Io,
+            format!(
+                "stdout is /dev/null or closed: with {option} the messages would be written \
+                 nowhere and never fetched again; send stdout to a file or a pipe"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// When stdout is a pipe, waits until its reader has taken every byte
+/// written (FIONREAD on the write end reads 0), so that DELE or a state
+/// save never covers output still in the pipe buffer, where a reader that
+/// exits (`| head -c 10`) would drop it. Fails (74) when the reader is gone
+/// first; `undone` says what was therefore not done. Waits as long as the
+/// reader takes: a slow reader (`| less`) is not an error. Anything other
+/// than a pipe returns at once.
+pub fn wait_stdout_read(undone: &str) -> Result<(), Error> {
+    let stdout = io::stdout();
+    let fd = stdout.as_fd();
+    let is_pipe = rustix::fs::fstat(fd)
+        .map(|s| FileType::from_raw_mode(s.st_mode) == FileType::Fifo)
+        .unwrap_or(false);
+    if !is_pipe {
+        return Ok(());
+    }
+    let tick = Timespec::try_from(Duration::from_millis(20)).unwrap_or(Timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    });
+    let unread = || {
+        Error::new(
+            Exit::Io,
+            format!(
+                "stdout: the reader of the pipe exited before reading all the output; \
+                 {undone}; run again"
+            ),
+        )
+    };
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut wait = &zero;
+    loop {
+        // No events asked for: poll reports only POLLERR (the reader closed
+        // its end) or POLLHUP, else waits out the timeout.
+        let mut fds = [PollFd::new(&fd, PollFlags::empty())];
+        match rustix::event::poll(&mut fds, Some(wait)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("stdout", e.into())),
+        }
+        if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) {
+            return Err(unread());
+        }
+        match rustix::io::ioctl_fionread(fd) {
+            Ok(0) => return Ok(()),
+            Ok(_) => wait = &tick,
+            // A kernel without FIONREAD on a pipe's write end: no way to know.
+            Err(_) => return Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub enum Exit {
     Usage = 64,
     /// 65: the input data was wrong (a message that does not parse, a bad header).
     Data = 65,
-    /// 66: an input file did not exist or was empty.
+    /// 66: an input file did not exist or could not be read; smtp-send: no message on stdin.
     NoInput = 66,
     /// 67: a recipient or user does not exist.
     NoUser = 67,
@@ -24,6 +24,8 @@ pub enum Exit {
     Unavailable = 69,
     /// 70: a bug in mailpipe.
     Software = 70,
+    /// 71: the system refused a resource (threads could not be started).
+    OsErr = 71,
     /// 74: reading or writing failed.
     Io = 74,
     /// 75: a temporary failure; try again later (4xx replies, timeouts).
@@ -91,6 +93,11 @@ impl Error {
         e
     }
 
+    /// The system refused a resource, e.g. `os("cannot start 8 threads", e)`.
+    pub fn os(context: impl fmt::Display, err: &io::Error) -> Error {
+        Error::new(Exit::OsErr, format!("{context}: {}", describe_io(err)))
+    }
+
     pub fn exit(&self) -> Exit {
         self.exit
     }
@@ -108,6 +115,19 @@ impl Error {
     pub fn context(mut self, context: impl fmt::Display) -> Error {
         self.message = one_line(format!("{context}: {}", self.message));
         self
+    }
+
+    /// `context` in front unless the message already names it: the errors of
+    /// `Endpoint` (password, login, plaintext AUTH) name the server
+    /// themselves, and a tool that prefixes every error with the server must
+    /// not name it twice.
+    pub fn context_once(self, context: impl fmt::Display) -> Error {
+        let context = context.to_string();
+        if self.message.contains(&context) {
+            self
+        } else {
+            self.context(context)
+        }
     }
 }
 
@@ -232,6 +252,14 @@ mod tests {
         let e = Error::data("bad header").context("message 3");
         assert_eq!(e.message(), "message 3: bad header");
         assert_eq!(e.exit().code(), 65);
+    }
+
+    #[test]
+    fn context_once_does_not_repeat_itself() {
+        let e = Error::config("smtp://h:25: refusing").context_once("smtp://h:25");
+        assert_eq!(e.message(), "smtp://h:25: refusing");
+        let e = Error::config("refusing").context_once("smtp://h:25");
+        assert_eq!(e.message(), "smtp://h:25: refusing");
     }
 
     #[test]

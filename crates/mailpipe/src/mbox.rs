@@ -7,7 +7,7 @@
 //! keeps CRLF line ends as they are. Messages stream: memory holds one message.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -235,16 +235,24 @@ pub fn encode_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, mess
 /// Appends one message to an mbox file (a dead-letter file, an archive) whole
 /// or not at all: the file is locked against other mailpipe writers, a failed
 /// write is cut back to the old length, and the data is synced before return.
+/// A file that an earlier, killed append left ending mid-line (or without the
+/// blank separator) is fenced off first, so that the new From_ line starts a
+/// line after a blank line and every mbox reader sees the new message.
 pub fn append_to_file(
     path: &Path,
     sender: &str,
     time: DateTime<Utc>,
     message: &[u8],
 ) -> io::Result<()> {
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
     lock_exclusive(&file)?;
     let old_len = file.seek(SeekFrom::End(0))?;
     let mut entry = Vec::new();
+    entry.extend_from_slice(fence(&mut file, old_len)?);
     encode_entry(&mut entry, sender, time, message);
     let written = file.write_all(&entry).and_then(|()| file.sync_data());
     if let Err(e) = written {
@@ -252,6 +260,31 @@ pub fn append_to_file(
         return Err(e);
     }
     Ok(())
+}
+
+/// What goes before a new entry so that its From_ line follows a blank line:
+/// nothing after a blank line (or in an empty file), a blank line after a
+/// complete line, and a line end plus a blank line after a cut-off line.
+fn fence(file: &mut File, len: u64) -> io::Result<&'static [u8]> {
+    if len == 0 {
+        return Ok(b"");
+    }
+    let tail_len = len.min(3);
+    let mut tail = [0u8; 3];
+    let tail = &mut tail[..tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(tail)?;
+    file.seek(SeekFrom::End(0))?;
+    let tail: &[u8] = tail;
+    Ok(
+        if tail.ends_with(b"\n\n") || tail.ends_with(b"\n\r\n") || tail == b"\n" {
+            b""
+        } else if tail.ends_with(b"\n") {
+            b"\n"
+        } else {
+            b"\n\n"
+        },
+    )
 }
 
 fn lock_exclusive(file: &File) -> io::Result<()> {
@@ -385,5 +418,41 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].data, b"Subject: 1\n\nFrom x\n");
         assert_eq!(back[1].data, b"Subject: 2\n\nbody\n");
+    }
+
+    #[test]
+    fn append_to_file_fences_off_a_cut_last_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (old, fence) in [
+            (
+                &b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nhalf a li"[..],
+                &b"\n\n"[..],
+            ),
+            (
+                b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nwhole line\n",
+                b"\n",
+            ),
+            (
+                b"From a Tue Nov  3 09:05:07 2026\nSubject: 1\n\nbody\n\n",
+                b"",
+            ),
+            (
+                b"From a Tue Nov  3 09:05:07 2026\r\nSubject: 1\r\n\r\nbody\r\n\r\n",
+                b"",
+            ),
+        ] {
+            let path = dir.path().join("dead.letter");
+            std::fs::write(&path, old).expect("write");
+            append_to_file(&path, "a@b.c", t0(), b"Subject: 2\n\nbody\n").expect("append");
+            let bytes = std::fs::read(&path).expect("read");
+            let mut expected = old.to_vec();
+            expected.extend_from_slice(fence);
+            expected
+                .extend_from_slice(b"From a@b.c Tue Nov  3 09:05:07 2026\nSubject: 2\n\nbody\n\n");
+            assert_eq!(bytes, expected);
+            let back = read_all(&bytes);
+            assert_eq!(back.len(), 2);
+            assert_eq!(back[1].data, b"Subject: 2\n\nbody\n");
+        }
     }
 }

@@ -282,7 +282,19 @@ impl Stream {
             Stream::Tls(tls) => &tls.sock,
         }
     }
+
+    /// Before the LOGOUT or QUIT sent after an error: that goodbye is a
+    /// courtesy (the server logs a clean close), so it may wait for its
+    /// reply at most `GOODBYE_WAIT`, never a whole --timeout again.
+    pub fn prepare_goodbye(&self) {
+        let tcp = self.tcp();
+        let _ = tcp.set_read_timeout(Some(GOODBYE_WAIT));
+        let _ = tcp.set_write_timeout(Some(GOODBYE_WAIT));
+    }
 }
+
+/// How long a goodbye after an error may take; see `Stream::prepare_goodbye`.
+pub const GOODBYE_WAIT: Duration = Duration::from_secs(2);
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

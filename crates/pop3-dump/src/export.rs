@@ -85,6 +85,13 @@ pub fn export(
     out.flush()
         .and_then(|()| mailpipe::durable::sync_stdout())
         .map_err(|e| Error::io("writing stdout", e))?;
+    if options.delete || options.state.is_some() {
+        // A pipe's reader must have taken every message before the server or
+        // the state may forget them.
+        mailpipe::durable::wait_stdout_read(
+            "nothing was deleted and the state file was not changed",
+        )?;
+    }
 
     if let Some(state) = &mut state {
         let on_server: Vec<&str> = maildrop

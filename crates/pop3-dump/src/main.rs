@@ -9,7 +9,8 @@
 //! `-v` the POP3 dialogue (passwords redacted, bodies elided), go to stderr.
 //! Exit status: 0 on success (also when stdout is closed early); 64 usage,
 //! 68 unknown host, 69 unavailable (refused connection, TLS or STLS missing),
-//! 74 writing output or state, 75 timeout, connection cut (also in the middle
+//! 74 writing output or state (or, with --delete/--state, stdout on /dev/null
+//! or a pipe whose reader left before reading everything), 75 timeout, connection cut (also in the middle
 //! of a reply) or temporary refusal, 76 the server broke the protocol (a
 //! garbled or oversized reply) or refused a message, 77 authentication
 //! failed, 78 configuration.
@@ -38,11 +39,15 @@ The From_ line of each message takes its sender from Return-Path (else From)
 and its time from the Date header (else the newest Received, else now), in UTC.
 With --delete, DELE is sent only after every message was written and flushed
 (and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
+With --delete or --state, stdout on /dev/null or closed (>&-) is refused, and on a
+pipe DELE and the state wait until the reader has taken every byte: a reader that
+exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.
 
 Exit status: 0 done; 64 usage; 68 unknown host; 69 unavailable (refused
-connection, no TLS or STLS); 74 writing output or state; 75 temporary: a
-timeout, a connection cut (even in the middle of a message; nothing partial is
-written) or a temporary refusal, run again; 76 the server broke the protocol
+connection, no TLS or STLS); 74 writing output or state, or output not kept
+(see above); 75 temporary: a timeout, a connection cut (even in the middle of a
+message; nothing partial is written), a temporary refusal or a maildrop in use
+([IN-USE], [LOGIN-DELAY]), run again; 76 the server broke the protocol
 (a garbled or endless reply) or refused a message; 77 authentication failed;
 78 configuration.";
 
@@ -103,14 +108,24 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if args.delete {
+        mailpipe::durable::refuse_discarded_stdout("--delete")?;
+    } else if args.state.is_some() {
+        mailpipe::durable::refuse_discarded_stdout("--state")?;
+    }
     let endpoint = args.server.resolve(Protocol::Pop3)?;
     let mut session = Session::open(&endpoint).map_err(|e| e.context(&endpoint.url))?;
     if args.list {
-        let maildrop = Maildrop::scan(&mut session, true).map_err(|e| e.context(&endpoint.url))?;
-        let mut out = BufWriter::new(io::stdout().lock());
-        maildrop::print_list(&maildrop, args.json, &mut out)?;
-        let _ = session.client.quit();
-        return Ok(());
+        let listed = Maildrop::scan(&mut session, true)
+            .map_err(|e| e.context(&endpoint.url))
+            .and_then(|maildrop| {
+                let mut out = BufWriter::new(io::stdout().lock());
+                maildrop::print_list(&maildrop, args.json, &mut out)
+            });
+        if listed.is_ok() {
+            let _ = session.client.quit();
+        }
+        return session.finish(listed);
     }
     let options = ExportOptions {
         limit: args.limit,
@@ -124,13 +139,14 @@ fn run(args: Args) -> Result<(), Error> {
         user: endpoint.login()?,
         host: &endpoint.url.host,
     };
-    export::export(&mut session, name, &options).map_err(|e| {
+    let exported = export::export(&mut session, name, &options).map_err(|e| {
         if e.exit() == mailpipe::Exit::Io {
             e
         } else {
             e.context(&endpoint.url)
         }
-    })
+    });
+    session.finish(exported)
 }
 
 fn main() -> ExitCode {

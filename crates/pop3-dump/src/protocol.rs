@@ -88,6 +88,8 @@ pub struct Client<S: Read + Write> {
     /// in one write (one TLS record) instead of one each.
     queued: Vec<u8>,
     timeout: Duration,
+    /// QUIT was sent: the session is over, whatever the reply.
+    quit_sent: bool,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -96,6 +98,7 @@ impl<S: Read + Write> Client<S> {
             input: BufReader::with_capacity(64 * 1024, stream),
             queued: Vec::new(),
             timeout,
+            quit_sent: false,
         }
     }
 
@@ -330,7 +333,13 @@ impl<S: Read + Write> Client<S> {
 
     /// QUIT: ends the session, and commits DELEs (the UPDATE state).
     pub fn quit(&mut self) -> Result<(), Error> {
+        self.quit_sent = true;
         self.expect_ok("QUIT", "QUIT").map(|_| ())
+    }
+
+    /// Whether QUIT was sent already.
+    pub fn quit_sent(&self) -> bool {
+        self.quit_sent
     }
 }
 

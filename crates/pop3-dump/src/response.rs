@@ -68,6 +68,25 @@ impl Status {
         }
     }
 
+    /// What a refused login means, for the error message: the response
+    /// codes of RFC 2449 and RFC 3206 say when the password is not to blame.
+    pub fn auth_failure_reason(&self, user: &str) -> String {
+        let reason = match self.code.as_deref() {
+            Some("IN-USE") => format!(
+                "the maildrop of {user} is in use (locked by another POP3 session); \
+                 run again when that session has ended"
+            ),
+            Some("LOGIN-DELAY") => format!(
+                "the server refuses a login for {user} this soon after the last one \
+                 (LOGIN-DELAY); run again later"
+            ),
+            Some("SYS/TEMP") => format!("the server cannot log in {user} just now; run again"),
+            Some("SYS/PERM") => format!("the server cannot log in {user}"),
+            _ => format!("authentication failed for {user}"),
+        };
+        format!("{reason}: {}", self.describe())
+    }
+
     /// `-ERR [CODE] text` for messages.
     pub fn describe(&self) -> String {
         let head = if self.ok { "+OK" } else { "-ERR" };

@@ -44,6 +44,23 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Ends the session after `result`. After an error (unless the
+    /// connection was lost or timed out: 75) it sends RSET, so that no DELE
+    /// is committed by a failed run, and QUIT, best-effort and within
+    /// `GOODBYE_WAIT`, so that the server logs a clean close.
+    pub fn finish(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        if let Err(e) = &result {
+            if e.exit() != Exit::TempFail && !self.client.quit_sent() {
+                self.client.get_mut().get_ref().prepare_goodbye();
+                let _ = self.client.command("RSET", "reply to RSET");
+                let _ = self.client.quit();
+            }
+        }
+        result
+    }
+}
+
 fn start_tls(
     mut client: Client<Connection>,
     capabilities: &Capabilities,
@@ -115,7 +132,7 @@ fn log_in(
     if !status.ok {
         return Err(Error::new(
             status.auth_failure_exit(),
-            format!("authentication failed for {user}: {}", status.describe()),
+            status.auth_failure_reason(&user),
         ));
     }
     Ok(())

@@ -43,7 +43,7 @@ pub struct StateFile {
 /// The key of a maildrop: the login and the host (not the port: pop3:// and
 /// pop3s:// reach the same maildrop).
 pub fn maildrop_key(user: &str, host: &str) -> String {
-    format!("{user}@{}", host.to_ascii_lowercase())
+    mailpipe::account::state_key(user, host)
 }
 
 impl StateFile {

@@ -36,6 +36,12 @@ pub fn send_mbox(
         },
         Err(_) => None,
     };
+    let open = || match (&endpoint, &config) {
+        (Ok(endpoint), Some(config)) => {
+            Session::open(endpoint, config, mechanism).map_err(|e| e.context_once(&endpoint.url))
+        }
+        _ => Err(Error::new(Exit::Software, "no server to connect to")),
+    };
     let (mut total, mut failed) = (0usize, 0usize);
     loop {
         let message = reader
@@ -56,22 +62,20 @@ pub fn send_mbox(
             }
         };
         if session.is_none() && unreachable.is_none() {
-            if let (Ok(endpoint), Some(config)) = (&endpoint, &config) {
-                match Session::open(endpoint, config, mechanism) {
-                    Ok(s) => session = Some(s),
-                    Err(e) => unreachable = Some(e.context(&endpoint.url)),
-                }
+            match open() {
+                Ok(s) => session = Some(s),
+                Err(e) => unreachable = Some(e),
             }
         }
-        let result = match (&mut session, &unreachable) {
-            (Some(s), _) => deliver::send(s, &prepared, options),
+        // A session that is gone (Err, or a 421) is reopened for the next message.
+        let result = match (session.take(), &unreachable) {
+            (Some(s), _) => deliver::send(s, &open, &prepared, options).map(|(t, s)| {
+                session = s;
+                t
+            }),
             (None, Some(e)) => Err(Error::new(e.exit(), e.message())),
             (None, None) => Err(Error::new(Exit::Software, "no session")),
         };
-        if result.is_err() {
-            // The connection is gone; the next message opens a new one.
-            session = None;
-        }
         let error = deliver::finish(
             total,
             &message.data,

@@ -59,13 +59,71 @@ pub fn prepare(
     })
 }
 
-/// Sends a prepared message. `Err` means the session is unusable.
+/// Sends a prepared message over `session`. Returns the result and the
+/// session, if it is still usable; `Err` means it is not and nothing was
+/// judged.
+///
+/// When the server ends the session with 421 while recipients are tried
+/// (Postfix after `smtpd_hard_error_limit` refusals), `--partial` opens a new
+/// session with `open` and sends to the recipients accepted or not yet tried
+/// (never to the refused ones), as long as each new session judges at least
+/// one more recipient. Without `--partial`, nothing is sent, as for any refusal.
 pub fn send(
-    session: &mut Session,
+    session: Session,
+    open: &dyn Fn() -> Result<Session, Error>,
     prepared: &Prepared,
     options: &Options,
-) -> Result<Transaction, Error> {
-    session.send(&prepared.envelope, &prepared.data, options.partial)
+) -> Result<(Transaction, Option<Session>), Error> {
+    let mut session = session;
+    let mut t = session.send(&prepared.envelope, &prepared.data, options.partial)?;
+    if t.closed.is_none() {
+        return Ok((t, Some(session)));
+    }
+    drop(session);
+    while options.partial && t.closed.is_some() {
+        let again: Vec<usize> = (0..t.recipients.len())
+            .filter(|&i| !t.recipients[i].delivered)
+            .filter(|&i| !t.recipients[i].tried || t.recipients[i].is_accepted())
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        let envelope = Envelope {
+            sender: prepared.envelope.sender.clone(),
+            recipients: again
+                .iter()
+                .map(|&i| prepared.envelope.recipients[i].clone())
+                .collect(),
+        };
+        let mut session = match open() {
+            Ok(s) => s,
+            Err(e) => {
+                t.closed = Some(e.context("reconnecting after the server ended the session"));
+                break;
+            }
+        };
+        let retried = match session.send(&envelope, &prepared.data, true) {
+            Ok(r) => r,
+            Err(e) => {
+                t.closed = Some(e);
+                break;
+            }
+        };
+        let progress = retried.recipients.iter().any(|r| r.tried);
+        for (&i, r) in again.iter().zip(retried.recipients) {
+            t.recipients[i] = r;
+        }
+        t.accepted.extend(retried.accepted);
+        t.failure = retried.failure;
+        t.closed = retried.closed;
+        if t.closed.is_none() {
+            return Ok((t, Some(session)));
+        }
+        if !progress {
+            break;
+        }
+    }
+    Ok((t, None))
 }
 
 /// Reports one message's outcome and keeps it in the dead-letter file when it
@@ -132,7 +190,7 @@ pub fn finish(
         match (&error, result) {
             (None, Ok(t)) if !options.quiet => {
                 let to: Vec<&str> = t.delivered_to().map(|r| r.address.as_str()).collect();
-                let reply = t.accepted.as_ref().map(|r| r.summary()).unwrap_or_default();
+                let reply = t.accepted_summary().unwrap_or_default();
                 eprintln!(
                     "{TOOL}: message {number}{id}: sent to {} ({reply})",
                     to.join(", ")

@@ -48,6 +48,22 @@ message goes to the accepted recipients; the status is still 67 (75), the
 refused ones are named, and --dead-letter still keeps the message (it did not
 reach everyone; do not resend it blindly).
 
+Server ends the session (421) after refusing recipients (Postfix's
+smtpd_hard_error_limit): every recipient is still listed, those never tried as
+not-tried; the status is 67 if the refusals were 5xx (a retry would end the
+same way), else 75. With --partial, smtp-send reconnects and sends to the
+accepted and untried recipients, never to the refused ones.
+
+Too many recipients (452, RFC 5321 4.5.3.1.10): the message goes to the
+recipients the server accepted, then the rest follow in further transactions
+(MAIL FROM again, the same data) until all are done. A refusal in a later
+transaction cannot undo the earlier ones; without --partial it holds back that
+transaction and those after it.
+
+Line ends: a bare LF or a bare CR each become CRLF before dot-stuffing (RFC 5321
+2.3.8; as Python's smtplib), so no CR . CR LF can end the data early (SMTP
+smuggling). --dead-letter keeps the message as read.
+
 Exit status: 0 sent to every recipient; 64 usage; 65 bad message; 66 empty
 stdin; 67 recipient refused; 69 unavailable or TLS failure; 75 temporary (4xx,
 timeout, lost connection: retry later); 76 protocol; 77 authentication failed;
@@ -72,12 +88,14 @@ struct Args {
     from: Option<String>,
 
     /// When some recipients are refused, send to the accepted ones anyway
-    /// (the exit status still reports the refused ones)
+    /// (the exit status still reports the refused ones); after a 421 that ends
+    /// the session, reconnect for the accepted and untried ones
     #[arg(long)]
     partial: bool,
 
     /// Append every message that was not delivered to everyone to this mbox
-    /// file (mboxrd), exactly as read
+    /// file (mboxrd, locked, synced), exactly as read; a file ending mid-line
+    /// (a killed append) is fenced off first
     #[arg(long, value_name = "FILE")]
     dead_letter: Option<PathBuf>,
 
@@ -170,15 +188,17 @@ fn run(args: Args) -> Result<(), Error> {
         Err(e) => return fail(&raw, Some(&prepared), &e, &options),
     };
     let sent = endpoint.tls_config().and_then(|config| {
-        let mut session = Session::open(&endpoint, &config, mechanism)?;
-        let transaction = deliver::send(&mut session, &prepared, &options)?;
-        session.quit();
+        let open = || Session::open(&endpoint, &config, mechanism);
+        let (transaction, session) = deliver::send(open()?, &open, &prepared, &options)?;
+        if let Some(session) = session {
+            session.quit();
+        }
         Ok(transaction)
     });
-    let sent = sent.map_err(|e| e.context(&endpoint.url));
+    let sent = sent.map_err(|e| e.context_once(&endpoint.url));
     match deliver::finish(1, &raw, Some(&prepared), sent.as_ref(), &options)? {
         None => Ok(()),
-        Some(e) if sent.is_ok() => Err(e.context(&endpoint.url)),
+        Some(e) if sent.is_ok() => Err(e.context_once(&endpoint.url)),
         Some(e) => Err(e),
     }
 }
@@ -218,7 +238,7 @@ fn dry_run(prepared: &deliver::Prepared) -> Result<(), Error> {
 /// `--check`: what the server offers, and whether we can log in.
 fn check(endpoint: &Endpoint, mechanism: Option<Mechanism>, json: bool) -> Result<(), Error> {
     let config = endpoint.tls_config()?;
-    let with_url = |e: Error| e.context(&endpoint.url);
+    let with_url = |e: Error| e.context_once(&endpoint.url);
     let mut session = Session::open(endpoint, &config, mechanism).map_err(with_url)?;
     let noop = session.noop().map_err(with_url)?;
     let tls = session.tls_description();

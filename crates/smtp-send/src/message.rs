@@ -1,7 +1,7 @@
 //! The message as smtp-send checks, completes and transmits it: its header
 //! block (found byte-exactly, so that everything not changed is sent as read),
 //! Bcc removal, Date and Message-ID when missing, and the DATA encoding (bare LF
-//! to CRLF, then dot-stuffing, then the final `.` in the same buffer).
+//! and bare CR to CRLF, then dot-stuffing, then the final `.` in the same buffer).
 
 use chrono::Local;
 use mailpipe::Error;
@@ -240,23 +240,34 @@ pub fn has_8bit(message: &[u8]) -> bool {
     !message.is_ascii()
 }
 
-/// The DATA payload: every line ended by CRLF (a bare LF becomes CRLF, so that
-/// a line starting with `.` after a bare LF is stuffed too), a leading `.`
-/// doubled, and the terminating `.` line in the same buffer, so that the end of
-/// the body and the final `.` leave in one write. Returns the message size
-/// as RFC 1870 counts it for SIZE=: CRLF line ends, no stuffing, no final `.`.
+/// The DATA payload: every line ended by CRLF, a leading `.` doubled, and
+/// the terminating `.` line in the same buffer, so that the end of the body
+/// and the final `.` leave in one write. A bare LF and a bare CR each end a
+/// line too (become CRLF, as Python's smtplib does): RFC 5321 2.3.8 allows CR
+/// and LF only together, and a bare CR passed through would let `\r.\r\n`
+/// end the data early at a lenient server (SMTP smuggling); a line after a
+/// bare CR or LF that starts with `.` is stuffed like any other. Returns the
+/// message size as RFC 1870 counts it for SIZE=: CRLF line ends, no
+/// stuffing, no final `.`.
 pub fn encode_data(message: &[u8], out: &mut Vec<u8>) -> usize {
     out.clear();
     let mut stuffed = 0;
     out.reserve(message.len() + message.len() / 32 + 8);
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        let content = strip_line_end(line);
+    let mut rest = message;
+    while !rest.is_empty() {
+        // The line ends at the first CR or LF; CRLF is one line end.
+        let (content, next) = match memchr::memchr2(b'\r', b'\n', rest) {
+            Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => (&rest[..i], i + 2),
+            Some(i) => (&rest[..i], i + 1),
+            None => (rest, rest.len()),
+        };
         if content.first() == Some(&b'.') {
             out.push(b'.');
             stuffed += 1;
         }
         out.extend_from_slice(content);
         out.extend_from_slice(b"\r\n");
+        rest = &rest[next..];
     }
     out.extend_from_slice(b".\r\n");
     out.len() - 3 - stuffed
@@ -337,8 +348,11 @@ mod tests {
     fn data_encoding_normalises_then_stuffs() {
         let mut out = Vec::new();
         let size = encode_data(b"a\n.b\r\n..c\rx\n.\nlast", &mut out);
-        assert_eq!(out, b"a\r\n..b\r\n...c\rx\r\n..\r\nlast\r\n.\r\n");
-        assert_eq!(size, b"a\r\n.b\r\n..c\rx\r\n.\r\nlast\r\n".len());
+        assert_eq!(out, b"a\r\n..b\r\n...c\r\nx\r\n..\r\nlast\r\n.\r\n");
+        assert_eq!(size, b"a\r\n.b\r\n..c\r\nx\r\n.\r\nlast\r\n".len());
+        // A bare CR ends a line: `\r.\r\n` is a stuffed dot line, not the end.
+        encode_data(b"x\r.\r\ny\r\r\nz\r", &mut out);
+        assert_eq!(out, b"x\r\n..\r\ny\r\n\r\nz\r\n.\r\n");
         encode_data(b"x\r\n", &mut out);
         assert_eq!(out, b"x\r\n.\r\n");
     }

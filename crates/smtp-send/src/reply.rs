@@ -51,36 +51,82 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct RecipientResult {
     pub address: String,
+    /// The reply to its RCPT TO; for a recipient never tried, the reply that
+    /// stopped the transaction (a 421 that ended the session, a 452).
     pub reply: Reply,
+    /// False when its RCPT TO was never answered: the server ended the
+    /// session first, or a refusal stopped the remaining transactions.
+    pub tried: bool,
     /// True once the message was accepted for this recipient.
     pub delivered: bool,
 }
 
-/// The result of one MAIL/RCPT/DATA transaction on a connection that is
-/// still usable; `Session::send` returns `Err` only when it is not.
+impl RecipientResult {
+    pub fn new(address: String, reply: Reply, tried: bool) -> RecipientResult {
+        RecipientResult {
+            address,
+            reply,
+            tried,
+            delivered: false,
+        }
+    }
+
+    /// Refused for good (5xx at RCPT TO).
+    pub fn is_refused(&self) -> bool {
+        self.tried && self.reply.code() >= 500
+    }
+
+    /// Accepted at RCPT TO (whether or not the message followed).
+    pub fn is_accepted(&self) -> bool {
+        self.tried && self.reply.is_positive_completion()
+    }
+}
+
+/// The result of sending one message: one MAIL/RCPT/DATA transaction, or
+/// several when the server takes fewer recipients per transaction than the
+/// message has (452 too many recipients). `Session::send` returns `Err` only
+/// when the session is unusable before anything could be judged.
 #[derive(Debug, Default)]
 pub struct Transaction {
     pub recipients: Vec<RecipientResult>,
     /// A failure of the whole transaction (checks, MAIL FROM, DATA).
     pub failure: Option<Error>,
-    /// The server's reply accepting the message (`250 2.0.0 Ok: queued as ...`).
-    pub accepted: Option<Reply>,
+    /// The server ended the session (421) while recipients were being tried;
+    /// the session is unusable.
+    pub closed: Option<Error>,
+    /// The server's replies accepting the message (`250 2.0.0 Ok: queued as
+    /// ...`), one per transaction that carried it.
+    pub accepted: Vec<Reply>,
 }
 
 impl Transaction {
     /// The worst of the failure and the recipients' refusals (4xx 75, 5xx 67),
-    /// `None` when the message went to every recipient.
+    /// `None` when the message went to every recipient. When the server ended
+    /// the session (421) after permanent refusals, the recipients it never
+    /// judged do not make the run temporary: the same message would end the
+    /// same way (Postfix's smtpd_hard_error_limit), so a retry wrapper must
+    /// not retry it forever; the status is 67 and --partial sends to them.
     pub fn exit(&self) -> Option<Exit> {
         let mut outcome = mailpipe::Outcome::default();
+        let permanent = self.recipients.iter().any(RecipientResult::is_refused);
         if let Some(e) = &self.failure {
             outcome.record(e.exit());
         }
+        if let Some(e) = &self.closed {
+            if !permanent {
+                outcome.record(e.exit());
+            }
+        }
         for r in self.recipients.iter().filter(|r| !r.delivered) {
-            if r.reply.is_temporary() {
+            if !r.tried {
+                if !permanent {
+                    outcome.record(Exit::TempFail);
+                }
+            } else if r.reply.is_temporary() {
                 outcome.record(Exit::TempFail);
             } else if !r.reply.is_positive_completion() {
                 outcome.record(Exit::NoUser);
-            } else if self.failure.is_none() {
+            } else if self.failure.is_none() && (self.closed.is_none() || permanent) {
                 // Accepted at RCPT but not sent: others were refused (strict mode).
                 outcome.record(Exit::NoUser);
             }
@@ -90,6 +136,12 @@ impl Transaction {
 
     pub fn delivered_to(&self) -> impl Iterator<Item = &RecipientResult> {
         self.recipients.iter().filter(|r| r.delivered)
+    }
+
+    /// The accepting replies, `; `-joined (one per transaction).
+    pub fn accepted_summary(&self) -> Option<String> {
+        let all: Vec<String> = self.accepted.iter().map(Reply::summary).collect();
+        (!all.is_empty()).then(|| all.join("; "))
     }
 }
 

@@ -9,11 +9,14 @@
 //!  "server_reply":null,"dead_letter":"failed.mbox"}
 //! ```
 //!
-//! `status` is `delivered`, `refused` (5xx), `deferred` (4xx), or `not-sent`
+//! `status` is `delivered`, `refused` (5xx), `deferred` (4xx), `not-sent`
 //! (accepted at RCPT, but the message was not sent: another recipient was
-//! refused, or the transaction failed later). `sent` is true when the server
+//! refused, or the transaction failed later), or `not-tried` (the server ended
+//! the session with 421 before its RCPT TO, or a refusal in an earlier
+//! transaction stopped the next; `code` is that 421 or 452). `sent` is true when the server
 //! took the message for at least one recipient; `server_reply` is the reply
-//! that accepted it (with Postfix, `250 2.0.0 Ok: queued as QUEUEID`).
+//! that accepted it (with Postfix, `250 2.0.0 Ok: queued as QUEUEID`), the
+//! replies `; `-joined when the recipients needed several transactions.
 
 use std::io::Write;
 
@@ -38,6 +41,8 @@ fn status(r: &RecipientResult) -> &'static str {
     let code = r.reply.code();
     if r.delivered {
         "delivered"
+    } else if !r.tried {
+        "not-tried"
     } else if (400..500).contains(&code) {
         "deferred"
     } else if code >= 500 {
@@ -57,22 +62,31 @@ pub fn transaction_error(t: &Transaction, partial: bool) -> Option<Error> {
     let refused = t
         .recipients
         .iter()
-        .filter(|r| r.reply.code() >= 400)
+        .filter(|r| r.tried && r.reply.code() >= 400)
         .count();
+    let untried = t.recipients.iter().filter(|r| !r.tried).count();
     let delivered = t.delivered_to().count();
     let total = t.recipients.len();
-    let text = if delivered > 0 {
-        format!(
-            "{refused} of {total} recipients refused; sent to the other {delivered} (--partial)"
-        )
-    } else if partial || refused == total {
-        format!("{refused} of {total} recipients refused; nothing sent")
+    let mut text = format!("{refused} of {total} recipients refused");
+    if untried > 0 {
+        text.push_str(&format!(", {untried} not tried"));
+    }
+    if let Some(e) = &t.closed {
+        text.push_str(&format!(" ({})", e.message()));
+    }
+    if delivered > 0 {
+        let others = if refused + untried + delivered == total {
+            format!("the other {delivered}")
+        } else {
+            format!("{delivered}")
+        };
+        let how = if partial { " (--partial)" } else { "" };
+        text.push_str(&format!("; sent to {others}{how}"));
+    } else if partial || refused + untried == total || t.closed.is_some() {
+        text.push_str("; nothing sent");
     } else {
-        format!(
-            "{refused} of {total} recipients refused; nothing sent (--partial sends to the \
-             accepted ones)"
-        )
-    };
+        text.push_str("; nothing sent (--partial sends to the accepted ones)");
+    }
     Some(Error::new(exit, text))
 }
 
@@ -129,7 +143,7 @@ pub fn json_line(report: &MessageReport<'_>) -> String {
         "exit": exit,
         "error": report.error.map(|e| e.message().to_string()),
         "recipients": recipients,
-        "server_reply": report.transaction.and_then(|t| t.accepted.as_ref()).map(|r| r.summary()),
+        "server_reply": report.transaction.and_then(Transaction::accepted_summary),
         "dead_letter": report.dead_letter,
     })
     .to_string()

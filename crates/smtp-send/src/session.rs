@@ -14,6 +14,7 @@ use lettre::transport::smtp::extension::{
     ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
 };
 use lettre::transport::smtp::response::Response;
+use lettre::Address;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::envelope::Envelope;
@@ -321,13 +322,20 @@ impl Session {
         Ok(parameters)
     }
 
-    /// One transaction: MAIL FROM, RCPT TO for each recipient, and DATA.
+    /// The message to every recipient of `envelope`: MAIL FROM, RCPT TO for
+    /// each recipient, and DATA, in as many transactions as the server needs.
     ///
     /// When a recipient is refused the message is not sent to anyone (RSET),
     /// unless `partial`: then it goes to the accepted ones. Every recipient's
-    /// reply is in the result. `Err` means the connection is no longer usable
-    /// (timeout, closed, 421); any other failure is in `Transaction::failure`,
-    /// after an RSET that readies the session for the next message.
+    /// reply is in the result. When the server answers a RCPT with 452 too
+    /// many recipients (RFC 5321 4.5.3.1.10) after accepting some, the message
+    /// goes to those, and the rest are tried in a new transaction, again and
+    /// again; each one takes at least one recipient, so this ends. A 421 at
+    /// RCPT ends the session: the recipients not yet tried are `tried: false`
+    /// and `Transaction::closed` says why. `Err` means the session became
+    /// unusable before anything was judged (timeout, closed, 421 elsewhere);
+    /// any other failure is in `Transaction::failure`, after an RSET that
+    /// readies the session for the next message.
     pub fn send(
         &mut self,
         envelope: &Envelope,
@@ -346,35 +354,97 @@ impl Session {
                 return Ok(transaction);
             }
         };
-        let reply = self.command(&Mail::new(envelope.sender.clone(), parameters), "MAIL FROM")?;
+        let mut pending: &[Address] = &envelope.recipients;
+        // The 452 that moved `pending` into a further transaction.
+        let mut moved_by: Option<Reply> = None;
+        loop {
+            let start = transaction.recipients.len();
+            let step = self.transaction(
+                envelope.sender.as_ref(),
+                pending,
+                &parameters,
+                partial,
+                &mut transaction,
+            );
+            match (step, &moved_by) {
+                (Ok(Some((done, reply))), _) => {
+                    moved_by = Some(reply);
+                    pending = &pending[done..];
+                }
+                (Ok(None), _) => return Ok(transaction),
+                (Err(e), None) => return Err(e),
+                (Err(e), Some(reply)) => {
+                    // Earlier transactions delivered: report them, not a bare error.
+                    transaction.recipients.truncate(start);
+                    not_tried(&mut transaction, pending, reply);
+                    transaction.closed = Some(e);
+                    return Ok(transaction);
+                }
+            }
+        }
+    }
+
+    /// One MAIL/RCPT/DATA transaction for `recipients`, results appended to
+    /// `t`. `Some((n, reply))`: the server took no more than the first `n`
+    /// (`reply` is its 452 too many recipients), the message went to them,
+    /// and the rest need another transaction. `None`: done; recipients left
+    /// untried are in `t`.
+    fn transaction(
+        &mut self,
+        sender: Option<&Address>,
+        recipients: &[Address],
+        parameters: &[MailParameter],
+        partial: bool,
+        t: &mut Transaction,
+    ) -> Result<Option<(usize, Reply)>, Error> {
+        let start = t.recipients.len();
+        let mail = Mail::new(sender.cloned(), parameters.to_vec());
+        let reply = self.command(&mail, "MAIL FROM")?;
         if !reply.is_positive_completion() {
-            transaction.failure = Some(refusal("MAIL FROM", &reply));
+            t.failure = Some(refusal("MAIL FROM", &reply));
+            if start > 0 {
+                not_tried(t, recipients, &reply);
+            }
             self.reset()?;
-            return Ok(transaction);
+            return Ok(None);
         }
-        for recipient in &envelope.recipients {
-            let reply = self.command(&Rcpt::new(recipient.clone(), Vec::new()), "RCPT TO")?;
-            transaction.recipients.push(RecipientResult {
-                address: recipient.to_string(),
-                reply,
-                delivered: false,
-            });
+        let mut more: Option<(usize, Reply)> = None;
+        let mut accepted = 0;
+        for (i, recipient) in recipients.iter().enumerate() {
+            let reply = self.exchange(&Rcpt::new(recipient.clone(), Vec::new()), "RCPT TO")?;
+            if reply.code() == 421 {
+                // Postfix after smtpd_hard_error_limit refusals: the session is over.
+                not_tried(t, &recipients[i..], &reply);
+                t.closed = Some(refusal("RCPT TO", &reply));
+                return Ok(None);
+            }
+            if accepted > 0 && too_many_recipients(&reply) {
+                more = Some((i, reply));
+                break;
+            }
+            if reply.is_positive_completion() {
+                accepted += 1;
+            }
+            t.recipients
+                .push(RecipientResult::new(recipient.to_string(), reply, true));
         }
-        let accepted = transaction
-            .recipients
-            .iter()
-            .filter(|r| r.reply.is_positive_completion())
-            .count();
-        let refused = transaction.recipients.len() - accepted;
+        let refused = t.recipients.len() - start - accepted;
+        let stop = |t: &mut Transaction, more: &Option<(usize, Reply)>| {
+            if let Some((i, reply)) = more {
+                not_tried(t, &recipients[*i..], reply);
+            }
+        };
         if accepted == 0 || (refused > 0 && !partial) {
+            stop(t, &more);
             self.reset()?;
-            return Ok(transaction);
+            return Ok(None);
         }
         let reply = self.command(&Data, "DATA")?;
         if reply.code() != 354 {
-            transaction.failure = Some(refusal("DATA", &reply));
+            t.failure = Some(refusal("DATA", &reply));
+            stop(t, &more);
             self.reset()?;
-            return Ok(transaction);
+            return Ok(None);
         }
         let payload = std::mem::take(&mut self.data_buf);
         let written = self
@@ -387,16 +457,17 @@ impl Session {
         if reply.code() == 421 {
             return Err(refusal("end of message", &reply));
         }
-        if reply.is_positive_completion() {
-            for r in transaction.recipients.iter_mut() {
-                r.delivered = r.reply.is_positive_completion();
-            }
-            transaction.accepted = Some(reply);
-        } else {
-            transaction.failure = Some(refusal("end of message", &reply));
+        if !reply.is_positive_completion() {
+            t.failure = Some(refusal("end of message", &reply));
+            stop(t, &more);
             self.reset()?;
+            return Ok(None);
         }
-        Ok(transaction)
+        for r in t.recipients[start..].iter_mut() {
+            r.delivered = r.reply.is_positive_completion();
+        }
+        t.accepted.push(reply);
+        Ok(more)
     }
 
     /// RSET: forget the current transaction.
@@ -421,16 +492,21 @@ impl Session {
     /// Sends one command line (lettre's Display gives it with CRLF) in one
     /// write and reads the reply. A 421 ends the session (75).
     fn command(&mut self, command: &dyn std::fmt::Display, name: &str) -> Result<Reply, Error> {
+        let reply = self.exchange(command, name)?;
+        if reply.code() == 421 {
+            return Err(refusal(name, &reply));
+        }
+        Ok(reply)
+    }
+
+    /// `command`, with a 421 returned as a reply for the caller to judge.
+    fn exchange(&mut self, command: &dyn std::fmt::Display, name: &str) -> Result<Reply, Error> {
         let line = command.to_string();
         self.conn
             .write_all(line.as_bytes())
             .and_then(|()| self.conn.flush())
             .map_err(|e| self.net_error(e, &format!("sending {name}")))?;
-        let reply = self.read_reply(&format!("the reply to {name}"))?;
-        if reply.code() == 421 {
-            return Err(refusal(name, &reply));
-        }
-        Ok(reply)
+        self.read_reply(&format!("the reply to {name}"))
     }
 
     /// Reads one reply, all its lines, within the size bounds and within one
@@ -541,4 +617,24 @@ impl Session {
             ),
         }
     }
+}
+
+/// Records `recipients` as never tried, `why` being the reply that stopped them.
+fn not_tried(t: &mut Transaction, recipients: &[Address], why: &Reply) {
+    t.recipients.extend(
+        recipients
+            .iter()
+            .map(|r| RecipientResult::new(r.to_string(), why.clone(), false)),
+    );
+}
+
+/// RFC 5321 4.5.3.1.10: 452 (or, from older servers, 552) "too many
+/// recipients" refuses no recipient; the rest go in another transaction.
+fn too_many_recipients(reply: &Reply) -> bool {
+    matches!(reply.code(), 452 | 552)
+        && (reply.enhanced().is_some_and(|e| e.ends_with(".5.3"))
+            || reply
+                .text()
+                .to_ascii_lowercase()
+                .contains("too many recipients"))
 }

@@ -9,12 +9,9 @@ use mailpipe_e2e::fault_proxy::{Fault, FaultProxy, Options};
 use mailpipe_e2e::mail::{crlf_to_lf, header_fields, read_mbox, split, unique};
 use mailpipe_e2e::{code, run_with_stdin as run, stderr, Stack, Tool};
 
-/// `smtp-send --server URL` as user 1, trusting the stack's CA, its password
-/// in $SMTP_PASSWORD (never in argv).
+/// `smtp-send --server URL` as user 1 (see [`Stack::user1`]).
 fn client(stack: &Stack, url: &str) -> Command {
-    let mut cmd = stack.login(Tool::SmtpSend, url, &stack.user1, &stack.pass1);
-    cmd.arg("--timeout=20");
-    cmd
+    stack.user1(Tool::SmtpSend, url)
 }
 
 /// [`client`] aimed at the stack's implicit-TLS port.
