@@ -736,6 +736,11 @@ impl Imap {
         self.dir.path().join("imap.state")
     }
 
+    /// The key of alice's entry in a version-2 state file: `user@host`.
+    fn account_key(&self) -> String {
+        format!("{}@localhost", self.stack.user1)
+    }
+
     /// A clean run straight to the server (sets up the state).
     fn dump_all(&self) -> Vec<Vec<u8>> {
         let url = self.stack.url("imaps", self.stack.imaps_port);
@@ -768,8 +773,7 @@ impl Imap {
             assert_eq!(state, state_before, "the state moved without output");
         } else {
             let v: serde_json::Value = serde_json::from_slice(&state).expect("state is JSON");
-            let last_uid =
-                v["accounts"]["alice@example.test@localhost"][&self.mailbox]["last_uid"].as_u64();
+            let last_uid = v["accounts"][self.account_key()][&self.mailbox]["last_uid"].as_u64();
             // UIDs of a fresh mailbox are 1, 2, 3, ... in the order saved.
             assert_eq!(last_uid, Some((first + got.len()) as u64), "state: {v}");
         }
@@ -898,7 +902,7 @@ fn imap_dump_output_dir_cut_mid_fetch_appends_whole_messages_only() {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(acct.state()).expect("state")).expect("json");
         assert_eq!(
-            v["accounts"]["alice@example.test@localhost"][&acct.mailbox]["last_uid"].as_u64(),
+            v["accounts"][acct.account_key()][&acct.mailbox]["last_uid"].as_u64(),
             Some(written.len() as u64)
         );
     }
