@@ -2,6 +2,7 @@
 //! nothing of the machine's (no accounts file, no password variables, no
 //! ~/.netrc), so that a test sees only what it gives.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -84,19 +85,35 @@ impl Tool {
     /// shell, HOME and NETRC pointing nowhere (set HOME again to give one).
     pub fn command(self) -> Command {
         let mut cmd = Command::new(self.path());
-        for var in [
-            "MAILPIPE_CONFIG",
-            "MAILPIPE_PASSWORD",
-            "SMTP_PASSWORD",
-            "IMAP_PASSWORD",
-            "POP3_PASSWORD",
-            "XDG_CONFIG_HOME",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("HOME", "/nonexistent").env("NETRC", "/nonexistent");
+        isolate(&mut cmd);
         cmd
     }
+
+    /// [`Tool::command`] run by another program (`/usr/bin/time -f %M`,
+    /// `strace`...): `wrapper ARGS... TOOL`, isolated the same way.
+    pub fn wrapped<S: AsRef<OsStr>>(self, wrapper: &[S]) -> Command {
+        let (program, args) = wrapper.split_first().expect("a wrapper program");
+        let mut cmd = Command::new(program);
+        cmd.args(args).arg(self.path());
+        isolate(&mut cmd);
+        cmd
+    }
+}
+
+/// No accounts file, no password variable of the shell, HOME and NETRC
+/// pointing nowhere.
+fn isolate(cmd: &mut Command) {
+    for var in [
+        "MAILPIPE_CONFIG",
+        "MAILPIPE_PASSWORD",
+        "SMTP_PASSWORD",
+        "IMAP_PASSWORD",
+        "POP3_PASSWORD",
+        "XDG_CONFIG_HOME",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", "/nonexistent").env("NETRC", "/nonexistent");
 }
 
 impl Stack {
