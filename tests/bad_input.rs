@@ -16,15 +16,15 @@
 //!   `missing_terminating_dot_connection_closed`, `..._server_stalls`,
 //!   `..._endless_data_is_bounded`.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mailpipe_e2e::{run_bounded, tool};
+use mailpipe_e2e::{run_bounded, Tool};
 
 struct Run {
     code: Option<i32>,
@@ -46,16 +46,14 @@ fn run_measured(
 ) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let rss = dir.path().join("rss");
-    let mut cmd = Command::new("/usr/bin/time");
-    cmd.arg("-o")
-        .arg(&rss)
-        .args(["-f", "%M"])
-        .arg(tool(name))
-        .args(args)
-        .env_remove("MAILPIPE_CONFIG")
-        .env_remove("MAILPIPE_PASSWORD")
-        .env("HOME", dir.path())
-        .env("NETRC", "/nonexistent");
+    let mut cmd = Tool::named(name).wrapped(&[
+        OsStr::new("/usr/bin/time"),
+        OsStr::new("-o"),
+        rss.as_os_str(),
+        OsStr::new("-f"),
+        OsStr::new("%M"),
+    ]);
+    cmd.args(args).env("HOME", dir.path());
     for (k, v) in env {
         cmd.env(k, v);
     }

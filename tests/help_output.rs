@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use mailpipe_e2e::tool;
+use mailpipe_e2e::Tool;
 
 const TOOLS: [&str; 5] = ["mkmime", "smtp-send", "imap-dump", "pop3-dump", "mail2json"];
 
@@ -19,7 +19,7 @@ const PRINTS: [&[&str]; 4] = [
 ];
 
 fn command(name: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(tool(name));
+    let mut cmd = Command::new(Tool::named(name).path());
     cmd.args(args)
         .stdin(Stdio::null())
         .env("RUST_BACKTRACE", "0");

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mailpipe_e2e::{tool, Stack};
+use mailpipe_e2e::{Stack, Tool};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -193,7 +193,7 @@ impl Fixture {
 
     /// A tool with the accounts file and the passwords in its environment only.
     fn command(&self, name: &str) -> Command {
-        let mut cmd = Command::new(tool(name));
+        let mut cmd = Tool::named(name).command();
         cmd.env("MAILPIPE_CONFIG", &self.config)
             .env("MAILSTACK_PASS1", &self.stack.pass1)
             .env("MAILSTACK_PASS2", &self.stack.pass2)

@@ -13,14 +13,13 @@
 //! crates/imap-dump/tests/cli.rs `verbose_shows_the_dialogue_without_secrets_or_bodies`.
 
 use std::collections::BTreeSet;
-
 use std::process::Command;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use mailpipe_e2e::fault_proxy::{Fault, FaultProxy};
-use mailpipe_e2e::{run_bounded, tool, Stack};
+use mailpipe_e2e::mail::contains;
+use mailpipe_e2e::{run_bounded, Stack, Tool};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -46,10 +45,6 @@ fn forbidden(user: &str, pass: &str) -> Vec<Vec<u8>> {
     // The password as IMAP would quote it, and its Debug form.
     forms.push(format!("{pass:?}").into_bytes());
     forms
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The pids of `root` and all its descendants, from /proc.
@@ -126,44 +121,25 @@ fn unique() -> u128 {
         .unwrap_or(0)
 }
 
-/// Runs `tool_name` with `-v` through a slow proxy to `port`, logging in as
-/// `user` with `pass` from `source`; checks nothing secret is shown and
-/// returns the exit status.
-fn check(
-    tool_name: &str,
-    scheme: &str,
-    port: u16,
-    user: &str,
-    pass: &str,
-    source: Source,
-    extra: &[&str],
-) -> i32 {
+/// Runs `tool` with `-v` through a slow proxy to its implicit-TLS port,
+/// logging in as `user` with `pass` from `source`; checks nothing secret is
+/// shown and returns the exit status.
+fn check(tool: Tool, user: &str, pass: &str, source: Source, extra: &[&str]) -> i32 {
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
     // Slow enough that the process lives a second or so, to be watched.
-    let proxy = FaultProxy::start(port, Fault::delay(Duration::from_millis(40)));
-    let mut cmd = Command::new(tool(tool_name));
-    cmd.env_remove("MAILPIPE_CONFIG")
-        .env_remove("MAILPIPE_PASSWORD")
-        .env_remove("SMTP_PASSWORD")
-        .env_remove("IMAP_PASSWORD")
-        .env_remove("POP3_PASSWORD")
-        .env("HOME", dir.path())
-        .env("NETRC", "/nonexistent")
-        .arg("--server")
-        .arg(format!("{scheme}://localhost:{}", proxy.port()))
-        .args(["--user", user, "-v", "--timeout", "20"])
-        .arg("--ca-file")
-        .arg(&stack.ca_file)
+    let proxy = FaultProxy::start(
+        stack.tls_port(tool),
+        Fault::delay(Duration::from_millis(40)),
+    );
+    let scheme = tool.schemes().1;
+    let mut cmd = stack.client(tool, &stack.url(scheme, proxy.port()), user);
+    cmd.env("HOME", dir.path())
+        .args(["-v", "--timeout", "20"])
         .args(extra);
     match source {
         Source::Env => {
-            let var = match tool_name {
-                "smtp-send" => "SMTP_PASSWORD",
-                "imap-dump" => "IMAP_PASSWORD",
-                _ => "POP3_PASSWORD",
-            };
-            cmd.env(var, pass);
+            cmd.env(tool.password_env(), pass);
         }
         Source::Command => {
             let file = dir.path().join("pw");
@@ -187,7 +163,7 @@ fn check(
     let seen = run_watching(&mut cmd);
     drop(proxy);
     let stderr = String::from_utf8_lossy(&seen.stderr);
-    let what = format!("{tool_name} {scheme} as {user} ({source:?}, {extra:?})");
+    let what = format!("{} {scheme} as {user} ({source:?}, {extra:?})", tool.name());
     assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     assert!(
         stderr.contains("<redacted>"),
@@ -227,95 +203,45 @@ fn wrong(pass: &str) -> String {
     format!("{pass}-Wr0ng-{}", unique() % 1_000_000)
 }
 
-#[test]
-fn smtp_send_never_shows_a_password() {
+/// Both users (an ASCII and a UTF-8 password), both password sources, each
+/// of the tool's ways to log in: a login that works is 0, a wrong password
+/// 77, and neither shows the password.
+fn never_shows_a_password(tool: Tool) {
     let stack = Stack::get();
+    // smtp-send: both SASL mechanisms it sends a password with.
+    let logins: &[&[&str]] = match tool {
+        Tool::SmtpSend => &[
+            &["--check", "--auth", "plain"],
+            &["--check", "--auth", "login"],
+        ],
+        _ => &[&["--list"]],
+    };
     for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
         for source in [Source::Env, Source::Command] {
-            for mech in ["plain", "login"] {
-                let extra = ["--check", "--auth", mech];
-                let code = check(
-                    "smtp-send",
-                    "smtps",
-                    stack.smtps_port,
-                    user,
-                    pass,
-                    source,
-                    &extra,
+            for extra in logins {
+                let code = check(tool, user, pass, source, extra);
+                assert_eq!(code, 0, "{user} {extra:?} {source:?}");
+                let code = check(tool, user, &wrong(pass), source, extra);
+                assert_eq!(
+                    code, 77,
+                    "{user} {extra:?} {source:?} with a wrong password"
                 );
-                assert_eq!(code, 0, "{user} {mech} {source:?}");
-                let bad = wrong(pass);
-                let code = check(
-                    "smtp-send",
-                    "smtps",
-                    stack.smtps_port,
-                    user,
-                    &bad,
-                    source,
-                    &extra,
-                );
-                assert_eq!(code, 77, "{user} {mech} {source:?} with a wrong password");
             }
         }
     }
 }
 
 #[test]
+fn smtp_send_never_shows_a_password() {
+    never_shows_a_password(Tool::SmtpSend);
+}
+
+#[test]
 fn imap_dump_never_shows_a_password() {
-    let stack = Stack::get();
-    for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
-        for source in [Source::Env, Source::Command] {
-            let code = check(
-                "imap-dump",
-                "imaps",
-                stack.imaps_port,
-                user,
-                pass,
-                source,
-                &["--list"],
-            );
-            assert_eq!(code, 0, "{user} {source:?}");
-            let bad = wrong(pass);
-            let code = check(
-                "imap-dump",
-                "imaps",
-                stack.imaps_port,
-                user,
-                &bad,
-                source,
-                &["--list"],
-            );
-            assert_eq!(code, 77, "{user} {source:?} with a wrong password");
-        }
-    }
+    never_shows_a_password(Tool::ImapDump);
 }
 
 #[test]
 fn pop3_dump_never_shows_a_password() {
-    let stack = Stack::get();
-    for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
-        for source in [Source::Env, Source::Command] {
-            let code = check(
-                "pop3-dump",
-                "pop3s",
-                stack.pop3s_port,
-                user,
-                pass,
-                source,
-                &["--list"],
-            );
-            assert_eq!(code, 0, "{user} {source:?}");
-            let bad = wrong(pass);
-            let code = check(
-                "pop3-dump",
-                "pop3s",
-                stack.pop3s_port,
-                user,
-                &bad,
-                source,
-                &["--list"],
-            );
-            assert_eq!(code, 77, "{user} {source:?} with a wrong password");
-        }
-    }
+    never_shows_a_password(Tool::Pop3Dump);
 }

@@ -1,5 +1,5 @@
 //! A fault-injecting TCP proxy for tests: it listens on 127.0.0.1 (any free
-//! port), forwards each connection to a real server on 127.0.0.1 (the mail
+//! port; or another loopback address), forwards each connection to a real server on 127.0.0.1 (the mail
 //! stack's ports, or a scripted peer), and at a chosen point cuts the
 //! connection, stalls it (stops reading and forwarding in both directions, so
 //! the windows fill as with a dead peer), or delays every chunk.
@@ -10,12 +10,17 @@
 //! Byte counts work under TLS too (the proxy never decrypts); patterns only
 //! make sense on plaintext connections.
 //!
+//! The proxy also keeps every byte the client sent (see
+//! [`FaultProxy::from_client`]), so that a test can check which commands
+//! went out before the fault, and it can count one plan over all of a tool's
+//! connections ([`Options::one_plan`]) for a tool that opens several.
+//!
 //! Bounded: at most `max_connections` connections are served, every thread
 //! polls a stop flag, and everything is shut down when the proxy is dropped or
 //! its lifetime (60 s unless set) is over, whichever comes first.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -113,6 +118,33 @@ impl Fault {
     }
 }
 
+/// How a proxy is bounded, and whether its connections share one plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Connections served at most; later ones are not accepted.
+    pub max_connections: usize,
+    /// Everything ends after this long.
+    pub lifetime: Duration,
+    /// The address to listen on (127.0.0.2 reaches a server under a name
+    /// its certificate does not have).
+    pub listen: Ipv4Addr,
+    /// Count the steps over all connections together (bytes, patterns,
+    /// reads), and at the fault point cut or stall every connection, also
+    /// those opened later: for a tool that fetches on several connections.
+    pub one_plan: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_connections: 4,
+            lifetime: Duration::from_secs(60),
+            listen: Ipv4Addr::LOCALHOST,
+            one_plan: false,
+        }
+    }
+}
+
 /// A running proxy; dropping it ends every connection and thread.
 pub struct FaultProxy {
     port: u16,
@@ -128,6 +160,8 @@ struct Shared {
     forwarded: [AtomicUsize; 2],
     /// Sizes of the chunks forwarded, in order (to learn a session's shape).
     chunks: Mutex<Vec<(Dir, usize)>>,
+    /// Every byte read from the client, over all connections.
+    from_client: Mutex<Vec<u8>>,
     sockets: Mutex<Vec<TcpStream>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     deadline: Instant,
@@ -155,7 +189,7 @@ impl Shared {
 impl FaultProxy {
     /// A proxy to 127.0.0.1:`upstream` serving at most 4 connections for at most 60 s.
     pub fn start(upstream: u16, fault: Fault) -> FaultProxy {
-        FaultProxy::start_with(upstream, fault, 4, Duration::from_secs(60))
+        FaultProxy::start_opts(upstream, fault, Options::default())
     }
 
     pub fn start_with(
@@ -164,7 +198,18 @@ impl FaultProxy {
         max_connections: usize,
         lifetime: Duration,
     ) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("fault proxy: bind 127.0.0.1:0");
+        let options = Options {
+            max_connections,
+            lifetime,
+            ..Options::default()
+        };
+        FaultProxy::start_opts(upstream, fault, options)
+    }
+
+    /// A proxy to 127.0.0.1:`upstream` bounded and planned as `options` says.
+    pub fn start_opts(upstream: u16, fault: Fault, options: Options) -> FaultProxy {
+        let listener = TcpListener::bind((options.listen, 0))
+            .unwrap_or_else(|e| panic!("fault proxy: bind {}: {e}", options.listen));
         let port = listener
             .local_addr()
             .expect("fault proxy: local address")
@@ -178,13 +223,13 @@ impl FaultProxy {
             connections: AtomicUsize::new(0),
             forwarded: [AtomicUsize::new(0), AtomicUsize::new(0)],
             chunks: Mutex::new(Vec::new()),
+            from_client: Mutex::new(Vec::new()),
             sockets: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
-            deadline: Instant::now() + lifetime,
+            deadline: Instant::now() + options.lifetime,
         });
         let sh = Arc::clone(&shared);
-        let acceptor =
-            thread::spawn(move || accept_loop(listener, upstream, fault, max_connections, sh));
+        let acceptor = thread::spawn(move || accept_loop(listener, upstream, fault, &options, sh));
         FaultProxy {
             port,
             shared,
@@ -192,7 +237,7 @@ impl FaultProxy {
         }
     }
 
-    /// The port to give the tool (on 127.0.0.1 / localhost).
+    /// The port to give the tool (on 127.0.0.1 / localhost, or [`Options::listen`]).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -200,6 +245,12 @@ impl FaultProxy {
     /// How many connections reached the fault point.
     pub fn fired(&self) -> usize {
         self.shared.fired.load(Ordering::SeqCst)
+    }
+
+    /// Every byte the client sent so far (all connections, in the order
+    /// read), including what was held back at the fault point.
+    pub fn from_client(&self) -> Vec<u8> {
+        lock(&self.shared.from_client).clone()
     }
 
     /// Waits until a connection reached the fault point; false if it did not within `within`.
@@ -253,10 +304,18 @@ fn accept_loop(
     listener: TcpListener,
     upstream: u16,
     fault: Fault,
-    max_connections: usize,
+    options: &Options,
     shared: Arc<Shared>,
 ) {
-    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < max_connections {
+    // With one plan, every connection shares it and its fired flag.
+    let one_plan = options.one_plan.then(|| {
+        (
+            Arc::new(Mutex::new(Plan::new(fault.steps.clone()))),
+            Arc::new(AtomicBool::new(false)),
+        )
+    });
+    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < options.max_connections
+    {
         let client = match listener.accept() {
             Ok((c, _)) => c,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -284,11 +343,19 @@ fn accept_loop(
             continue;
         };
         lock(&shared.sockets).extend([c3, s3]);
+        let (plan, fired) = match &one_plan {
+            Some((plan, fired)) => (Arc::clone(plan), Arc::clone(fired)),
+            None => (
+                Arc::new(Mutex::new(Plan::new(fault.steps.clone()))),
+                Arc::new(AtomicBool::new(false)),
+            ),
+        };
         let conn = Arc::new(Connection {
-            plan: Mutex::new(Plan::new(fault.steps.clone())),
+            plan,
             action: fault.action,
             delay: fault.delay,
-            fired: AtomicBool::new(false),
+            fired,
+            shared_plan: one_plan.is_some(),
             sockets: [client.try_clone().ok(), server.try_clone().ok()],
         });
         let mut workers = lock(&shared.workers);
@@ -301,14 +368,24 @@ fn accept_loop(
 
 /// One proxied connection: where it is on the way to the fault point.
 struct Connection {
-    plan: Mutex<Plan>,
+    plan: Arc<Mutex<Plan>>,
     action: Option<Action>,
     delay: Option<Duration>,
-    fired: AtomicBool,
+    fired: Arc<AtomicBool>,
+    /// The plan (and the fault) is the proxy's, not this connection's.
+    shared_plan: bool,
     sockets: [Option<TcpStream>; 2],
 }
 
 impl Connection {
+    /// At the fault point: this connection's sockets, or with one plan all of them.
+    fn shut_at_fault(&self, shared: &Shared) {
+        if self.shared_plan {
+            shared.shut_all();
+        }
+        self.shut();
+    }
+
     fn shut(&self) {
         for s in self.sockets.iter().flatten() {
             let _ = s.shutdown(Shutdown::Both);
@@ -429,6 +506,10 @@ fn pump(dir: Dir, mut from: TcpStream, mut to: TcpStream, conn: &Connection, sha
     if armed && lock(&conn.plan).steps.is_empty() {
         fire(conn, shared);
     }
+    // A connection opened after a shared plan's cut is cut at once.
+    if conn.fired.load(Ordering::SeqCst) && conn.action == Some(Action::Cut) {
+        conn.shut();
+    }
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if shared.stopping() {
@@ -454,6 +535,9 @@ fn pump(dir: Dir, mut from: TcpStream, mut to: TcpStream, conn: &Connection, sha
             }
             Err(_) => break,
         };
+        if dir == Dir::ToServer {
+            lock(&shared.from_client).extend_from_slice(&buf[..n]);
+        }
         let decision = {
             let mut plan = lock(&conn.plan);
             if conn.fired.load(Ordering::SeqCst) {
@@ -494,7 +578,7 @@ fn fire(conn: &Connection, shared: &Shared) {
     }
     shared.fired.fetch_add(1, Ordering::SeqCst);
     if conn.action == Some(Action::Cut) {
-        conn.shut();
+        conn.shut_at_fault(shared);
     }
 }
 
@@ -567,5 +651,57 @@ mod tests {
         drop(c);
         drop(proxy);
         echo.join().expect("echo");
+    }
+
+    /// A server that sends 8 bytes to each of two connections, behind a proxy
+    /// whose one plan cuts after 12 bytes over both: the first connection
+    /// gets its 8, the second 4, and a third is cut at once. The client's
+    /// bytes are kept, also those held back.
+    #[test]
+    fn one_plan_counts_over_all_connections_and_the_client_is_recorded() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = thread::spawn(move || {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                if let Ok((mut s, _)) = listener.accept() {
+                    let _ = s.write_all(b"01234567");
+                    held.push(s);
+                }
+            }
+            thread::sleep(Duration::from_millis(500));
+        });
+        let options = Options {
+            one_plan: true,
+            ..Options::default()
+        };
+        let proxy = FaultProxy::start_opts(port, Fault::cut([bytes(Dir::ToClient, 12)]), options);
+        let read_all = |hello: &[u8]| {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let _ = c.write_all(hello);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while got.len() < 8 {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        };
+        assert_eq!(read_all(b"one"), b"01234567");
+        assert_eq!(read_all(b"two"), b"0123");
+        assert!(proxy.wait_fired(Duration::from_secs(1)));
+        assert_eq!(proxy.fired(), 1);
+        assert_eq!(read_all(b""), b"", "a later connection is cut at once");
+        let sent = proxy.from_client();
+        assert!(
+            sent.starts_with(b"one") && proxy.connections() == 3,
+            "{sent:?}"
+        );
+        drop(proxy);
+        server.join().expect("server");
     }
 }

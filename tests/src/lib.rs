@@ -3,13 +3,21 @@
 //!
 //! Tests that need the stack call [`Stack::get`]; when the environment is not
 //! set they fail with a message that says how to start it. They never skip.
+//! A tool is run as [`Tool::command`] (isolated) or [`Stack::login`] (aimed at
+//! the stack, trusting its CA), from every test crate of the workspace.
 
 pub mod fault_proxy;
+pub mod mail;
+pub mod peer;
+mod tool;
+
+pub use tool::Tool;
 
 use std::io::Read;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The servers `scripts/mailstack` runs, as its `env` command exports them.
@@ -103,22 +111,38 @@ pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
-/// Path of a built tool (`mkmime`, `smtp-send`, ...), debug profile.
+/// Where the built tools are: the running test is `<profile>/deps/NAME-HASH`,
+/// so its grandparent (debug or release, wherever the target directory is);
+/// else `<target>/debug`.
+fn profile_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let deps = exe.parent()?;
+            (deps.file_name()? == "deps").then(|| deps.parent().map(Path::to_path_buf))?
+        })
+        .unwrap_or_else(|| target_dir().join("debug"))
+}
+
+/// Path of a built tool (`mkmime`, `smtp-send`, ...): [`Tool::path`] by name.
 /// Panics with the command to build it when it is missing.
 pub fn tool(name: &str) -> PathBuf {
-    let path = target_dir().join("debug").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
-        path.display()
-    );
-    path
+    Tool::named(name).path()
 }
 
 /// Runs `cmd` with `stdin` written from a thread (so a tool that writes
 /// before it has read everything cannot deadlock the test) and returns its
 /// output. `cmd` should not have set stdin/stdout/stderr.
 pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let (child, writer) = spawn_feeding(cmd, stdin);
+    let output = child.wait_with_output().expect("tool runs to the end");
+    writer.join().expect("stdin writer thread");
+    output
+}
+
+/// Starts `cmd` with its three streams piped and `stdin` written to it
+/// from a thread, which the caller joins.
+fn spawn_feeding(cmd: &mut Command, stdin: &[u8]) -> (Child, JoinHandle<()>) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -131,9 +155,17 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
         // The tool may exit without reading everything; that is its business.
         let _ = pipe.write_all(&input);
     });
-    let output = child.wait_with_output().expect("tool runs to the end");
-    writer.join().expect("stdin writer thread");
-    output
+    (child, writer)
+}
+
+/// The exit status of a finished tool; -1 when a signal ended it.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A finished tool's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// What a run of [`run_bounded`] gave.
@@ -156,17 +188,7 @@ pub fn run_bounded(
     mut while_running: impl FnMut(u32),
 ) -> Finished {
     let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let mut input = child.stdin.take().expect("stdin is piped");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
+    let (mut child, writer) = spawn_feeding(cmd, stdin);
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

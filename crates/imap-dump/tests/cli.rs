@@ -3,12 +3,11 @@
 //! (`imap_oracle.py`), an independent client: what imap-dump writes, read
 //! back with mailpipe's mbox reader, must be exactly what the server returns
 //! for `UID FETCH n BODY.PEEK[]`. Faults a real server will not produce on
-//! demand (a connection cut in the middle of a FETCH) come from a small proxy
-//! in front of that same Dovecot.
+//! demand (a connection cut in the middle of a FETCH) come from the shared
+//! fault proxy in front of that same Dovecot.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,9 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mailpipe::mbox::{MboxMessage, MboxReader};
-use mailpipe_e2e::Stack;
-
-const BIN: &str = env!("CARGO_BIN_EXE_imap-dump");
+use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy, Options, Step};
+use mailpipe_e2e::{Stack, Tool};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -140,21 +138,14 @@ impl Account {
     }
 
     fn dump_cmd_port(&self, port: u16, args: &[&str]) -> Command {
-        self.dump_cmd_url(&format!("imaps://localhost:{port}"), args)
+        self.dump_cmd_url(&self.stack.url("imaps", port), args)
     }
 
     fn dump_cmd_url(&self, url: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--server")
-            .arg(url)
-            .arg("--user")
-            .arg(&self.user)
-            .arg("--password-file")
+        let mut cmd = self.stack.client(Tool::ImapDump, url, &self.user);
+        cmd.arg("--password-file")
             .arg(self.path("password"))
-            .arg("--ca-file")
-            .arg(&self.stack.ca_file)
             .args(args)
-            .env_remove("MAILPIPE_CONFIG")
             .env("HOME", self.dir.path());
         cmd
     }
@@ -508,47 +499,6 @@ fn a_killed_run_followed_by_a_normal_run_loses_nothing() {
     assert_nothing_lost(&mbox, &server);
 }
 
-/// A TCP proxy in front of the real Dovecot that forwards `limit` bytes from
-/// the server (counted over all connections imap-dump opens), then cuts every
-/// connection in both directions. Returns its port.
-fn cutting_proxy(upstream: u16, limit: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let forwarded = std::sync::Arc::new(AtomicUsize::new(0));
-    thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let forwarded = std::sync::Arc::clone(&forwarded);
-            thread::spawn(move || {
-                let server = TcpStream::connect(("127.0.0.1", upstream)).expect("upstream");
-                let (mut c_read, mut s_write) = (
-                    client.try_clone().expect("clone"),
-                    server.try_clone().expect("clone"),
-                );
-                thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_read, &mut s_write);
-                });
-                let (mut s_read, mut c_write) = (server, client);
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = match s_read.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let before = forwarded.fetch_add(n, Ordering::SeqCst);
-                    let n = n.min(limit.saturating_sub(before));
-                    if n == 0 || c_write.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = c_write.shutdown(std::net::Shutdown::Both);
-                let _ = s_read.shutdown(std::net::Shutdown::Both);
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn a_connection_cut_mid_fetch_fails_and_keeps_only_whole_messages() {
     let acct = Account::alice();
@@ -565,9 +515,21 @@ fn a_connection_cut_mid_fetch_fails_and_keeps_only_whole_messages() {
         "--batch-size",
         "500000",
     ];
-    // Cut half way through the messages: well inside some UID FETCH.
-    let port = cutting_proxy(acct.stack.imaps_port, total / 2);
-    let out = acct.dump_cmd_port(port, &args).output().expect("run");
+    // Cut half way through the messages: well inside some UID FETCH. The
+    // bytes are counted over every connection imap-dump opens, and the cut
+    // ends them all.
+    let proxy = FaultProxy::start_opts(
+        acct.stack.imaps_port,
+        Fault::cut([Step::Bytes(Dir::ToClient, total / 2)]),
+        Options {
+            one_plan: true,
+            ..Options::default()
+        },
+    );
+    let out = acct
+        .dump_cmd_port(proxy.port(), &args)
+        .output()
+        .expect("run");
     assert_eq!(
         out.status.code(),
         Some(75),

@@ -8,33 +8,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mailpipe::mbox::MboxReader;
-use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack};
-
-const BIN: &str = env!("CARGO_BIN_EXE_imap-dump");
+use mailpipe_e2e::mail::unique;
+use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack, Tool};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A name no other test or earlier run uses.
-fn unique(label: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!(
-        "{label}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
 }
 
 /// One of the stack's users, with a scratch folder and its password in a file.
@@ -88,18 +72,12 @@ impl User {
     }
 
     fn cmd_port(&self, port: u16, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--server")
-            .arg(format!("imaps://localhost:{port}"))
-            .arg("--user")
-            .arg(&self.user)
-            .arg("--password-file")
+        let url = self.stack.url("imaps", port);
+        let mut cmd = self.stack.client(Tool::ImapDump, &url, &self.user);
+        cmd.arg("--password-file")
             .arg(self.path("password"))
-            .arg("--ca-file")
-            .arg(&self.stack.ca_file)
             .arg("--quiet")
             .args(args)
-            .env_remove("MAILPIPE_CONFIG")
             .env("HOME", self.dir.path());
         cmd
     }
@@ -452,7 +430,7 @@ fn an_empty_search_below_uidnext_is_warned_about() {
     )
     .expect("state");
     let (port, peer) = searchless_peer();
-    let out = Command::new(BIN)
+    let out = Command::new(Tool::ImapDump.path())
         .arg("--server")
         .arg(format!("imap://127.0.0.1:{port}"))
         .args([

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use mailpipe_e2e::run_with_stdin;
+use mailpipe_e2e::{run_with_stdin, Tool};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -15,7 +15,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn mail2json() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mail2json"))
+    Command::new(Tool::Mail2json.path())
 }
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mailpipe_e2e::Tool;
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
 }
@@ -76,7 +78,7 @@ fn agrees_with_python_on_the_shared_corpus() {
 
     let jsonl = work.join("mail2json.jsonl");
     let out = std::fs::File::create(&jsonl).expect("create output");
-    let status = Command::new(env!("CARGO_BIN_EXE_mail2json"))
+    let status = Command::new(Tool::Mail2json.path())
         .args(["--input", "message"])
         .args(&messages)
         .stdout(out)

@@ -7,6 +7,8 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use mailpipe_e2e::Tool;
+
 const TARGET_BYTES: u64 = 200 << 20;
 /// Batches of 8 MB, two waiting and one converting, plus their records
 /// (about 70 MB measured); half the input, which a reader that loads the
@@ -54,7 +56,7 @@ fn a_200_mb_mbox_converts_in_bounded_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mbox = dir.path().join("big.mbox");
     let (bytes, count) = build_mbox(&mbox);
-    let child = Command::new(env!("CARGO_BIN_EXE_mail2json"))
+    let child = Command::new(Tool::Mail2json.path())
         .arg(&mbox)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

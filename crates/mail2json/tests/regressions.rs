@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use mailpipe_e2e::{run_bounded, Finished};
+use mailpipe_e2e::{run_bounded, Finished, Tool};
 use serde_json::Value;
 
 fn mail2json() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mail2json"));
+    let mut cmd = Command::new(Tool::Mail2json.path());
     cmd.env("RUST_BACKTRACE", "0").env_remove("RUST_MIN_STACK");
     cmd
 }
@@ -147,7 +147,7 @@ fn thread_pool_that_cannot_start_is_71_one_line() {
     // binary itself starts in far less.
     let mut sh = Command::new("sh");
     sh.args(["-c", "ulimit -v 200000 && exec \"$0\" -j 256"])
-        .arg(env!("CARGO_BIN_EXE_mail2json"))
+        .arg(Tool::Mail2json.path())
         .env("RUST_BACKTRACE", "0")
         .env_remove("RUST_MIN_STACK");
     let out = run_bounded(&mut sh, &message("x"), Duration::from_secs(30), |_| {});

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mailpipe_e2e::Tool;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -19,7 +20,7 @@ fn mkmime(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn mkmime_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mkmime"));
+    let mut cmd = Command::new(Tool::Mkmime.path());
     cmd.args(args).env_remove("SOURCE_DATE_EPOCH");
     for (k, v) in env {
         cmd.env(k, v);

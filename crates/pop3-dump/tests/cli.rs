@@ -1,13 +1,16 @@
 //! pop3-dump end to end, through its binary, against the real Dovecot POP3 of
-//! scripts/mailstack; scripted peers and a stalling proxy only for faults a
+//! scripts/mailstack; scripted peers and the fault proxy only for faults a
 //! real server will not produce on demand.
 
-mod support;
-
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use support::*;
+use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy, Step};
+use mailpipe_e2e::mail::{crlf, inbox_lock, mbox as mbox_messages, message_id};
+use mailpipe_e2e::peer::{scripted_peer, Log, Peer};
+use mailpipe_e2e::{Stack, Tool};
 
 /// A body full of what POP3 and mbox must both get right.
 const TRICKY_BODY: &str = "Dear reader,\n.\n..\n.leading dot\n...three\nFrom the start\n\
@@ -36,7 +39,7 @@ fn messages_come_out_byte_identical_including_dots_and_5mb_long_lines() {
     let mbox = run_ok(&mut alice(&stack, &[]));
     let exported = mbox_messages(&mbox);
     assert_eq!(exported.len(), 3);
-    let stored = maildir_messages(&stack);
+    let stored = stack.maildir_messages(&stack.user1);
     for message in &exported {
         let id = message_id(&message.data).expect("Message-ID");
         let file = stored
@@ -123,7 +126,7 @@ fn plain_run_keeps_mail_and_delete_removes_exactly_what_was_written() {
         .map(|(_, _, uidl)| uidl.clone())
         .collect();
     assert_eq!(after, expected);
-    let left = maildir_messages(&stack);
+    let left = stack.maildir_messages(&stack.user1);
     assert!(left.contains_key("<keep-2@pop3-dump.test>"));
     assert!(!left.contains_key("<keep-0@pop3-dump.test>"));
 
@@ -149,17 +152,27 @@ fn a_run_killed_in_the_middle_of_a_retr_deletes_nothing() {
     let before = list(&stack);
 
     // TLS passes through the proxy untouched; it stops forwarding 1 MB in.
-    let proxy = Proxy::start(stack.pop3s_port, Stall::ServerAfter(1 << 20));
+    let proxy = FaultProxy::start(
+        stack.pop3s_port,
+        Fault::stall([Step::Bytes(Dir::ToClient, 1 << 20)]),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = tool();
+    let mut cmd = Tool::Pop3Dump.command();
     cmd.arg("--server")
-        .arg(format!("pop3s://{}@localhost:{}", stack.user1, proxy.port))
+        .arg(format!(
+            "pop3s://{}@localhost:{}",
+            stack.user1,
+            proxy.port()
+        ))
         .arg("--ca-file")
         .arg(&stack.ca_file)
         .env("POP3_PASSWORD", &stack.pass1)
         .arg("--delete");
     let (mut child, out_path) = spawn_to_file(&mut cmd, dir.path());
-    proxy.wait_stalled(Duration::from_secs(20));
+    assert!(
+        proxy.wait_fired(Duration::from_secs(20)),
+        "the proxy never reached its stall point"
+    );
     child.kill().expect("kill");
     let _ = child.wait();
     proxy.close();
@@ -181,16 +194,22 @@ fn a_run_killed_after_dele_but_before_quit_deletes_nothing() {
     let before = list(&stack);
     // Plaintext to Dovecot's STLS port (it treats loopback as secure), so the
     // proxy can see the commands and hold back QUIT.
-    let proxy = Proxy::start(stack.pop3_port, Stall::ClientSends(b"QUIT\r\n"));
+    let proxy = FaultProxy::start(
+        stack.pop3_port,
+        Fault::stall([Step::Before(Dir::ToServer, b"QUIT\r\n".to_vec())]),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = tool();
+    let mut cmd = Tool::Pop3Dump.command();
     cmd.arg("--server")
-        .arg(format!("pop3://{}@127.0.0.1:{}", stack.user1, proxy.port))
+        .arg(format!("pop3://{}@127.0.0.1:{}", stack.user1, proxy.port()))
         .args(["--tls", "none", "--allow-plaintext-auth", "--delete"])
         .env("POP3_PASSWORD", &stack.pass1);
     let (mut child, out_path) = spawn_to_file(&mut cmd, dir.path());
-    proxy.wait_stalled(Duration::from_secs(20));
-    let sent = String::from_utf8_lossy(&proxy.from_client.lock().expect("log")).into_owned();
+    assert!(
+        proxy.wait_fired(Duration::from_secs(20)),
+        "the proxy never reached its stall point"
+    );
+    let sent = String::from_utf8_lossy(&proxy.from_client()).into_owned();
     assert!(sent.contains("DELE 1\r\nDELE 2\r\nDELE 3\r\n"), "{sent}");
     // The output was complete before the first DELE.
     assert_eq!(
@@ -302,16 +321,8 @@ fn wrong_password_is_77_and_nothing_secret_is_shown() {
 #[test]
 fn utf8_password_over_stls() {
     let stack = Stack::get();
-    let mut cmd = tool();
-    cmd.arg("--server")
-        .arg(format!(
-            "pop3://{}@localhost:{}",
-            stack.user2, stack.pop3_port
-        ))
-        .arg("--ca-file")
-        .arg(&stack.ca_file)
-        .env("POP3_PASSWORD", &stack.pass2)
-        .args(["--list", "-v"]);
+    let mut cmd = user_in_url(&stack, "pop3", stack.pop3_port, &stack.user2, &stack.pass2);
+    cmd.args(["--list", "-v"]);
     let out = run(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -353,16 +364,14 @@ fn base64(bytes: &[u8]) -> String {
 #[test]
 fn untrusted_certificate_is_refused() {
     let stack = Stack::get();
-    let mut cmd = tool();
-    cmd.arg("--server")
-        .arg(format!(
-            "pop3s://{}@localhost:{}",
-            stack.user1, stack.untrusted_pop3s_port
-        ))
-        .arg("--ca-file")
-        .arg(&stack.ca_file)
-        .env("POP3_PASSWORD", &stack.pass1)
-        .arg("--list");
+    let mut cmd = user_in_url(
+        &stack,
+        "pop3s",
+        stack.untrusted_pop3s_port,
+        &stack.user1,
+        &stack.pass1,
+    );
+    cmd.arg("--list");
     let out = run(&mut cmd);
     assert_eq!(out.status.code(), Some(69));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -388,7 +397,7 @@ fn pop3_without_stls_is_refused_before_any_credential() {
             peer.send(reply);
         }
     });
-    let mut cmd = tool();
+    let mut cmd = Tool::Pop3Dump.command();
     cmd.arg("--server")
         .arg(format!("pop3://someone@127.0.0.1:{port}"))
         .env("POP3_PASSWORD", "never-sent")
@@ -420,7 +429,7 @@ fn hostile_greeting_of_1mb_without_newline() {
 #[test]
 fn missing_terminating_dot_connection_closed() {
     let (port, _log) = scripted_peer(|peer| {
-        if peer.up_to_retr(20) {
+        if up_to_retr(peer, 20) {
             peer.send(b"+OK\r\nSubject: cut\r\n\r\nbody\r\n");
         }
     });
@@ -441,7 +450,7 @@ fn missing_terminating_dot_connection_closed() {
 #[test]
 fn missing_terminating_dot_server_stalls() {
     let (port, log) = scripted_peer(|peer| {
-        if peer.up_to_retr(20) {
+        if up_to_retr(peer, 20) {
             peer.send(b"+OK\r\nSubject: stall\r\n\r\nbody\r\n");
             std::thread::sleep(Duration::from_secs(10));
         }
@@ -463,7 +472,7 @@ fn missing_terminating_dot_server_stalls() {
 #[test]
 fn missing_terminating_dot_endless_data_is_bounded() {
     let (port, _log) = scripted_peer(|peer| {
-        if peer.up_to_retr(1000) {
+        if up_to_retr(peer, 1000) {
             peer.send(b"+OK\r\n");
             let chunk = b"more and more data\r\n".repeat(1000);
             let until = Instant::now() + Duration::from_secs(30);
@@ -525,11 +534,16 @@ fn max_size_takes_10m_and_binary_suffixes() {
 
 #[test]
 fn usage_errors_are_64() {
-    let out = run(tool().args(["--delete", "--headers-only", "--server", "pop3s://h"]));
+    let out =
+        run(Tool::Pop3Dump
+            .command()
+            .args(["--delete", "--headers-only", "--server", "pop3s://h"]));
     assert_eq!(out.status.code(), Some(64));
-    let out = run(tool().args(["--server", "imaps://h"]));
+    let out = run(Tool::Pop3Dump.command().args(["--server", "imaps://h"]));
     assert_eq!(out.status.code(), Some(64));
-    let out = run(tool().args(["--max-size", "lots", "--server", "pop3s://h"]));
+    let out = run(Tool::Pop3Dump
+        .command()
+        .args(["--max-size", "lots", "--server", "pop3s://h"]));
     assert_eq!(out.status.code(), Some(64));
 }
 
@@ -579,4 +593,221 @@ fn a_refused_message_fails_the_run_and_blocks_delete() {
     assert_eq!(exported[0].data, two);
     let sent = log.lock().expect("log").clone();
     assert!(!sent.iter().any(|c| c.starts_with("DELE")), "{sent:?}");
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Exclusive use of alice's maildrop, emptied. Tests run in parallel threads;
+/// a --delete in one must not remove another's mail.
+fn fresh_maildrop() -> (MutexGuard<'static, ()>, Stack) {
+    let guard = inbox_lock(0);
+    let stack = Stack::get();
+    stack.expunge_inbox(&stack.user1);
+    (guard, stack)
+}
+
+/// Stores `message` in alice's INBOX exactly as given (doveadm save).
+fn save(stack: &Stack, message: &[u8]) {
+    stack.save(&stack.user1, "INBOX", message);
+}
+
+/// Submits `message` to Postfix with Python's smtplib (plain SMTP port, which
+/// accepts mail for the domain) and waits until Dovecot has it.
+fn deliver_via_postfix(stack: &Stack, message: &[u8], message_id: &str) {
+    let script = r#"
+import smtplib, sys
+host, port, rcpt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with smtplib.SMTP(host, port, timeout=30) as s:
+    s.sendmail("sender@example.org", [rcpt], sys.stdin.buffer.read())
+"#;
+    let out = mailpipe_e2e::run_with_stdin(
+        Command::new("python3").args([
+            "-c",
+            script,
+            &stack.host,
+            &stack.smtp_plain_port.to_string(),
+            &stack.user1,
+        ]),
+        message,
+    );
+    assert!(
+        out.status.success(),
+        "smtplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stack
+        .maildir_messages(&stack.user1)
+        .contains_key(message_id)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{message_id} was not delivered in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// pop3-dump with the user in the URL (`scheme://user@localhost:port`),
+/// trusting the stack's CA, `pass` in its environment.
+fn user_in_url(stack: &Stack, scheme: &str, port: u16, user: &str, pass: &str) -> Command {
+    let mut cmd = Tool::Pop3Dump.command();
+    cmd.arg("--server")
+        .arg(format!("{scheme}://{user}@localhost:{port}"))
+        .arg("--ca-file")
+        .arg(&stack.ca_file)
+        .env("POP3_PASSWORD", pass);
+    cmd
+}
+
+/// pop3-dump against alice's maildrop over POP3S, with `args` appended.
+fn alice(stack: &Stack, args: &[&str]) -> Command {
+    let mut cmd = user_in_url(stack, "pop3s", stack.pop3s_port, &stack.user1, &stack.pass1);
+    cmd.args(args);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    mailpipe_e2e::run_with_stdin(cmd, b"")
+}
+
+/// Runs and asserts exit 0; returns stdout.
+fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {:?}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `--list` lines as (number, size, uidl).
+fn list(stack: &Stack) -> Vec<(u32, u64, String)> {
+    let out = run_ok(&mut alice(stack, &["--list"]));
+    String::from_utf8(out)
+        .expect("utf8")
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            assert_eq!(w.len(), 3, "list line {l:?}");
+            (
+                w[0].parse().expect("n"),
+                w[1].parse().expect("size"),
+                w[2].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A small message with a unique Message-ID, CRLF-free (as Maildir holds it).
+fn small_message(id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Alice Example <alice@example.org>\nTo: alice@example.test\n\
+         Subject: test {id}\nDate: Mon, 23 Nov 2026 12:00:00 +0000\n\
+         Message-ID: <{id}@pop3-dump.test>\n\n{body}"
+    )
+    .into_bytes()
+}
+
+/// Greeting, CAPA (without STLS), USER/PASS accepted, STAT/LIST of one
+/// message of `size` bytes; returns when the client sends RETR.
+fn up_to_retr(peer: &mut Peer, size: u64) -> bool {
+    peer.send(b"+OK scripted\r\n");
+    while let Some(cmd) = peer.command() {
+        let reply = match cmd.split(' ').next().unwrap_or("") {
+            "CAPA" => "+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n".to_string(),
+            "USER" | "PASS" => "+OK\r\n".to_string(),
+            "STAT" => format!("+OK 1 {size}\r\n"),
+            "LIST" => format!("+OK\r\n1 {size}\r\n.\r\n"),
+            "UIDL" => "+OK\r\n1 only\r\n.\r\n".to_string(),
+            "RETR" => return true,
+            _ => "-ERR unknown\r\n".to_string(),
+        };
+        if !peer.send(reply.as_bytes()) {
+            return false;
+        }
+    }
+    false
+}
+
+/// pop3-dump against a scripted peer, in plaintext (allowed explicitly).
+fn against_peer(port: u16, args: &[&str]) -> Command {
+    let mut cmd = Tool::Pop3Dump.command();
+    cmd.arg("--server")
+        .arg(format!("pop3://someone@127.0.0.1:{port}"))
+        .args(["--tls", "none", "--allow-plaintext-auth"])
+        .env("POP3_PASSWORD", "peer-password")
+        .args(args);
+    cmd
+}
+
+/// Starts pop3-dump with stdout to a file; returns the child and the path.
+fn spawn_to_file(cmd: &mut Command, dir: &std::path::Path) -> (std::process::Child, PathBuf) {
+    let path = dir.join("out.mbox");
+    let file = std::fs::File::create(&path).expect("create");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    (child, path)
+}
+
+/// A scripted server holding `messages` (CRLF, not yet dot-stuffed; `None` is
+/// a message whose RETR is refused), announcing `capa` lines. Serves one
+/// whole session and logs the commands.
+fn maildrop_peer(messages: Vec<Option<Vec<u8>>>, capa: &'static str) -> (u16, Log) {
+    scripted_peer(move |peer| {
+        peer.send(b"+OK scripted maildrop\r\n");
+        let size = |m: &Option<Vec<u8>>| m.as_ref().map_or(100, Vec::len);
+        while let Some(cmd) = peer.command() {
+            let words: Vec<&str> = cmd.split(' ').collect();
+            let number = words
+                .get(1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut reply = Vec::new();
+            match words[0] {
+                "CAPA" => reply.extend_from_slice(format!("+OK\r\n{capa}.\r\n").as_bytes()),
+                "STAT" => {
+                    let total: usize = messages.iter().map(size).sum();
+                    reply.extend_from_slice(
+                        format!("+OK {} {total}\r\n", messages.len()).as_bytes(),
+                    );
+                }
+                "LIST" => {
+                    reply.extend_from_slice(b"+OK\r\n");
+                    for (i, m) in messages.iter().enumerate() {
+                        reply.extend_from_slice(format!("{} {}\r\n", i + 1, size(m)).as_bytes());
+                    }
+                    reply.extend_from_slice(b".\r\n");
+                }
+                "UIDL" => reply.extend_from_slice(b"-ERR UIDL not supported\r\n"),
+                "RETR" => match messages.get(number.wrapping_sub(1)) {
+                    Some(Some(m)) => {
+                        reply.extend_from_slice(b"+OK\r\n");
+                        for line in m.split_inclusive(|&b| b == b'\n') {
+                            if line.starts_with(b".") {
+                                reply.push(b'.');
+                            }
+                            reply.extend_from_slice(line);
+                        }
+                        reply.extend_from_slice(b".\r\n");
+                    }
+                    _ => reply.extend_from_slice(b"-ERR no such message\r\n"),
+                },
+                "QUIT" => {
+                    peer.send(b"+OK bye\r\n");
+                    return;
+                }
+                _ => reply.extend_from_slice(b"+OK\r\n"),
+            }
+            if !peer.send(&reply) {
+                return;
+            }
+        }
+    })
 }

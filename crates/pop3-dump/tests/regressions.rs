@@ -7,14 +7,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pop3-dump");
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use mailpipe_e2e::mail::inbox_lock;
+use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack, Tool};
 
 /// bob's maildrop, emptied and filled with `count` messages of about
 /// `size` bytes each, held for the test.
@@ -26,12 +23,9 @@ struct Maildrop {
 
 impl Maildrop {
     fn new(count: usize, size: usize) -> Maildrop {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = inbox_lock(1);
         let stack = Stack::get();
-        stack.doveadm(
-            &["expunge", "-u", &stack.user2, "mailbox", "INBOX", "all"],
-            b"",
-        );
+        stack.expunge_inbox(&stack.user2);
         for i in 0..count {
             let mut m = format!(
                 "From: Alice <alice@example.test>\nTo: {}\nSubject: regression {i}\n\
@@ -42,7 +36,7 @@ impl Maildrop {
             .into_bytes();
             m.extend(std::iter::repeat_n(b'x', size));
             m.push(b'\n');
-            stack.doveadm(&["save", "-u", &stack.user2], &m);
+            stack.save(&stack.user2, "INBOX", &m);
         }
         Maildrop {
             _serial: serial,
@@ -73,18 +67,10 @@ impl Maildrop {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--server")
-            .arg(format!("pop3s://localhost:{}", self.stack.pop3s_port))
-            .args(["--user", &self.stack.user2])
-            .arg("--ca-file")
-            .arg(&self.stack.ca_file)
-            .args(args)
-            .env_remove("MAILPIPE_CONFIG")
-            .env_remove("MAILPIPE_PASSWORD")
-            .env("POP3_PASSWORD", &self.stack.pass2)
-            .env("HOME", self.dir.path())
-            .env("NETRC", "/nonexistent");
+        let stack = &self.stack;
+        let url = stack.url("pop3s", stack.pop3s_port);
+        let mut cmd = stack.login(Tool::Pop3Dump, &url, &stack.user2, &stack.pass2);
+        cmd.args(args).env("HOME", self.dir.path());
         cmd
     }
 }
@@ -153,7 +139,7 @@ fn refusing_peer(reply: &'static str) -> (u16, std::thread::JoinHandle<()>) {
 
 fn against(port: u16) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
-    Command::new(BIN)
+    Command::new(Tool::Pop3Dump.path())
         .arg("--server")
         .arg(format!("pop3://127.0.0.1:{port}"))
         .args(["--user", "u", "--tls", "none", "--allow-plaintext-auth"])

@@ -1,20 +1,23 @@
 //! smtp-send through its binary, where no server is needed: bad input gives
 //! one clear line and the right status; --dry-run shows what would be sent.
 
-mod support;
-
-use support::*;
+use mailpipe_e2e::mail::read_mbox;
+use mailpipe_e2e::{code, run_with_stdin as run, stderr, Tool};
 
 #[test]
 fn empty_stdin_is_66() {
     let out = run(
-        bin().args(["--server", "smtps://127.0.0.1:1", "b@example.org"]),
+        Tool::SmtpSend
+            .command()
+            .args(["--server", "smtps://127.0.0.1:1", "b@example.org"]),
         b"",
     );
     assert_eq!(code(&out), 66);
     assert_eq!(stderr(&out), "smtp-send: no message on stdin (66)\n");
     let out = run(
-        bin().args(["--server", "smtps://127.0.0.1:1", "--mbox", "-t"]),
+        Tool::SmtpSend
+            .command()
+            .args(["--server", "smtps://127.0.0.1:1", "--mbox", "-t"]),
         b"",
     );
     assert_eq!(code(&out), 66, "{}", stderr(&out));
@@ -23,11 +26,18 @@ fn empty_stdin_is_66() {
 #[test]
 fn usage_errors_are_64() {
     let msg = b"From: a@example.org\nSubject: x\n\nbody\n";
-    let out = run(bin().args(["--server", "smtps://127.0.0.1:1"]), msg);
+    let out = run(
+        Tool::SmtpSend
+            .command()
+            .args(["--server", "smtps://127.0.0.1:1"]),
+        msg,
+    );
     assert_eq!(code(&out), 64);
     assert!(stderr(&out).contains("no recipients"), "{}", stderr(&out));
     let out = run(
-        bin().args(["--server", "smtps://127.0.0.1:1", "not an address"]),
+        Tool::SmtpSend
+            .command()
+            .args(["--server", "smtps://127.0.0.1:1", "not an address"]),
         msg,
     );
     assert_eq!(code(&out), 64);
@@ -36,9 +46,14 @@ fn usage_errors_are_64() {
         "{}",
         stderr(&out)
     );
-    let out = run(bin().args(["--no-such-flag"]), msg);
+    let out = run(Tool::SmtpSend.command().args(["--no-such-flag"]), msg);
     assert_eq!(code(&out), 64);
-    let out = run(bin().args(["--server", "imaps://h", "b@example.org"]), msg);
+    let out = run(
+        Tool::SmtpSend
+            .command()
+            .args(["--server", "imaps://h", "b@example.org"]),
+        msg,
+    );
     assert_eq!(code(&out), 64, "{}", stderr(&out));
 }
 
@@ -58,7 +73,8 @@ fn bad_messages_are_65_and_kept() {
         ),
     ] {
         let out = run(
-            bin()
+            Tool::SmtpSend
+                .command()
                 .args(["--server", "smtps://127.0.0.1:1", "-t", "--dead-letter"])
                 .arg(&dead),
             input,
@@ -74,7 +90,12 @@ fn bad_messages_are_65_and_kept() {
 #[test]
 fn dry_run_prints_envelope_and_message_without_bcc() {
     let msg = b"From: A <a@example.org>\nTo: b@example.org\nBcc: hidden@example.org\nSubject: x\n\n.body\n";
-    let out = run(bin().args(["-n", "-t", "extra@example.org"]), msg);
+    let out = run(
+        Tool::SmtpSend
+            .command()
+            .args(["-n", "-t", "extra@example.org"]),
+        msg,
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(text.starts_with(
@@ -90,7 +111,7 @@ fn dry_run_prints_envelope_and_message_without_bcc() {
 
 #[test]
 fn help_documents_the_recipient_policy_and_examples() {
-    let out = run(bin().arg("--help"), b"");
+    let out = run(Tool::SmtpSend.command().arg("--help"), b"");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(code(&out), 0);
     for needle in [

@@ -3,14 +3,12 @@
 //! after DATA, a server that stalls, one without 8BITMIME or with a small
 //! SIZE, and a closed port. The real Postfix is tested in stack.rs.
 
-mod support;
-
+use mailpipe_e2e::mail::read_mbox;
+use mailpipe_e2e::{code, run_with_stdin as run, stderr, Tool};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-
-use support::*;
 
 /// How the peer behaves.
 #[derive(Clone)]
@@ -104,7 +102,7 @@ fn peer(script: Script) -> (u16, JoinHandle<Seen>) {
 }
 
 fn plain_client(port: u16, timeout: u64) -> std::process::Command {
-    let mut cmd = bin();
+    let mut cmd = Tool::SmtpSend.command();
     cmd.arg("--server")
         .arg(format!("smtp://127.0.0.1:{port}"))
         .args(["--tls", "none", "-f", "a@example.org"])

@@ -3,8 +3,6 @@
 //! scripted peer only where Postfix cannot produce the case (a server that
 //! takes two recipients per transaction; the exact DATA bytes on the wire).
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -12,13 +10,13 @@ use std::process::Command;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use mailpipe_e2e::Stack;
-use support::*;
+use mailpipe_e2e::mail::{read_mbox, split, unique};
+use mailpipe_e2e::{code, run_with_stdin as run, stderr, Stack, Tool};
 
 /// smtp-send on the stack's plain port, no login (Postfix takes mail for its
 /// domain from 127.0.0.1 without AUTH).
 fn plain(port: u16) -> Command {
-    let mut cmd = bin();
+    let mut cmd = Tool::SmtpSend.command();
     cmd.arg("--server")
         .arg(format!("smtp://127.0.0.1:{port}"))
         .args(["--tls", "none", "-f", "alice@example.test", "--timeout=20"]);
@@ -64,7 +62,7 @@ fn dead_letter_file_cut_mid_line_still_gets_the_next_message_whole() {
     // An earlier append killed half-way (ulimit -f, SIGKILL): no final newline.
     let cut = b"From MAILER-DAEMON Tue Nov  3 09:05:07 2026\nSubject: cut short\n\nhalf a li";
     std::fs::write(&dead, cut).expect("write");
-    let tag = tag("cutdead");
+    let tag = unique("cutdead");
     let sent = format!(
         "From: alice@example.test\nTo: {}\nSubject: {tag}\n\nkept whole\n",
         stack.reject_rcpt
@@ -99,7 +97,7 @@ const BARE_CR_LINES: &[u8] = b"one\ntwo\n.\nthree\n.x\nfour\n\n.five\n";
 #[test]
 fn bare_cr_arrives_at_postfix_as_line_ends() {
     let stack = Stack::get();
-    let tag = tag("barecr");
+    let tag = unique("barecr");
     let mut sent = format!(
         "From: alice@example.test\nTo: {}\nSubject: {tag}\nDate: Tue, 3 Nov 2026 09:05:07 +0000\n\
          Message-ID: <{tag}@example.test>\n\n",
@@ -109,7 +107,7 @@ fn bare_cr_arrives_at_postfix_as_line_ends() {
     sent.extend_from_slice(BARE_CR_BODY);
     let out = run(plain(stack.smtp_plain_port).arg("-t"), &sent);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let stored = wait_for(&stack, &stack.user1, &tag, 1);
+    let stored = stack.wait_for(&stack.user1, &tag, 1);
     assert_eq!(stored.len(), 1, "delivered once");
     let (_, body) = split(&stored[0]);
     assert_eq!(
@@ -128,7 +126,8 @@ fn plaintext_auth_refusal_names_the_server_once() {
     let stack = Stack::get();
     let url = format!("smtp://127.0.0.1:{}", stack.smtp_plain_port);
     let out = run(
-        client(&stack, &url)
+        stack
+            .user1(Tool::SmtpSend, &url)
             .args(["--tls", "none", "-f", "alice@example.test"])
             .arg(&stack.user2),
         b"Subject: x\n\nbody\n",
@@ -148,7 +147,8 @@ fn plaintext_auth_refusal_names_the_server_once() {
 fn failed_password_command_names_the_server_once() {
     let stack = Stack::get();
     let out = run(
-        smtps(&stack)
+        stack
+            .user1(Tool::SmtpSend, &stack.url("smtps", stack.smtps_port))
             .args(["--password-command", "false", "-f", "alice@example.test"])
             .arg(&stack.user2),
         b"Subject: x\n\nbody\n",
@@ -186,7 +186,7 @@ fn refusals_ended_by_421_report_every_recipient_and_exit_67() {
         .parse()
         .expect("port");
     assert_eq!(stack.smtp_errlimit_port, port);
-    let tag = tag("errlimit");
+    let tag = unique("errlimit");
     let rcpts = error_limit_recipients(&stack, &tag);
     let out = run(
         plain(stack.smtp_errlimit_port)
@@ -224,14 +224,14 @@ fn refusals_ended_by_421_report_every_recipient_and_exit_67() {
         .map(|r| r["status"].as_str().expect("status"))
         .collect();
     assert_eq!(statuses, ["not-sent", "refused", "refused", "not-tried"]);
-    assert_nothing_delivered(&stack, &stack.user1, &tag);
-    assert_nothing_delivered(&stack, &stack.user2, &tag);
+    stack.assert_nothing_delivered(&stack.user1, &tag);
+    stack.assert_nothing_delivered(&stack.user2, &tag);
 }
 
 #[test]
 fn partial_after_421_reconnects_for_the_accepted_and_untried_recipients() {
     let stack = Stack::get();
-    let tag = tag("errlimitpartial");
+    let tag = unique("errlimitpartial");
     let rcpts = error_limit_recipients(&stack, &tag);
     let out = run(
         plain(stack.smtp_errlimit_port)
@@ -241,8 +241,8 @@ fn partial_after_421_reconnects_for_the_accepted_and_untried_recipients() {
     );
     let err = stderr(&out);
     assert_eq!(code(&out), 67, "{err}");
-    assert_eq!(wait_for(&stack, &stack.user1, &tag, 1).len(), 1, "{err}");
-    assert_eq!(wait_for(&stack, &stack.user2, &tag, 1).len(), 1, "{err}");
+    assert_eq!(stack.wait_for(&stack.user1, &tag, 1).len(), 1, "{err}");
+    assert_eq!(stack.wait_for(&stack.user2, &tag, 1).len(), 1, "{err}");
     for (r, status) in [
         (&rcpts[0], "delivered"),
         (&rcpts[1], "refused: 550"),
@@ -338,7 +338,7 @@ fn peer(per_transaction: usize) -> (u16, JoinHandle<Seen>) {
 }
 
 fn peer_client(port: u16) -> Command {
-    let mut cmd = bin();
+    let mut cmd = Tool::SmtpSend.command();
     cmd.arg("--server")
         .arg(format!("smtp://127.0.0.1:{port}"))
         .args(["--tls", "none", "-f", "a@example.org", "--timeout=10"]);

@@ -2,13 +2,22 @@
 //! the recipients' Maildirs, what is refused, what is kept. Needs the stack's
 //! environment (`eval "$(scripts/mailstack env DIR)"`); fails without it.
 
-mod support;
-
 use std::process::Command;
 
 use base64::Engine;
-use mailpipe_e2e::Stack;
-use support::*;
+use mailpipe_e2e::fault_proxy::{Fault, FaultProxy, Options};
+use mailpipe_e2e::mail::{crlf_to_lf, header_fields, read_mbox, split, unique};
+use mailpipe_e2e::{code, run_with_stdin as run, stderr, Stack, Tool};
+
+/// `smtp-send --server URL` as user 1 (see [`Stack::user1`]).
+fn client(stack: &Stack, url: &str) -> Command {
+    stack.user1(Tool::SmtpSend, url)
+}
+
+/// [`client`] aimed at the stack's implicit-TLS port.
+fn smtps(stack: &Stack) -> Command {
+    client(stack, &stack.url("smtps", stack.smtps_port))
+}
 
 fn message(tag: &str, to: &str, bcc: &str) -> Vec<u8> {
     format!(
@@ -60,8 +69,8 @@ fn assert_delivered_intact(sent: &[u8], stored: &[u8]) {
 #[test]
 fn mkmime_pipe_over_implicit_tls_with_plain_reaches_to_and_bcc() {
     let stack = Stack::get();
-    let tag = tag("smtps-plain");
-    let mkmime = mailpipe_e2e::tool("mkmime");
+    let tag = unique("smtps-plain");
+    let mkmime = Tool::Mkmime.path();
     let made = run(
         Command::new(mkmime)
             .args([
@@ -82,10 +91,10 @@ fn mkmime_pipe_over_implicit_tls_with_plain_reaches_to_and_bcc() {
         out.stdout.is_empty() && out.stderr.is_empty(),
         "quiet on success"
     );
-    let to = wait_for(&stack, &stack.user2, &tag, 1);
+    let to = stack.wait_for(&stack.user2, &tag, 1);
     assert_eq!(to.len(), 1, "To recipient got it once");
     assert_delivered_intact(&made.stdout, &to[0]);
-    let bcc = wait_for(&stack, &stack.user1, &tag, 1);
+    let bcc = stack.wait_for(&stack.user1, &tag, 1);
     assert_eq!(bcc.len(), 1, "Bcc recipient got it");
     assert_delivered_intact(&made.stdout, &bcc[0]);
     // The Bcc copy, read over IMAPS by a client no one here wrote.
@@ -127,12 +136,13 @@ with imaplib.IMAP4_SSL("localhost", int(os.environ["PORT"]), ssl_context=ctx) as
 #[test]
 fn starttls_with_login_dots_and_bare_lf_arrive_intact() {
     let stack = Stack::get();
-    let tag = tag("starttls-login");
+    let tag = unique("starttls-login");
     // Mixed line ends: CRLF and bare LF; lines that SMTP must dot-stuff.
     let mut sent = message(&tag, &stack.user2, &stack.user1);
     sent.extend_from_slice(b".\r\n..\r\nCRLF line\r\nbare\n.last without newline");
     let out = run(
-        bin()
+        Tool::SmtpSend
+            .command()
             .arg("--server")
             .arg(format!("smtp://localhost:{}", stack.submission_port))
             .args(["--user", &stack.user1, "--auth", "login", "-t", "-v"])
@@ -147,13 +157,13 @@ fn starttls_with_login_dots_and_bare_lf_arrive_intact() {
         err.contains("C: STARTTLS") && err.contains("C: AUTH LOGIN"),
         "{err}"
     );
-    let got = wait_for(&stack, &stack.user2, &tag, 1);
+    let got = stack.wait_for(&stack.user2, &tag, 1);
     assert_eq!(got.len(), 1);
     // The message had no final line end; SMTP adds one.
     let mut expected = sent.clone();
     expected.push(b'\n');
     assert_delivered_intact(&expected, &got[0]);
-    assert_eq!(wait_for(&stack, &stack.user1, &tag, 1).len(), 1, "Bcc copy");
+    assert_eq!(stack.wait_for(&stack.user1, &tag, 1).len(), 1, "Bcc copy");
 }
 
 /// The password, its base64 and the SASL strings built from it never appear
@@ -164,9 +174,10 @@ fn transcript_never_shows_the_password() {
     let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
     for (user, pass) in [(&stack.user1, &stack.pass1), (&stack.user2, &stack.pass2)] {
         for mech in ["plain", "login"] {
-            let tag = tag(&format!("transcript-{mech}"));
+            let tag = unique(&format!("transcript-{mech}"));
             let out = run(
-                bin()
+                Tool::SmtpSend
+                    .command()
                     .arg("--server")
                     .arg(format!("smtps://localhost:{}", stack.smtps_port))
                     .args(["--user", user, "--auth", mech, "-v", "-t"])
@@ -205,7 +216,7 @@ fn transcript_never_shows_the_password() {
 #[test]
 fn wrong_password_is_77_nothing_sent_and_kept() {
     let stack = Stack::get();
-    let tag = tag("wrong-password");
+    let tag = unique("wrong-password");
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
     let sent = message(&tag, &stack.user2, &stack.user1);
@@ -226,13 +237,13 @@ fn wrong_password_is_77_nothing_sent_and_kept() {
     assert!(!err.contains("not-the-password"));
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert_eq!(read_mbox(&dead), vec![sent]);
-    assert_nothing_delivered(&stack, &stack.user2, &tag);
+    stack.assert_nothing_delivered(&stack.user2, &tag);
 }
 
 #[test]
 fn untrusted_certificate_and_wrong_host_name_are_tls_errors() {
     let stack = Stack::get();
-    let tag = tag("untrusted");
+    let tag = unique("untrusted");
     let out = run(
         client(
             &stack,
@@ -249,9 +260,16 @@ fn untrusted_certificate_and_wrong_host_name_are_tls_errors() {
 
     // 127.0.0.2 reaches the same Postfix through a forwarding proxy, but the
     // certificate is for localhost and 127.0.0.1 only.
-    let proxy = forward("127.0.0.2", stack.smtps_port);
+    let proxy = FaultProxy::start_opts(
+        stack.smtps_port,
+        Fault::none(),
+        Options {
+            listen: [127, 0, 0, 2].into(),
+            ..Options::default()
+        },
+    );
     let out = run(
-        client(&stack, &format!("smtps://127.0.0.2:{proxy}")).arg("-t"),
+        client(&stack, &format!("smtps://127.0.0.2:{}", proxy.port())).arg("-t"),
         &message(&tag, &stack.user2, &stack.user1),
     );
     let err = stderr(&out);
@@ -260,34 +278,7 @@ fn untrusted_certificate_and_wrong_host_name_are_tls_errors() {
         err.contains("certificate is not valid for host 127.0.0.2"),
         "{err}"
     );
-    assert_nothing_delivered(&stack, &stack.user2, &tag);
-}
-
-/// A TCP forwarder on `ip` (any free port) to the stack's 127.0.0.1:`port`.
-fn forward(ip: &str, port: u16) -> u16 {
-    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind 127.0.0.2");
-    let local = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-                continue;
-            };
-            let (mut c2, mut s2) = (
-                client.try_clone().expect("clone"),
-                server.try_clone().expect("clone"),
-            );
-            let (mut c1, mut s1) = (client, server);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c1, &mut s1);
-                let _ = s1.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut s2, &mut c2);
-                let _ = c2.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    local
+    stack.assert_nothing_delivered(&stack.user2, &tag);
 }
 
 /// The plain port offers AUTH without TLS: smtp:// (STARTTLS required) stops
@@ -296,7 +287,7 @@ fn forward(ip: &str, port: u16) -> u16 {
 #[test]
 fn no_credentials_over_plaintext() {
     let stack = Stack::get();
-    let tag = tag("plaintext");
+    let tag = unique("plaintext");
     let sent = message(&tag, &stack.user2, &stack.user1);
     let out = run(
         client(
@@ -334,13 +325,13 @@ fn no_credentials_over_plaintext() {
         "{err}"
     );
     assert!(!err.contains(&stack.pass1));
-    assert_nothing_delivered(&stack, &stack.user2, &tag);
+    stack.assert_nothing_delivered(&stack.user2, &tag);
 }
 
 #[test]
 fn refused_recipient_is_67_with_a_report_and_nothing_sent() {
     let stack = Stack::get();
-    let tag = tag("refused");
+    let tag = unique("refused");
     let sent = message(
         &tag,
         &format!("{}, {}", stack.user2, stack.reject_rcpt),
@@ -377,14 +368,14 @@ fn refused_recipient_is_67_with_a_report_and_nothing_sent() {
     assert_eq!(refused["code"], 550);
     assert_eq!(refused["enhanced"], "5.1.1");
     assert_eq!(refused["status"], "refused");
-    assert_nothing_delivered(&stack, &stack.user2, &tag);
-    assert_nothing_delivered(&stack, &stack.user1, &tag);
+    stack.assert_nothing_delivered(&stack.user2, &tag);
+    stack.assert_nothing_delivered(&stack.user1, &tag);
 }
 
 #[test]
 fn partial_sends_to_the_accepted_and_still_exits_67() {
     let stack = Stack::get();
-    let tag = tag("partial");
+    let tag = unique("partial");
     let sent = message(
         &tag,
         &format!("{}, {}", stack.reject_rcpt, stack.user2),
@@ -402,14 +393,14 @@ fn partial_sends_to_the_accepted_and_still_exits_67() {
         "{err}"
     );
     assert!(err.contains("sent to the other 2"), "{err}");
-    assert_eq!(wait_for(&stack, &stack.user2, &tag, 1).len(), 1);
-    assert_eq!(wait_for(&stack, &stack.user1, &tag, 1).len(), 1);
+    assert_eq!(stack.wait_for(&stack.user2, &tag, 1).len(), 1);
+    assert_eq!(stack.wait_for(&stack.user1, &tag, 1).len(), 1);
 }
 
 #[test]
 fn deferred_recipient_is_75_and_kept_byte_for_byte() {
     let stack = Stack::get();
-    let tag = tag("deferred");
+    let tag = unique("deferred");
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
     // CRLF, a From_-like body line and no Date: the kept copy is what was read.
@@ -440,7 +431,7 @@ fn deferred_recipient_is_75_and_kept_byte_for_byte() {
     );
     assert_eq!(code(&out), 75);
     assert_eq!(read_mbox(&dead), vec![sent.clone(), sent]);
-    assert_nothing_delivered(&stack, &stack.user2, &tag);
+    stack.assert_nothing_delivered(&stack.user2, &tag);
 }
 
 /// 100 messages over one connection: all arrive, in the order sent (each
@@ -449,7 +440,7 @@ fn deferred_recipient_is_75_and_kept_byte_for_byte() {
 #[test]
 fn mbox_sends_100_over_one_connection() {
     let stack = Stack::get();
-    let tag = tag("mbox");
+    let tag = unique("mbox");
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
     let mut mbox = Vec::new();
@@ -496,7 +487,7 @@ fn mbox_sends_100_over_one_connection() {
         .map(|l| serde_json::from_slice(l).expect("JSON line"))
         .collect();
     assert_eq!(reports.len(), 101);
-    let delivered = wait_for(&stack, &stack.user2, &tag, 100);
+    let delivered = stack.wait_for(&stack.user2, &tag, 100);
     assert_eq!(delivered.len(), 100, "100 delivered");
     for (i, report) in reports.iter().enumerate() {
         assert_eq!(report["message"], i + 1, "reports in input order");
@@ -553,7 +544,7 @@ fn check_reports_what_the_server_offers() {
 #[test]
 fn eight_bit_and_utf8_addresses_go_through_where_offered() {
     let stack = Stack::get();
-    let tag = tag("8bit");
+    let tag = unique("8bit");
     let sent = format!(
         "From: alice@example.test\nTo: {}\nSubject: {tag}\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nPrüfung — 试验\n",
         stack.user2
@@ -562,6 +553,6 @@ fn eight_bit_and_utf8_addresses_go_through_where_offered() {
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
     assert!(err.contains("BODY=8BITMIME"), "{err}");
-    let got = wait_for(&stack, &stack.user2, &tag, 1);
+    let got = stack.wait_for(&stack.user2, &tag, 1);
     assert_eq!(split(&got[0]).1, "Prüfung — 试验\n".as_bytes());
 }
