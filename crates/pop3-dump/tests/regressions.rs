@@ -213,7 +213,7 @@ fn an_error_after_login_quits() {
 fn plaintext_auth_refusal_names_the_server_once() {
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
+    let out = Command::new(Tool::Pop3Dump.path())
         .arg("--server")
         .arg(format!("pop3://127.0.0.1:{}", stack.pop3_port))
         .args(["--user", &stack.user2, "--tls", "none", "--list"])
