@@ -6,6 +6,7 @@ pub mod cli;
 pub mod durable;
 pub mod exit;
 pub mod mbox;
+pub mod progress;
 pub mod secret;
 pub mod tls;
 pub mod transcript;
