@@ -20,7 +20,6 @@ mod list;
 mod message;
 mod mutf7;
 mod output;
-mod progress;
 mod session;
 mod state;
 
@@ -29,11 +28,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mailpipe::progress::Progress;
 use mailpipe::{Error, Protocol, ServerArgs};
 
 use crate::dump::{DumpOptions, Sessions};
 use crate::output::MboxOutput;
-use crate::progress::Progress;
 use crate::state::StateFile;
 
 const EXAMPLES: &str = "\
@@ -210,7 +209,7 @@ fn dump_all(
             usize::from(args.connections)
         },
     };
-    let progress = Progress::new(!args.quiet && !endpoint.verbose);
+    let progress = Progress::new(args.quiet, endpoint.verbose);
     let mut stdout = match args.output_dir {
         Some(_) => None,
         None => Some(MboxOutput::stdout()?),
