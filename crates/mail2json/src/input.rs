@@ -8,6 +8,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use mailpipe::mbox::MboxReader;
+use mailpipe::progress::{self, Progress};
 use mailpipe::Error;
 
 use crate::schema::Source;
@@ -30,20 +31,43 @@ pub enum Item {
 /// on big blocks.
 const READ_BUFFER: usize = 1 << 20;
 
+/// The bytes all inputs hold, if known: every one a regular file (stdin
+/// too); a pipe or a maildir makes it unknown.
+pub fn total_size(inputs: &[PathBuf]) -> Option<u64> {
+    if inputs.is_empty() {
+        return progress::regular_file_size(io::stdin());
+    }
+    inputs.iter().try_fold(0u64, |sum, path| {
+        let size = if path.as_os_str() == "-" {
+            progress::regular_file_size(io::stdin())?
+        } else {
+            let metadata = std::fs::metadata(path).ok()?;
+            metadata.is_file().then(|| metadata.len())?
+        };
+        Some(sum + size)
+    })
+}
+
 /// Reads every input in order and hands each message to `sink`; stops early
-/// when `sink` returns false (the consumer went away).
-pub fn read_all(inputs: &[PathBuf], forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) {
+/// when `sink` returns false (the consumer went away). The bytes read count
+/// as `progress`.
+pub fn read_all(
+    inputs: &[PathBuf],
+    forced: Option<InputKind>,
+    progress: &Progress,
+    sink: &mut dyn FnMut(Item) -> bool,
+) {
     if inputs.is_empty() {
         let stdin = io::stdin();
-        read_stream("-", Box::new(stdin.lock()), forced, sink);
+        read_stream("-", Box::new(progress.reader(stdin.lock())), forced, sink);
         return;
     }
     for path in inputs {
         let keep_going = if path.as_os_str() == "-" {
             let stdin = io::stdin();
-            read_stream("-", Box::new(stdin.lock()), forced, sink)
+            read_stream("-", Box::new(progress.reader(stdin.lock())), forced, sink)
         } else {
-            read_path(path, forced, sink)
+            read_path(path, forced, progress, sink)
         };
         if !keep_going {
             return;
@@ -51,7 +75,12 @@ pub fn read_all(inputs: &[PathBuf], forced: Option<InputKind>, sink: &mut dyn Fn
     }
 }
 
-fn read_path(path: &Path, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+fn read_path(
+    path: &Path,
+    forced: Option<InputKind>,
+    progress: &Progress,
+    sink: &mut dyn FnMut(Item) -> bool,
+) -> bool {
     let name = path.display().to_string();
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -64,10 +93,10 @@ fn read_path(path: &Path, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) 
                 "{name}: not a maildir (a maildir is a directory with cur/ and new/)"
             ))));
         }
-        return read_maildir(path, sink);
+        return read_maildir(path, progress, sink);
     }
     match File::open(path) {
-        Ok(file) => read_stream(&name, Box::new(file), forced, sink),
+        Ok(file) => read_stream(&name, Box::new(progress.reader(file)), forced, sink),
         Err(e) => sink(Item::Failed(no_input(&name, e))),
     }
 }
@@ -152,7 +181,7 @@ fn read_single(name: &str, mut input: impl BufRead, sink: &mut dyn FnMut(Item) -
 
 /// new/ then cur/, each in file-name order (readdir order is arbitrary);
 /// dot files are skipped, as maildir readers do.
-fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+fn read_maildir(dir: &Path, progress: &Progress, sink: &mut dyn FnMut(Item) -> bool) -> bool {
     for sub in ["new", "cur"] {
         let folder = dir.join(sub);
         let entries = match std::fs::read_dir(&folder) {
@@ -173,13 +202,16 @@ fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
                 Some(e) => Item::Failed(e),
                 None => match std::fs::read(&path) {
                     Ok(data) if data.is_empty() => continue,
-                    Ok(data) => Item::Message {
-                        source: Source {
-                            path: name,
-                            offset: None,
-                        },
-                        data,
-                    },
+                    Ok(data) => {
+                        progress.advance(0, data.len() as u64);
+                        Item::Message {
+                            source: Source {
+                                path: name,
+                                offset: None,
+                            },
+                            data,
+                        }
+                    }
                     Err(e) => Item::Failed(no_input(&name, e)),
                 },
             };

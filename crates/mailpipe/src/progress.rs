@@ -10,6 +10,7 @@
 //! error is always one clean line.
 
 use std::io::{IsTerminal, Read};
+use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,6 +19,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// `--quiet` or a `-v` transcript.
 pub fn shown(stderr_is_terminal: bool, quiet: bool, verbose: bool) -> bool {
     stderr_is_terminal && !quiet && !verbose
+}
+
+/// The size of `fd` if it is a regular file (`< mbox`), the total to show;
+/// `None` for a pipe or a terminal, whose end is unknown.
+pub fn regular_file_size(fd: impl AsFd) -> Option<u64> {
+    let stat = rustix::fs::fstat(fd).ok()?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+    regular.then(|| u64::try_from(stat.st_size).ok()).flatten()
 }
 
 /// The display being shown, if any, so that [`suspend`] can clear it.
