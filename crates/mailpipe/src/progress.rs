@@ -9,7 +9,7 @@
 //! [`crate::exit::report`] does), and it is cleared when dropped, so that an
 //! error is always one clean line.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, IsTerminal, Read};
 use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -225,6 +225,18 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.progress.advance(0, n as u64);
         Ok(n)
+    }
+}
+
+/// Counts what is consumed, so a buffered reader adds no second buffer.
+impl<R: BufRead> BufRead for ProgressReader<'_, R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+        self.progress.advance(0, amount as u64);
     }
 }
 

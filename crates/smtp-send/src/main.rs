@@ -121,7 +121,7 @@ struct Args {
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
     report: String,
 
-    /// With --mbox, no line for messages that were sent
+    /// With --mbox, no line for messages that were sent and no progress display
     #[arg(short, long)]
     quiet: bool,
 
