@@ -41,8 +41,11 @@ pub fn total_size(inputs: &[PathBuf]) -> Option<u64> {
         let size = if path.as_os_str() == "-" {
             progress::regular_file_size(io::stdin())?
         } else {
-            let metadata = std::fs::metadata(path).ok()?;
-            metadata.is_file().then(|| metadata.len())?
+            match std::fs::metadata(path) {
+                Ok(metadata) => metadata.is_file().then(|| metadata.len())?,
+                // Reported when it is read; nothing to read.
+                Err(_) => 0,
+            }
         };
         Some(sum + size)
     })

@@ -107,13 +107,16 @@ impl Progress {
     /// `items` to do and `bytes` in all, if known. Unknown bytes: a spinner.
     pub fn start(&self, label: &str, items: Option<u64>, bytes: Option<u64>) {
         let Some(bar) = &self.bar else { return };
+        // One line that fits the terminal (a long label is cut), so that
+        // redrawing never scrolls.
         let template = match bytes {
-            Some(_) => "{msg} [{bar:20}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            None => "{spinner} {msg} {bytes} {binary_bytes_per_sec} {elapsed}",
+            Some(_) => {
+                "{wide_msg} {bytes}/{total_bytes} {percent:>3}% {binary_bytes_per_sec} ETA {eta}"
+            }
+            None => "{spinner} {wide_msg} {bytes} {binary_bytes_per_sec} {elapsed}",
         };
-        let style = ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         match bytes {
             Some(n) => bar.set_length(n),
