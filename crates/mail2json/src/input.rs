@@ -42,7 +42,7 @@ pub fn total_size(inputs: &[PathBuf]) -> Option<u64> {
             progress::regular_file_size(io::stdin())?
         } else {
             match std::fs::metadata(path) {
-                Ok(metadata) => metadata.is_file().then(|| metadata.len())?,
+                Ok(metadata) => metadata.is_file().then_some(metadata.len())?,
                 // Reported when it is read; nothing to read.
                 Err(_) => 0,
             }
