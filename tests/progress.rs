@@ -296,7 +296,8 @@ fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
     ];
     let shown = three_ways(dir.path(), "imap-dump", &args, None);
     assert!(
-        shown.contains(&format!("{mailbox} 0/40 messages")) && shown.contains("ETA"),
+        // The mailbox name is cut to fit 80 columns; the counts never are.
+        shown.contains("progress-") && shown.contains("/40 messages") && shown.contains("ETA"),
         "no progress of messages and bytes: {shown:?}"
     );
     let mbox = std::fs::read(dir.path().join("plain.out")).expect("dump");
@@ -329,6 +330,12 @@ fn pop3_dump_shows_messages_and_bytes_of_the_maildrop() {
     let _serial = serial();
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
+    // Mail left by other tests may lack a Date (its From_ line then carries
+    // the time of the run): the maildrop holds only this test's messages.
+    stack.doveadm(
+        &["expunge", "-u", &stack.user2, "mailbox", "INBOX", "all"],
+        b"",
+    );
     let tag = unique("pop3");
     for i in 0..20 {
         let one = mbox(1, 100_000, &format!("{tag}-{i}"));

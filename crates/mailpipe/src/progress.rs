@@ -50,7 +50,6 @@ pub fn suspend<R>(print: impl FnOnce() -> R) -> R {
 /// What has been done so far, shown as the message of the display.
 #[derive(Default)]
 struct Counts {
-    label: String,
     done: u64,
     total: Option<u64>,
     failed: u64,
@@ -75,11 +74,8 @@ impl Progress {
 
     /// As [`Progress::new`], with whether stderr is a terminal given.
     pub fn for_terminal(stderr_is_terminal: bool, quiet: bool, verbose: bool) -> Progress {
-        let bar = shown(stderr_is_terminal, quiet, verbose).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            *active() = Some(bar.clone());
-            bar
-        });
+        let bar = shown(stderr_is_terminal, quiet, verbose)
+            .then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()));
         Progress {
             bar,
             counts: Mutex::new(Counts::default()),
@@ -107,13 +103,13 @@ impl Progress {
     /// `items` to do and `bytes` in all, if known. Unknown bytes: a spinner.
     pub fn start(&self, label: &str, items: Option<u64>, bytes: Option<u64>) {
         let Some(bar) = &self.bar else { return };
-        // One line that fits the terminal (a long label is cut), so that
-        // redrawing never scrolls.
+        // One line that fits the terminal, so that redrawing never scrolls:
+        // the label (msg) is cut to make room, the counts (prefix) never are.
         let template = match bytes {
             Some(_) => {
-                "{wide_msg} {bytes}/{total_bytes} {percent:>3}% {binary_bytes_per_sec} ETA {eta}"
+                "{wide_msg} {prefix} {bytes}/{total_bytes} {percent:>3}% {binary_bytes_per_sec} ETA {eta}"
             }
-            None => "{spinner} {wide_msg} {bytes} {binary_bytes_per_sec} {elapsed}",
+            None => "{spinner} {wide_msg} {prefix} {bytes} {binary_bytes_per_sec} {elapsed}",
         };
         let style =
             ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -123,8 +119,10 @@ impl Progress {
             None => bar.unset_length(),
         }
         bar.reset();
+        // Registered only once started: a display never started is never drawn.
+        *active() = Some(bar.clone());
+        bar.set_message(label.to_string());
         *self.lock() = Counts {
-            label: label.to_string(),
             total: items,
             ..Counts::default()
         };
@@ -171,23 +169,22 @@ impl Progress {
 
     fn show_counts(&self) {
         let Some(bar) = &self.bar else { return };
-        bar.set_message(self.describe());
+        bar.set_prefix(self.describe());
     }
 
-    /// "INBOX 3/10 messages", "12 sent, 1 refused", or the label alone.
+    /// "3/10 messages", "12 sent, 1 refused", or nothing before the first.
     fn describe(&self) -> String {
         let c = self.lock();
         let (done, failed) = self.nouns;
-        let mut text = c.label.clone();
-        let counted = c.done > 0 || c.total.is_some();
-        if counted {
+        let mut text = String::new();
+        if c.done > 0 || c.total.is_some() {
             let of = c.total.map(|t| format!("/{t}")).unwrap_or_default();
-            text.push_str(&format!(" {}{of} {done}", c.done));
+            text.push_str(&format!("{}{of} {done}", c.done));
         }
         if c.failed > 0 {
             text.push_str(&format!(", {} {failed}", c.failed));
         }
-        text.trim_start().to_string()
+        text
     }
 }
 
@@ -295,13 +292,17 @@ mod tests {
         }
         p.start("INBOX", Some(10), Some(1000));
         p.advance(3, 300);
-        assert_eq!(p.describe(), "INBOX 3/10 messages");
+        assert_eq!(p.describe(), "3/10 messages");
+        assert_eq!(
+            p.bar.as_ref().map(|b| b.message()).as_deref(),
+            Some("INBOX")
+        );
         let mut sink = Vec::new();
         p.reader(&[0u8; 50][..])
             .read_to_end(&mut sink)
             .expect("reading a slice");
         assert_eq!(p.bar.as_ref().map(|b| b.position()), Some(350));
         p.start("mbox", None, Some(10));
-        assert_eq!(p.describe(), "mbox");
+        assert_eq!(p.describe(), "");
     }
 }
