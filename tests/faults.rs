@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mailpipe::mbox::MboxReader;
 use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy, Step};
-use mailpipe_e2e::{run_bounded, tool, Finished as Run, Stack};
+use mailpipe_e2e::{run_bounded, tool, unique, Finished as Run, Stack};
 
 /// --timeout of every faulted run, in seconds.
 const TIMEOUT: u64 = 2;
@@ -56,14 +56,6 @@ fn assert_failed(run: &Run, tool: &str, code: i32, needles: &[&str]) {
         "{tool} took {:?} (timeout {TIMEOUT} s)",
         run.elapsed
     );
-}
-
-fn unique(label: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{label}-{}-{nanos}", std::process::id())
 }
 
 fn mbox_messages(bytes: &[u8]) -> Vec<Vec<u8>> {

@@ -7,30 +7,16 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, PoisonError};
 
-use mailpipe_e2e::{tool, Stack};
+use mailpipe_e2e::{tool, unique, Stack};
 
-/// The stack tests change one user's mail; one at a time.
+/// The stack tests put mail in place with doveadm; one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn unique(label: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!(
-        "{label}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
+/// mkmime's Date, Message-ID and boundaries fixed, so that its runs are
+/// byte-identical (the other tools ignore it).
+const FIXED_EPOCH: &str = "1700000000";
 
 /// `text` as one sh word.
 fn quote(text: &str) -> String {
@@ -60,6 +46,7 @@ fn on_terminal(line: &str) -> (String, Option<i32>) {
     let out = Command::new("script")
         .args(["-qfec", line, "/dev/null"])
         .env("TERM", "xterm")
+        .env("SOURCE_DATE_EPOCH", FIXED_EPOCH)
         .stdin(Stdio::null())
         .output()
         .expect("script (util-linux) runs");
@@ -73,6 +60,7 @@ fn on_terminal(line: &str) -> (String, Option<i32>) {
 fn off_terminal(line: &str) -> (String, Option<i32>) {
     let out = Command::new("sh")
         .args(["-c", line])
+        .env("SOURCE_DATE_EPOCH", FIXED_EPOCH)
         .output()
         .expect("sh runs");
     (
@@ -148,23 +136,26 @@ fn three_ways(dir: &Path, tool_name: &str, args: &[&str], stdin: Option<&Path>) 
     shown
 }
 
+/// A message of about `size` bytes to `to`, its Message-ID made of `tag`.
+fn message(tag: &str, to: &str, size: usize) -> Vec<u8> {
+    let mut out = format!(
+        "From: Sender <sender@example.org>\nTo: {to}\nSubject: {tag}\n\
+         Message-ID: <{tag}@progress.test>\nDate: Mon, 23 Nov 2026 12:00:00 +0000\n\n"
+    )
+    .into_bytes();
+    let line = format!("a line of {tag} padded to length...............\n");
+    for _ in 0..size / line.len() {
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
 /// An mbox of `count` messages of about `size` bytes each.
 fn mbox(count: usize, size: usize, tag: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(count * (size + 200));
     for i in 0..count {
-        out.extend_from_slice(
-            format!(
-                "From sender@example.org Mon Nov 23 12:00:00 2026\n\
-                 From: Sender <sender@example.org>\nTo: someone@example.org\n\
-                 Subject: {tag} {i}\nMessage-ID: <{tag}-{i}@progress.test>\n\
-                 Date: Mon, 23 Nov 2026 12:00:00 +0000\n\n"
-            )
-            .as_bytes(),
-        );
-        let line = format!("line of message {i} of {tag} padded to length...............\n");
-        for _ in 0..size / line.len() {
-            out.extend_from_slice(line.as_bytes());
-        }
+        out.extend_from_slice(b"From sender@example.org Mon Nov 23 12:00:00 2026\n");
+        out.extend(message(&format!("{tag}-{i}"), "someone@example.org", size));
         out.push(b'\n');
     }
     out
@@ -249,8 +240,6 @@ fn mkmime_shows_bytes_encoded_of_a_large_attachment() {
         "-a",
         &attach,
     ];
-    // Fixed Date, Message-ID and boundaries, so two runs are byte-identical.
-    std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
     let shown = three_ways(dir.path(), "mkmime", &args, Some(&body));
     assert!(
         shown.contains("encoding") && shown.contains("MiB"),
@@ -258,42 +247,44 @@ fn mkmime_shows_bytes_encoded_of_a_large_attachment() {
     );
 }
 
-/// A password file for a stack user.
-fn password_file(dir: &Path, password: &str) -> String {
-    let path = dir.join("password");
-    std::fs::write(&path, format!("{password}\n")).expect("password file");
-    path.display().to_string()
+/// The flags that log `user` in to `url` of the stack, its password in a
+/// file under `dir`.
+fn server_args(stack: &Stack, dir: &Path, url: String, user: &str, password: &str) -> Vec<String> {
+    let file = dir.join("password");
+    std::fs::write(&file, format!("{password}\n")).expect("password file");
+    vec![
+        "--server".into(),
+        url,
+        "--user".into(),
+        user.into(),
+        "--password-file".into(),
+        file.display().to_string(),
+        "--ca-file".into(),
+        stack.ca_file.display().to_string(),
+    ]
+}
+
+/// Saves `count` messages of about `size` bytes into `mailbox` of `user`.
+fn save(stack: &Stack, user: &str, mailbox: &str, tag: &str, count: usize, size: usize) {
+    for i in 0..count {
+        let one = message(&format!("{tag}-{i}"), user, size);
+        stack.doveadm(&["save", "-u", user, "-m", mailbox], &one);
+    }
 }
 
 #[test]
 fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
     let mailbox = unique("progress");
     stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &mailbox], b"");
     let tag = unique("imap");
-    // doveadm save takes one message: save each without its From_ line.
-    for i in 0..40 {
-        let one = mbox(1, 100_000, &format!("{tag}-{i}"));
-        let start = one.iter().position(|&b| b == b'\n').expect("From_ line") + 1;
-        stack.doveadm(&["save", "-u", &stack.user1, "-m", &mailbox], &one[start..]);
-    }
-    let password = password_file(dir.path(), &stack.pass1);
-    let server = format!("imaps://localhost:{}", stack.imaps_port);
-    let ca = stack.ca_file.display().to_string();
-    let args = [
-        "--server",
-        &server,
-        "--user",
-        &stack.user1,
-        "--password-file",
-        &password,
-        "--ca-file",
-        &ca,
-        "--mailbox",
-        &mailbox,
-    ];
+    save(&stack, &stack.user1, &mailbox, &tag, 40, 100_000);
+    let url = format!("imaps://localhost:{}", stack.imaps_port);
+    let mut args = server_args(&stack, dir.path(), url, &stack.user1, &stack.pass1);
+    args.extend(["--mailbox".to_string(), mailbox]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let shown = three_ways(dir.path(), "imap-dump", &args, None);
     assert!(
         // The mailbox name is cut to fit 80 columns; the counts never are.
@@ -302,13 +293,8 @@ fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
     );
     let mbox = std::fs::read(dir.path().join("plain.out")).expect("dump");
     let id = format!("Message-ID: <{tag}-");
-    assert_eq!(
-        mbox.windows(id.len())
-            .filter(|w| *w == id.as_bytes())
-            .count(),
-        40,
-        "every message dumped once"
-    );
+    let dumped = mbox.windows(id.len()).filter(|w| *w == id.as_bytes());
+    assert_eq!(dumped.count(), 40, "every message dumped once");
 
     // -v: the transcript alone, no display mixed into it.
     let verbose: Vec<&str> = args.iter().copied().chain(["-v"]).collect();
@@ -327,37 +313,20 @@ fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
 
 #[test]
 fn pop3_dump_shows_messages_and_bytes_of_the_maildrop() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
     // Mail left by other tests may lack a Date (its From_ line then carries
     // the time of the run): the maildrop holds only this test's messages.
-    stack.doveadm(
-        &["expunge", "-u", &stack.user2, "mailbox", "INBOX", "all"],
-        b"",
-    );
-    let tag = unique("pop3");
-    for i in 0..20 {
-        let one = mbox(1, 100_000, &format!("{tag}-{i}"));
-        let start = one.iter().position(|&b| b == b'\n').expect("From_ line") + 1;
-        stack.doveadm(&["save", "-u", &stack.user2, "-m", "INBOX"], &one[start..]);
-    }
-    let password = password_file(dir.path(), &stack.pass2);
-    let server = format!("pop3s://localhost:{}", stack.pop3s_port);
-    let ca = stack.ca_file.display().to_string();
-    let args = [
-        "--server",
-        &server,
-        "--user",
-        &stack.user2,
-        "--password-file",
-        &password,
-        "--ca-file",
-        &ca,
-    ];
+    let user = &stack.user2;
+    stack.doveadm(&["expunge", "-u", user, "mailbox", "INBOX", "all"], b"");
+    save(&stack, user, "INBOX", &unique("pop3"), 20, 100_000);
+    let url = format!("pop3s://localhost:{}", stack.pop3s_port);
+    let args = server_args(&stack, dir.path(), url, user, &stack.pass2);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let shown = three_ways(dir.path(), "pop3-dump", &args, None);
     assert!(
-        shown.contains(" messages") && shown.contains("ETA"),
+        shown.contains("/20 messages") && shown.contains("ETA"),
         "no progress of messages and bytes: {shown:?}"
     );
 }
@@ -370,52 +339,32 @@ fn smtp_send_mbox_shows_messages_sent_and_refused() {
     let mut input = Vec::new();
     for i in 0..6 {
         let to = if i == 3 {
-            stack.reject_rcpt.clone()
+            &stack.reject_rcpt
         } else {
-            stack.user1.clone()
+            &stack.user1
         };
-        let one = String::from_utf8(mbox(1, 20_000, &format!("{tag}-{i}"))).expect("ascii");
-        input.extend_from_slice(one.replace("someone@example.org", &to).as_bytes());
+        input.extend_from_slice(b"From sender@example.org Mon Nov 23 12:00:00 2026\n");
+        input.extend(message(&format!("{tag}-{i}"), to, 20_000));
+        input.push(b'\n');
     }
     let mbox_path = dir.path().join("send.mbox");
     std::fs::write(&mbox_path, input).expect("write mbox");
-    let password = password_file(dir.path(), &stack.pass1);
-    let server = format!("smtps://localhost:{}", stack.smtps_port);
-    let ca = stack.ca_file.display().to_string();
-    let args = [
-        "--server",
-        &server,
-        "--user",
-        &stack.user1,
-        "--password-file",
-        &password,
-        "--ca-file",
-        &ca,
-        "--mbox",
-        "-t",
-        "--quiet",
-    ];
+    let url = format!("smtps://localhost:{}", stack.smtps_port);
+    let mut args = server_args(&stack, dir.path(), url, &stack.user1, &stack.pass1);
+    args.extend(["--mbox".to_string(), "-t".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
     // --quiet: nothing drawn, only the refused message's lines.
-    let line = command_line(
-        "smtp-send",
-        &args,
-        &dir.path().join("q.out"),
-        Some(&mbox_path),
-    );
-    let (quiet, status) = on_terminal(&line);
+    let quiet: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
+    let out = dir.path().join("out");
+    let (quiet, status) = on_terminal(&command_line("smtp-send", &quiet, &out, Some(&mbox_path)));
     assert_eq!(status, Some(67), "{quiet:?}");
     assert!(
         !quiet.contains("\x1b[2K") && !quiet.contains(" sent, "),
         "{quiet:?}"
     );
 
-    let line = command_line(
-        "smtp-send",
-        &args[..args.len() - 1],
-        &dir.path().join("out"),
-        Some(&mbox_path),
-    );
-    let (shown, status) = on_terminal(&line);
+    let (shown, status) = on_terminal(&command_line("smtp-send", &args, &out, Some(&mbox_path)));
     assert_eq!(status, Some(67), "one recipient is refused: {shown:?}");
     assert!(
         shown.contains("sent, 1 refused") || shown.contains("5 sent"),

@@ -95,6 +95,17 @@ impl Stack {
     }
 }
 
+/// A name (mailbox, Message-ID part) no other test or earlier run uses.
+pub fn unique(label: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("{label}-{}-{n}-{nanos}", std::process::id())
+}
+
 /// The workspace's target directory, where `cargo build --workspace` put the tools.
 pub fn target_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
