@@ -51,7 +51,7 @@ pub struct Output<'a> {
     pub array: bool,
     pub pretty: bool,
     pub extract: Option<&'a Extractor>,
-    /// Bytes and messages read, on a terminal.
+    /// Messages and their bytes read, on a terminal.
     pub progress: &'a Progress,
 }
 
@@ -86,7 +86,7 @@ pub fn run(
                 let mut sink = |item: Item| {
                     if let Item::Message { data, .. } = &item {
                         bytes += data.len();
-                        progress.advance(1, 0);
+                        progress.advance(1, data.len() as u64);
                     }
                     batch.push(item);
                     if bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
@@ -95,7 +95,7 @@ pub fn run(
                     }
                     true
                 };
-                input::read_all(inputs, forced, progress, &mut sink);
+                input::read_all(inputs, forced, &mut sink);
                 if !batch.is_empty() {
                     let _ = tx.send(batch);
                 }

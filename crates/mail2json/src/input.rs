@@ -8,7 +8,6 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use mailpipe::mbox::MboxReader;
-use mailpipe::progress::{self, Progress};
 use mailpipe::Error;
 
 use crate::schema::Source;
@@ -31,46 +30,20 @@ pub enum Item {
 /// on big blocks.
 const READ_BUFFER: usize = 1 << 20;
 
-/// The bytes all inputs hold, if known: every one a regular file (stdin
-/// too); a pipe or a maildir makes it unknown.
-pub fn total_size(inputs: &[PathBuf]) -> Option<u64> {
-    if inputs.is_empty() {
-        return progress::regular_file_size(io::stdin());
-    }
-    inputs.iter().try_fold(0u64, |sum, path| {
-        let size = if path.as_os_str() == "-" {
-            progress::regular_file_size(io::stdin())?
-        } else {
-            match std::fs::metadata(path) {
-                Ok(metadata) => metadata.is_file().then_some(metadata.len())?,
-                // Reported when it is read; nothing to read.
-                Err(_) => 0,
-            }
-        };
-        Some(sum + size)
-    })
-}
-
 /// Reads every input in order and hands each message to `sink`; stops early
-/// when `sink` returns false (the consumer went away). The bytes read count
-/// as `progress`.
-pub fn read_all(
-    inputs: &[PathBuf],
-    forced: Option<InputKind>,
-    progress: &Progress,
-    sink: &mut dyn FnMut(Item) -> bool,
-) {
+/// when `sink` returns false (the consumer went away).
+pub fn read_all(inputs: &[PathBuf], forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) {
     if inputs.is_empty() {
         let stdin = io::stdin();
-        read_stream("-", Box::new(progress.reader(stdin.lock())), forced, sink);
+        read_stream("-", Box::new(stdin.lock()), forced, sink);
         return;
     }
     for path in inputs {
         let keep_going = if path.as_os_str() == "-" {
             let stdin = io::stdin();
-            read_stream("-", Box::new(progress.reader(stdin.lock())), forced, sink)
+            read_stream("-", Box::new(stdin.lock()), forced, sink)
         } else {
-            read_path(path, forced, progress, sink)
+            read_path(path, forced, sink)
         };
         if !keep_going {
             return;
@@ -78,12 +51,7 @@ pub fn read_all(
     }
 }
 
-fn read_path(
-    path: &Path,
-    forced: Option<InputKind>,
-    progress: &Progress,
-    sink: &mut dyn FnMut(Item) -> bool,
-) -> bool {
+fn read_path(path: &Path, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) -> bool) -> bool {
     let name = path.display().to_string();
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -96,10 +64,10 @@ fn read_path(
                 "{name}: not a maildir (a maildir is a directory with cur/ and new/)"
             ))));
         }
-        return read_maildir(path, progress, sink);
+        return read_maildir(path, sink);
     }
     match File::open(path) {
-        Ok(file) => read_stream(&name, Box::new(progress.reader(file)), forced, sink),
+        Ok(file) => read_stream(&name, Box::new(file), forced, sink),
         Err(e) => sink(Item::Failed(no_input(&name, e))),
     }
 }
@@ -184,7 +152,7 @@ fn read_single(name: &str, mut input: impl BufRead, sink: &mut dyn FnMut(Item) -
 
 /// new/ then cur/, each in file-name order (readdir order is arbitrary);
 /// dot files are skipped, as maildir readers do.
-fn read_maildir(dir: &Path, progress: &Progress, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
     for sub in ["new", "cur"] {
         let folder = dir.join(sub);
         let entries = match std::fs::read_dir(&folder) {
@@ -205,16 +173,13 @@ fn read_maildir(dir: &Path, progress: &Progress, sink: &mut dyn FnMut(Item) -> b
                 Some(e) => Item::Failed(e),
                 None => match std::fs::read(&path) {
                     Ok(data) if data.is_empty() => continue,
-                    Ok(data) => {
-                        progress.advance(0, data.len() as u64);
-                        Item::Message {
-                            source: Source {
-                                path: name,
-                                offset: None,
-                            },
-                            data,
-                        }
-                    }
+                    Ok(data) => Item::Message {
+                        source: Source {
+                            path: name,
+                            offset: None,
+                        },
+                        data,
+                    },
                     Err(e) => Item::Failed(no_input(&name, e)),
                 },
             };

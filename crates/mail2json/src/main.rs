@@ -20,7 +20,7 @@ use mailpipe::progress::Progress;
 use mailpipe::Error;
 
 use mail2json::convert::Options;
-use mail2json::input::{self, InputKind};
+use mail2json::input::InputKind;
 use mail2json::schema::FieldSet;
 
 /// Messages, mbox streams and maildirs to JSON Lines.
@@ -121,7 +121,7 @@ fn run(args: Args) -> Result<(), Error> {
         keep_content: extractor.is_some(),
     };
     let progress = Progress::new(args.quiet, false);
-    progress.start("", None, input::total_size(&args.inputs));
+    progress.start("", None, mailpipe::progress::inputs_size(&args.inputs));
     let output = batch::Output {
         array: args.array,
         pretty: args.pretty,

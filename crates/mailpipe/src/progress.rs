@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, IsTerminal, Read};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,6 +29,27 @@ pub fn regular_file_size(fd: impl AsFd) -> Option<u64> {
     let regular =
         rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
     regular.then(|| u64::try_from(stat.st_size).ok()).flatten()
+}
+
+/// The bytes of all `inputs` (paths, `-` for stdin; none: stdin), the total
+/// to show, if every one is a regular file; a pipe or a directory makes it
+/// unknown. A path that cannot be read counts nothing (its error is reported
+/// when it is read).
+pub fn inputs_size(inputs: &[PathBuf]) -> Option<u64> {
+    if inputs.is_empty() {
+        return regular_file_size(std::io::stdin());
+    }
+    inputs.iter().try_fold(0u64, |sum, path| {
+        let size = if path.as_os_str() == "-" {
+            regular_file_size(std::io::stdin())?
+        } else {
+            match std::fs::metadata(path) {
+                Ok(metadata) => metadata.is_file().then_some(metadata.len())?,
+                Err(_) => 0,
+            }
+        };
+        Some(sum + size)
+    })
 }
 
 /// The display being shown, if any, so that [`suspend`] can clear it.
@@ -251,6 +273,19 @@ mod tests {
         assert!(!shown(true, true, false), "--quiet");
         assert!(!shown(true, false, true), "-v transcript");
         assert!(!shown(false, true, true));
+    }
+
+    #[test]
+    fn inputs_size_is_known_for_regular_files_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, [0u8; 100]).expect("write a");
+        std::fs::write(&b, [0u8; 23]).expect("write b");
+        let missing = dir.path().join("missing");
+        assert_eq!(inputs_size(&[a.clone(), b, missing]), Some(123));
+        assert_eq!(inputs_size(&[a, dir.path().to_path_buf()]), None, "a maildir");
+        let file = std::fs::File::open(dir.path().join("a")).expect("open a");
+        assert_eq!(regular_file_size(&file), Some(100));
     }
 
     #[test]
