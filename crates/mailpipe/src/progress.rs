@@ -283,7 +283,11 @@ mod tests {
         std::fs::write(&b, [0u8; 23]).expect("write b");
         let missing = dir.path().join("missing");
         assert_eq!(inputs_size(&[a.clone(), b, missing]), Some(123));
-        assert_eq!(inputs_size(&[a, dir.path().to_path_buf()]), None, "a maildir");
+        assert_eq!(
+            inputs_size(&[a, dir.path().to_path_buf()]),
+            None,
+            "a maildir"
+        );
         let file = std::fs::File::open(dir.path().join("a")).expect("open a");
         assert_eq!(regular_file_size(&file), Some(100));
     }
