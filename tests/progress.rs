@@ -3,71 +3,90 @@
 //! a file. The display must appear on the terminal, leave stdout byte for
 //! byte what a run without a terminal writes, vanish with `--quiet` and `-v`,
 //! be cleared before an error line, and never reach a stderr that is not a
-//! terminal. imap-dump and pop3-dump run against the real stack.
+//! terminal. imap-dump, pop3-dump and smtp-send run against the real stack.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, PoisonError};
 
-use mailpipe_e2e::mail::unique;
-use mailpipe_e2e::{tool, Stack};
-
-/// The stack tests put mail in place with doveadm; one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+use mailpipe_e2e::mail::{inbox_lock, unique};
+use mailpipe_e2e::{Stack, Tool};
 
 /// mkmime's Date, Message-ID and boundaries fixed, so that its runs are
 /// byte-identical (the other tools ignore it).
 const FIXED_EPOCH: &str = "1700000000";
+
+/// Where the tool's stdin comes from.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Nothing,
+    File(&'a Path),
+    /// `cat FILE |`: a pipe, whose size is unknown.
+    Pipe(&'a Path),
+}
 
 /// `text` as one sh word.
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// A command line for sh: the tool, its arguments, stdout into `stdout`.
-fn command_line(tool_name: &str, args: &[&str], stdout: &Path, stdin: Option<&Path>) -> String {
-    let mut line = quote(&tool(tool_name).display().to_string());
-    for a in args {
+fn quote_path(path: &Path) -> String {
+    quote(&path.display().to_string())
+}
+
+/// `cmd` as a line for sh, stdout into the file `stdout`, stdin from `input`;
+/// stderr is left where sh's is.
+fn shell_line(cmd: &Command, stdout: &Path, input: Input<'_>) -> String {
+    let mut line = match input {
+        Input::Pipe(path) => format!("cat {} | ", quote_path(path)),
+        _ => String::new(),
+    };
+    line.push_str(&quote(&cmd.get_program().to_string_lossy()));
+    for arg in cmd.get_args() {
         line.push(' ');
-        line.push_str(&quote(a));
+        line.push_str(&quote(&arg.to_string_lossy()));
     }
-    line.push_str(" > ");
-    line.push_str(&quote(&stdout.display().to_string()));
-    line.push_str(" < ");
-    line.push_str(&quote(
-        &stdin.map_or("/dev/null".to_string(), |p| p.display().to_string()),
-    ));
+    line.push_str(&format!(" > {}", quote_path(stdout)));
+    match input {
+        Input::Nothing => line.push_str(" < /dev/null"),
+        Input::File(path) => line.push_str(&format!(" < {}", quote_path(path))),
+        Input::Pipe(_) => {}
+    }
     line
 }
 
-/// What the terminal showed and the exit status, for `line` run by sh with
-/// stdin, stdout and stderr on a pseudo-terminal (the line redirects stdin
-/// and stdout itself, so only stderr stays there).
-fn on_terminal(line: &str) -> (String, Option<i32>) {
-    let out = Command::new("script")
-        .args(["-qfec", line, "/dev/null"])
+/// `runner` with the environment `cmd` was given (isolation, passwords).
+fn with_env_of(mut runner: Command, cmd: &Command) -> Command {
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => runner.env(key, value),
+            None => runner.env_remove(key),
+        };
+    }
+    runner.env("SOURCE_DATE_EPOCH", FIXED_EPOCH);
+    runner
+}
+
+/// What the terminal showed and the exit status, for `cmd` run with stderr
+/// on a pseudo-terminal (util-linux `script`), stdout into `stdout`.
+fn on_terminal(cmd: &Command, stdout: &Path, input: Input<'_>) -> (String, Option<i32>) {
+    let mut script = Command::new("script");
+    script.args(["-qfec", &shell_line(cmd, stdout, input), "/dev/null"]);
+    let out = with_env_of(script, cmd)
         .env("TERM", "xterm")
-        .env("SOURCE_DATE_EPOCH", FIXED_EPOCH)
         .stdin(Stdio::null())
         .output()
         .expect("script (util-linux) runs");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        out.status.code(),
-    )
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    (shown, out.status.code())
 }
 
-/// The same line with stderr a pipe: its stderr and status.
-fn off_terminal(line: &str) -> (String, Option<i32>) {
-    let out = Command::new("sh")
-        .args(["-c", line])
-        .env("SOURCE_DATE_EPOCH", FIXED_EPOCH)
-        .output()
-        .expect("sh runs");
-    (
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code(),
-    )
+/// The same with stderr a pipe: its stderr and status.
+fn off_terminal(cmd: &Command, stdout: &Path, input: Input<'_>) -> (String, Option<i32>) {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &shell_line(cmd, stdout, input)]);
+    let out = with_env_of(sh, cmd).output().expect("sh runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (stderr, out.status.code())
 }
 
 /// The lines the terminal ends up showing: carriage returns and "clear
@@ -90,48 +109,43 @@ fn screen_lines(transcript: &str) -> Vec<String> {
     lines
 }
 
-/// Runs `tool args` three ways (terminal, terminal with --quiet, no
-/// terminal), checks what a user would see, and returns the terminal's
-/// transcript of the first.
-fn three_ways(dir: &Path, tool_name: &str, args: &[&str], stdin: Option<&Path>) -> String {
+/// Runs the command `make` gives three ways (terminal, terminal with
+/// --quiet, no terminal), checks what a user would see, and returns what
+/// the terminal showed the first time.
+fn three_ways(dir: &Path, make: &dyn Fn() -> Command, input: Input<'_>) -> String {
+    let name = make().get_program().to_string_lossy().into_owned();
     let (tty_out, quiet_out, plain_out) = (
         dir.join("tty.out"),
         dir.join("quiet.out"),
         dir.join("plain.out"),
     );
-    let (shown, status) = on_terminal(&command_line(tool_name, args, &tty_out, stdin));
-    assert_eq!(status, Some(0), "{tool_name} on a terminal: {shown:?}");
+    let (shown, status) = on_terminal(&make(), &tty_out, input);
+    assert_eq!(status, Some(0), "{name} on a terminal: {shown:?}");
 
-    let quiet_args: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
-    let (quiet, status) = on_terminal(&command_line(tool_name, &quiet_args, &quiet_out, stdin));
-    assert_eq!(status, Some(0), "{tool_name} --quiet: {quiet:?}");
-    assert_eq!(quiet, "", "{tool_name} --quiet drew on the terminal");
+    let mut quiet = make();
+    quiet.arg("--quiet");
+    let (drawn, status) = on_terminal(&quiet, &quiet_out, input);
+    assert_eq!(status, Some(0), "{name} --quiet: {drawn:?}");
+    assert_eq!(drawn, "", "{name} --quiet drew on the terminal");
 
-    let (stderr, status) = off_terminal(&command_line(tool_name, args, &plain_out, stdin));
-    assert_eq!(
-        status,
-        Some(0),
-        "{tool_name} without a terminal: {stderr:?}"
-    );
-    assert_eq!(
-        stderr, "",
-        "{tool_name}: stderr not a terminal must stay empty"
-    );
+    let (stderr, status) = off_terminal(&make(), &plain_out, input);
+    assert_eq!(status, Some(0), "{name} without a terminal: {stderr:?}");
+    assert_eq!(stderr, "", "{name}: stderr not a terminal must stay empty");
 
     let plain = std::fs::read(&plain_out).expect("stdout of the plain run");
-    assert!(!plain.is_empty(), "{tool_name} wrote nothing");
+    assert!(!plain.is_empty(), "{name} wrote nothing");
     for other in [&tty_out, &quiet_out] {
         let bytes = std::fs::read(other).expect("stdout of a terminal run");
         assert!(
             bytes == plain,
-            "{tool_name}: stdout with stderr on a terminal ({} bytes) differs from without ({} bytes)",
+            "{name}: stdout with stderr on a terminal ({} bytes) differs from without ({} bytes)",
             bytes.len(),
             plain.len()
         );
     }
     assert!(
         !shown.contains("\x1b[2K") || screen_lines(&shown).is_empty(),
-        "{tool_name}: the display was not cleared at the end: {:?}",
+        "{name}: the display was not cleared at the end: {:?}",
         screen_lines(&shown)
     );
     shown
@@ -151,40 +165,46 @@ fn message(tag: &str, to: &str, size: usize) -> Vec<u8> {
     out
 }
 
-/// An mbox of `count` messages of about `size` bytes each.
-fn mbox(count: usize, size: usize, tag: &str) -> Vec<u8> {
+/// An mbox of `count` messages of about `size` bytes each, to `to`.
+fn mbox(count: usize, size: usize, tag: &str, to: &dyn Fn(usize) -> String) -> Vec<u8> {
     let mut out = Vec::with_capacity(count * (size + 200));
     for i in 0..count {
         out.extend_from_slice(b"From sender@example.org Mon Nov 23 12:00:00 2026\n");
-        out.extend(message(&format!("{tag}-{i}"), "someone@example.org", size));
+        out.extend(message(&format!("{tag}-{i}"), &to(i), size));
         out.push(b'\n');
     }
     out
 }
 
+/// 8 MB of mbox: long enough to be drawn, small enough for a shared disk.
+fn big_mbox(dir: &Path, tag: &str) -> std::path::PathBuf {
+    let path = dir.join("big.mbox");
+    let someone = |_| "someone@example.org".to_string();
+    std::fs::write(&path, mbox(2000, 4000, tag, &someone)).expect("write mbox");
+    path
+}
+
 #[test]
 fn mail2json_shows_bytes_of_a_large_mbox_and_leaves_stdout_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("big.mbox");
-    std::fs::write(&input, mbox(3000, 8000, "m2j")).expect("write mbox");
-    let input = input.display().to_string();
-    let shown = three_ways(dir.path(), "mail2json", &[&input], None);
+    let input = big_mbox(dir.path(), "m2j");
+    let make = || {
+        let mut cmd = Tool::Mail2json.command();
+        cmd.arg(&input);
+        cmd
+    };
+    let shown = three_ways(dir.path(), &make, Input::Nothing);
     assert!(
         shown.contains("MiB/") && shown.contains("ETA"),
         "no progress of bytes of the known total on the terminal: {shown:?}"
     );
 
     // On a pipe the size is unknown: a spinner with the bytes read.
-    let line = format!(
-        "cat {} | {}",
-        quote(&input),
-        command_line("mail2json", &[], &dir.path().join("pipe.out"), None)
-            .replace(" < '/dev/null'", "")
-    );
-    let (shown, status) = on_terminal(&line);
+    let out = dir.path().join("pipe.out");
+    let (shown, status) = on_terminal(&Tool::Mail2json.command(), &out, Input::Pipe(&input));
     assert_eq!(status, Some(0), "{shown:?}");
     assert!(
-        shown.contains("MiB") && !shown.contains("ETA"),
+        shown.contains("B/s") && !shown.contains("ETA"),
         "no spinner of bytes for a pipe: {shown:?}"
     );
 }
@@ -192,17 +212,12 @@ fn mail2json_shows_bytes_of_a_large_mbox_and_leaves_stdout_alone() {
 #[test]
 fn mail2json_error_lines_stay_whole_above_the_display() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("big.mbox");
-    std::fs::write(&input, mbox(3000, 8000, "err")).expect("write mbox");
+    let input = big_mbox(dir.path(), "err");
     let missing = dir.path().join("missing.mbox");
-    let args = [
-        input.display().to_string(),
-        missing.display().to_string(),
-        input.display().to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let line = command_line("mail2json", &args, &dir.path().join("out"), None);
-    let (shown, status) = on_terminal(&line);
+    let mut cmd = Tool::Mail2json.command();
+    cmd.args([&input, &missing, &input]);
+    let out = dir.path().join("out");
+    let (shown, status) = on_terminal(&cmd, &out, Input::Nothing);
     assert_eq!(status, Some(66), "{shown:?}");
     let expected = format!(
         "mail2json: {}: No such file or directory (66)",
@@ -215,7 +230,7 @@ fn mail2json_error_lines_stay_whole_above_the_display() {
         "the errors must be the lines left on the screen, each whole: {shown:?}"
     );
     assert!(shown.contains("ETA"), "no progress drawn: {shown:?}");
-    let (stderr, status) = off_terminal(&line);
+    let (stderr, status) = off_terminal(&cmd, &out, Input::Nothing);
     assert_eq!(status, Some(66));
     assert_eq!(stderr, format!("{expected}\n{summary}\n"));
 }
@@ -224,69 +239,49 @@ fn mail2json_error_lines_stay_whole_above_the_display() {
 fn mkmime_shows_bytes_encoded_of_a_large_attachment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let attachment = dir.path().join("blob.bin");
-    let blob: Vec<u8> = (0..24u32 << 20)
+    let blob: Vec<u8> = (0..9u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(&attachment, blob).expect("write attachment");
     let body = dir.path().join("body.txt");
     std::fs::write(&body, "see attached\n").expect("write body");
-    let attach = attachment.display().to_string();
-    let args = [
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@example.org",
-        "-s",
-        "blob",
-        "-a",
-        &attach,
-    ];
-    let shown = three_ways(dir.path(), "mkmime", &args, Some(&body));
+    let make = || {
+        let mut cmd = Tool::Mkmime.command();
+        cmd.args(["--from", "a@example.org", "--to", "b@example.org"])
+            .args(["-s", "blob", "-a"])
+            .arg(&attachment);
+        cmd
+    };
+    let shown = three_ways(dir.path(), &make, Input::File(&body));
     assert!(
         shown.contains("encoding") && shown.contains("MiB"),
         "no progress of bytes encoded: {shown:?}"
     );
 }
 
-/// The flags that log `user` in to `url` of the stack, its password in a
-/// file under `dir`.
-fn server_args(stack: &Stack, dir: &Path, url: String, user: &str, password: &str) -> Vec<String> {
-    let file = dir.join("password");
-    std::fs::write(&file, format!("{password}\n")).expect("password file");
-    vec![
-        "--server".into(),
-        url,
-        "--user".into(),
-        user.into(),
-        "--password-file".into(),
-        file.display().to_string(),
-        "--ca-file".into(),
-        stack.ca_file.display().to_string(),
-    ]
-}
-
 /// Saves `count` messages of about `size` bytes into `mailbox` of `user`.
 fn save(stack: &Stack, user: &str, mailbox: &str, tag: &str, count: usize, size: usize) {
     for i in 0..count {
-        let one = message(&format!("{tag}-{i}"), user, size);
-        stack.doveadm(&["save", "-u", user, "-m", mailbox], &one);
+        stack.save(user, mailbox, &message(&format!("{tag}-{i}"), user, size));
     }
 }
 
 #[test]
 fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
-    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
     let mailbox = unique("progress");
-    stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &mailbox], b"");
+    let user = &stack.user1;
+    stack.doveadm(&["mailbox", "create", "-u", user, &mailbox], b"");
     let tag = unique("imap");
-    save(&stack, &stack.user1, &mailbox, &tag, 40, 100_000);
-    let url = format!("imaps://localhost:{}", stack.imaps_port);
-    let mut args = server_args(&stack, dir.path(), url, &stack.user1, &stack.pass1);
-    args.extend(["--mailbox".to_string(), mailbox]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let shown = three_ways(dir.path(), "imap-dump", &args, None);
+    save(&stack, user, &mailbox, &tag, 40, 100_000);
+    let url = stack.url("imaps", stack.imaps_port);
+    let make = || {
+        let mut cmd = stack.user1(Tool::ImapDump, &url);
+        cmd.args(["--mailbox", &mailbox]);
+        cmd
+    };
+    let shown = three_ways(dir.path(), &make, Input::Nothing);
     assert!(
         // The mailbox name is cut to fit 80 columns; the counts never are.
         shown.contains("progress-") && shown.contains("/40 messages") && shown.contains("ETA"),
@@ -298,9 +293,9 @@ fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
     assert_eq!(dumped.count(), 40, "every message dumped once");
 
     // -v: the transcript alone, no display mixed into it.
-    let verbose: Vec<&str> = args.iter().copied().chain(["-v"]).collect();
-    let line = command_line("imap-dump", &verbose, &dir.path().join("v.out"), None);
-    let (shown, status) = on_terminal(&line);
+    let mut verbose = make();
+    verbose.arg("-v");
+    let (shown, status) = on_terminal(&verbose, &dir.path().join("v.out"), Input::Nothing);
     assert_eq!(status, Some(0), "{shown:?}");
     assert!(
         shown.contains("EXAMINE"),
@@ -314,18 +309,17 @@ fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
 
 #[test]
 fn pop3_dump_shows_messages_and_bytes_of_the_maildrop() {
-    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let stack = Stack::get();
-    let dir = tempfile::tempdir().expect("tempdir");
     // Mail left by other tests may lack a Date (its From_ line then carries
     // the time of the run): the maildrop holds only this test's messages.
+    let _inbox = inbox_lock(1);
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().expect("tempdir");
     let user = &stack.user2;
-    stack.doveadm(&["expunge", "-u", user, "mailbox", "INBOX", "all"], b"");
+    stack.expunge_inbox(user);
     save(&stack, user, "INBOX", &unique("pop3"), 20, 100_000);
-    let url = format!("pop3s://localhost:{}", stack.pop3s_port);
-    let args = server_args(&stack, dir.path(), url, user, &stack.pass2);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let shown = three_ways(dir.path(), "pop3-dump", &args, None);
+    let url = stack.url("pop3s", stack.pop3s_port);
+    let make = || stack.login(Tool::Pop3Dump, &url, user, &stack.pass2);
+    let shown = three_ways(dir.path(), &make, Input::Nothing);
     assert!(
         shown.contains("/20 messages") && shown.contains("ETA"),
         "no progress of messages and bytes: {shown:?}"
@@ -336,36 +330,31 @@ fn pop3_dump_shows_messages_and_bytes_of_the_maildrop() {
 fn smtp_send_mbox_shows_messages_sent_and_refused() {
     let stack = Stack::get();
     let dir = tempfile::tempdir().expect("tempdir");
-    let tag = unique("smtp");
-    let mut input = Vec::new();
-    for i in 0..6 {
-        let to = if i == 3 {
-            &stack.reject_rcpt
-        } else {
-            &stack.user1
-        };
-        input.extend_from_slice(b"From sender@example.org Mon Nov 23 12:00:00 2026\n");
-        input.extend(message(&format!("{tag}-{i}"), to, 20_000));
-        input.push(b'\n');
-    }
-    let mbox_path = dir.path().join("send.mbox");
-    std::fs::write(&mbox_path, input).expect("write mbox");
-    let url = format!("smtps://localhost:{}", stack.smtps_port);
-    let mut args = server_args(&stack, dir.path(), url, &stack.user1, &stack.pass1);
-    args.extend(["--mbox".to_string(), "-t".to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let to = |i| match i {
+        3 => stack.reject_rcpt.clone(),
+        _ => stack.user1.clone(),
+    };
+    let input = dir.path().join("send.mbox");
+    std::fs::write(&input, mbox(6, 20_000, &unique("smtp"), &to)).expect("write mbox");
+    let url = stack.url("smtps", stack.smtps_port);
+    let make = || {
+        let mut cmd = stack.user1(Tool::SmtpSend, &url);
+        cmd.args(["--mbox", "-t"]);
+        cmd
+    };
+    let out = dir.path().join("out");
 
     // --quiet: nothing drawn, only the refused message's lines.
-    let quiet: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
-    let out = dir.path().join("out");
-    let (quiet, status) = on_terminal(&command_line("smtp-send", &quiet, &out, Some(&mbox_path)));
-    assert_eq!(status, Some(67), "{quiet:?}");
+    let mut quiet = make();
+    quiet.arg("--quiet");
+    let (drawn, status) = on_terminal(&quiet, &out, Input::File(&input));
+    assert_eq!(status, Some(67), "{drawn:?}");
     assert!(
-        !quiet.contains("\x1b[2K") && !quiet.contains(" sent, "),
-        "{quiet:?}"
+        !drawn.contains("\x1b[2K") && !drawn.contains(" sent, "),
+        "{drawn:?}"
     );
 
-    let (shown, status) = on_terminal(&command_line("smtp-send", &args, &out, Some(&mbox_path)));
+    let (shown, status) = on_terminal(&make(), &out, Input::File(&input));
     assert_eq!(status, Some(67), "one recipient is refused: {shown:?}");
     assert!(
         shown.contains("sent, 1 refused") || shown.contains("5 sent"),
