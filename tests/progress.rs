@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 
 use mailpipe_e2e::mail::unique;
-use mailpipe_e2e::{tool, Stack};
+use mailpipe_e2e::{Stack, Tool};
 
 /// The stack tests put mail in place with doveadm; one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -26,7 +26,7 @@ fn quote(text: &str) -> String {
 
 /// A command line for sh: the tool, its arguments, stdout into `stdout`.
 fn command_line(tool_name: &str, args: &[&str], stdout: &Path, stdin: Option<&Path>) -> String {
-    let mut line = quote(&tool(tool_name).display().to_string());
+    let mut line = quote(&Tool::named(tool_name).path().display().to_string());
     for a in args {
         line.push(' ');
         line.push_str(&quote(a));
