@@ -11,6 +11,7 @@
 use std::sync::mpsc;
 
 use chrono::Utc;
+use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::criteria::{self, Literals};
@@ -18,7 +19,6 @@ use crate::fetch::Fetched;
 use crate::message;
 use crate::mutf7;
 use crate::output::MboxOutput;
-use crate::progress::Progress;
 use crate::session::{self, imap_error, Session};
 use crate::state::{MailboxState, StateFile};
 
@@ -202,14 +202,13 @@ pub fn dump_mailbox(
     }
     let batches = plan_batches(&sized, options.batch_bytes);
     let total_bytes: u64 = sized.iter().map(|&(_, s)| u64::from(s)).sum();
-    progress.start(mailbox, sized.len(), total_bytes);
+    progress.start(mailbox, Some(sized.len() as u64), Some(total_bytes));
     let query = if options.flags {
         "(UID FLAGS INTERNALDATE BODY.PEEK[])"
     } else {
         "(UID INTERNALDATE BODY.PEEK[])"
     };
     let mut written = 0usize;
-    let total = sized.len();
     // Retried or too big, not yet written: the state's `skipped` below its last UID.
     let mut unwritten: std::collections::BTreeSet<u32> = too_big.iter().copied().collect();
     unwritten.extend(
@@ -284,7 +283,7 @@ pub fn dump_mailbox(
                 last_uid = last_uid.max(Some(uid));
                 unwritten.remove(&uid);
                 written += 1;
-                progress.advance(written, total, body.len() as u64);
+                progress.advance(1, body.len() as u64);
             }
             out.commit(state.is_some())?;
             if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {

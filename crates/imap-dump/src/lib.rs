@@ -8,6 +8,5 @@ pub mod list;
 pub mod message;
 pub mod mutf7;
 pub mod output;
-pub mod progress;
 pub mod session;
 pub mod state;

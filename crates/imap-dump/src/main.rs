@@ -16,11 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mailpipe::progress::Progress;
 use mailpipe::{ByteSize, Error, Protocol, ServerArgs};
 
 use imap_dump::dump::{self, DumpOptions, Sessions};
 use imap_dump::output::{self, MboxOutput};
-use imap_dump::progress::Progress;
 use imap_dump::state::StateFile;
 use imap_dump::{list, session};
 
@@ -200,7 +200,7 @@ fn dump_all(
             usize::from(args.connections)
         },
     };
-    let progress = Progress::new(!args.quiet && !endpoint.verbose);
+    let progress = Progress::new(args.quiet, endpoint.verbose);
     let mut stdout = match args.output_dir {
         Some(_) => None,
         None => Some(MboxOutput::stdout()?),

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 
+use mailpipe::progress::Progress;
 use mailpipe::{Error, Exit, Outcome};
 use rayon::prelude::*;
 
@@ -50,6 +51,8 @@ pub struct Output<'a> {
     pub array: bool,
     pub pretty: bool,
     pub extract: Option<&'a Extractor>,
+    /// Messages and their bytes read, on a terminal.
+    pub progress: &'a Progress,
 }
 
 /// A converted item: serialized already, or a record still to finish
@@ -74,6 +77,7 @@ pub fn run(
 ) -> Result<Outcome, Error> {
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Vec<Item>>(2);
+        let progress = output.progress;
         let reader = std::thread::Builder::new().name("reader".into());
         reader
             .spawn_scoped(scope, move || {
@@ -82,6 +86,7 @@ pub fn run(
                 let mut sink = |item: Item| {
                     if let Item::Message { data, .. } = &item {
                         bytes += data.len();
+                        progress.advance(1, data.len() as u64);
                     }
                     batch.push(item);
                     if bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mail2json::{batch, extract};
+use mailpipe::progress::Progress;
 use mailpipe::Error;
 
 use mail2json::convert::Options;
@@ -77,6 +78,10 @@ struct Args {
     /// Parallel conversion threads, 1 to 256 (default: one per core).
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
+
+    /// No progress display on stderr (shown only when stderr is a terminal).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -117,10 +122,13 @@ fn run(args: Args) -> Result<(), Error> {
         fields,
         keep_content: extractor.is_some(),
     };
+    let progress = Progress::new(args.quiet, false);
+    progress.start("", None, mailpipe::progress::inputs_size(&args.inputs));
     let output = batch::Output {
         array: args.array,
         pretty: args.pretty,
         extract: extractor.as_ref(),
+        progress: &progress,
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());

@@ -197,9 +197,12 @@ pub fn run_main(tool: &str, run: impl FnOnce() -> Result<(), Error>) -> ExitCode
 
 /// Prints `tool: message (code)` on stderr; used for the final error and for
 /// non-fatal ones (one bad message in an mbox) that do not stop the run.
+/// A progress display is cleared first, so the line stays whole.
 pub fn report(tool: &str, err: &Error) {
     use std::io::Write;
-    let _ = writeln!(io::stderr().lock(), "{tool}: {err}");
+    crate::progress::suspend(|| {
+        let _ = writeln!(io::stderr().lock(), "{tool}: {err}");
+    });
 }
 
 /// Remembers the worst outcome of a run that goes on past errors (mail2json over

@@ -7,6 +7,7 @@ pub mod durable;
 pub mod exit;
 pub mod mbox;
 pub mod message;
+pub mod progress;
 pub mod secret;
 pub mod size;
 pub mod tls;

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use lettre::message::header::ContentTransferEncoding;
+use mailpipe::progress::Progress;
 use mailpipe::Error;
 use mkmime::{attach, build, draft, headers, json_input, reproducible};
 
@@ -40,6 +41,9 @@ magic number (PDF, PNG, JPEG, GIF, WebP, gzip, 7z), then the name, then whether 
 Attachments arrive byte for byte: 7bit only if the file already is CRLF 7bit text,
 quoted-printable for mostly-ASCII CRLF text, base64 otherwise.
 Addresses must be ASCII (no SMTPUTF8): write an international domain as xn--...";
+
+/// Files of this many bytes in all take long enough to encode to show progress.
+const SHOW_PROGRESS_FROM: u64 = 8 << 20;
 
 /// Make an RFC 5322 / MIME email message from text, a draft or JSON on stdin.
 #[derive(Parser, Debug)]
@@ -114,6 +118,11 @@ struct Args {
     /// End lines with LF instead of CRLF (for sendmail -t, procmail, mbox files).
     #[arg(long)]
     lf: bool,
+
+    /// No progress display on stderr (shown for large attachments when
+    /// stderr is a terminal).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -267,6 +276,13 @@ fn run(args: Args) -> Result<(), Error> {
         content.inline.push(attach::load("--inline", spec)?);
     }
 
+    let files: u64 = (content.attachments.iter().chain(&content.inline))
+        .map(|f| f.bytes.len() as u64)
+        .sum();
+    if files >= SHOW_PROGRESS_FROM {
+        content.progress = Progress::new(args.quiet, false);
+        content.progress.start("encoding", None, Some(files));
+    }
     let message = build::compose(&fields, content, args.encoding.forced(), epoch)?;
     let stdout = io::stdout().lock();
     let result = if args.lf {

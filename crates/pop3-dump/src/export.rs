@@ -12,6 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use mailpipe::mbox::MboxWriter;
+use mailpipe::progress::Progress;
 use mailpipe::{Error, Exit, Outcome};
 
 use crate::envelope::derive_envelope;
@@ -32,6 +33,8 @@ pub struct ExportOptions {
     pub delete: bool,
     pub state: Option<PathBuf>,
     pub quiet: bool,
+    /// `-v`: the dialogue is on stderr, so no progress display.
+    pub verbose: bool,
 }
 
 /// `user@host` of the maildrop, for the state file.
@@ -74,6 +77,10 @@ pub fn export(
 
     let mut out = MboxWriter::new(BufWriter::with_capacity(256 * 1024, io::stdout().lock()));
     let mut outcome = Outcome::default();
+    let progress = Progress::new(options.quiet, options.verbose);
+    // TOP n 0 fetches a fraction of the sizes LIST gave.
+    let bytes = (!options.headers_only).then(|| chosen.iter().map(|e| e.size).sum());
+    progress.start("", Some(chosen.len() as u64), bytes);
     let written = retrieve(
         session,
         &chosen,
@@ -81,7 +88,9 @@ pub fn export(
         pipelining,
         &mut out,
         &mut outcome,
+        &progress,
     )?;
+    progress.finish();
     out.flush()
         .and_then(|()| mailpipe::durable::sync_stdout())
         .map_err(|e| Error::io("writing stdout", e))?;
@@ -162,6 +171,7 @@ fn retrieve<'a, W: Write>(
     pipelining: bool,
     out: &mut MboxWriter<W>,
     outcome: &mut Outcome,
+    progress: &Progress,
 ) -> Result<Vec<&'a Entry>, Error> {
     let client = &mut session.client;
     let window = if pipelining { PIPELINE_WINDOW } else { 1 };
@@ -187,12 +197,14 @@ fn retrieve<'a, W: Write>(
             let e = Error::protocol(format!("{what}: {}", status.describe()));
             mailpipe::exit::report("pop3-dump", &e);
             outcome.record(e.exit());
+            progress.fail(1);
             continue;
         }
         let (sender, time) = derive_envelope(&message);
         out.write_message(&sender, time, &message)
             .map_err(|e| Error::io("writing stdout", e))?;
         written.push(*entry);
+        progress.advance(1, message.len() as u64);
     }
     Ok(written)
 }

@@ -73,7 +73,8 @@ struct Args {
     #[arg(long, conflicts_with = "list")]
     headers_only: bool,
 
-    /// No notices on stderr (skipped messages, missing UIDL); errors still show
+    /// No progress display and no notices on stderr (skipped messages, missing
+    /// UIDL); errors still show
     #[arg(short, long)]
     quiet: bool,
 }
@@ -105,6 +106,7 @@ fn run(args: Args) -> Result<(), Error> {
         delete: args.delete,
         state: args.state,
         quiet: args.quiet,
+        verbose: endpoint.verbose,
     };
     let name = MaildropName {
         user: endpoint.login()?,

@@ -6,6 +6,7 @@
 use std::io::BufRead;
 
 use mailpipe::mbox::MboxReader;
+use mailpipe::progress::{self, Progress};
 use mailpipe::{Endpoint, Error, Exit, Outcome};
 
 use crate::deliver::{self, Options};
@@ -18,7 +19,10 @@ pub fn send_mbox(
     mechanism: Option<lettre::transport::smtp::authentication::Mechanism>,
     options: &Options,
 ) -> Result<(), Error> {
-    let mut reader = MboxReader::new(input);
+    let verbose = endpoint.as_ref().is_ok_and(|e| e.verbose);
+    let progress = Progress::new(options.quiet, verbose).counting("sent", "refused");
+    progress.start("", None, progress::regular_file_size(std::io::stdin()));
+    let mut reader = MboxReader::new(progress.reader(input));
     let mut outcome = Outcome::default();
     let mut session: Option<Session> = None;
     // Once reopening fails, the reason every later message is kept.
@@ -56,6 +60,7 @@ pub fn send_mbox(
                 record(
                     &mut outcome,
                     &mut failed,
+                    &progress,
                     deliver::finish(total, &message.data, None, Err(&e), options)?,
                 );
                 continue;
@@ -83,8 +88,9 @@ pub fn send_mbox(
             result.as_ref(),
             options,
         )?;
-        record(&mut outcome, &mut failed, error);
+        record(&mut outcome, &mut failed, &progress, error);
     }
+    progress.finish();
     if let Some(s) = session {
         s.quit();
     }
@@ -94,9 +100,12 @@ pub fn send_mbox(
     outcome.into_result(format!("{failed} of {total} messages not delivered"))
 }
 
-fn record(outcome: &mut Outcome, failed: &mut usize, error: Option<Error>) {
+fn record(outcome: &mut Outcome, failed: &mut usize, progress: &Progress, error: Option<Error>) {
     if let Some(e) = error {
         outcome.record(e.exit());
         *failed += 1;
+        progress.fail(1);
+    } else {
+        progress.advance(1, 0);
     }
 }

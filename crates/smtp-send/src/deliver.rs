@@ -185,7 +185,8 @@ pub fn finish(
             .and_then(|p| p.message_id.as_deref())
             .map(|id| format!(" {id}"))
             .unwrap_or_default();
-        match (&error, result) {
+        // Each line whole, above the progress display.
+        mailpipe::progress::suspend(|| match (&error, result) {
             (None, Ok(t)) if !options.quiet => {
                 let to: Vec<&str> = t.delivered_to().map(|r| r.address.as_str()).collect();
                 let reply = t.accepted_summary().unwrap_or_default();
@@ -196,7 +197,7 @@ pub fn finish(
             }
             (Some(e), _) => eprintln!("{TOOL}: message {number}{id}: not sent: {e}"),
             _ => {}
-        }
+        });
     }
     Ok(error)
 }

@@ -106,7 +106,7 @@ struct Args {
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Report::Text)]
     report: Report,
 
-    /// With --mbox, no line for messages that were sent
+    /// With --mbox, no line for messages that were sent and no progress display
     #[arg(short, long)]
     quiet: bool,
 

@@ -96,6 +96,11 @@ pub fn print_recipients(tool: &str, prefix: &str, t: &Transaction) {
     if t.exit().is_none() {
         return;
     }
+    // Above the progress display of --mbox, each line whole.
+    mailpipe::progress::suspend(|| write_recipients(tool, prefix, t));
+}
+
+fn write_recipients(tool: &str, prefix: &str, t: &Transaction) {
     let mut err = std::io::stderr().lock();
     for r in &t.recipients {
         let line = format!(
