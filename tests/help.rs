@@ -3,9 +3,9 @@
 //! closed set of values refuses another with exit 64 and clap's one line of
 //! choices.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use mailpipe_e2e::tool;
+use mailpipe_e2e::Tool;
 
 /// The codes each tool can end with, from reading the tools: the network
 /// tools share the connection, TLS and login codes; 67 is smtp-send's alone.
@@ -24,7 +24,8 @@ const CODES: [(&str, &[u8]); 5] = [
 ];
 
 fn run(name: &str, args: &[&str]) -> Output {
-    Command::new(tool(name))
+    Tool::named(name)
+        .command()
         .args(args)
         .env("MAILPIPE_CONFIG", "/nonexistent/accounts.toml")
         .output()
@@ -103,7 +104,7 @@ fn closed_value_sets_accept_their_values() {
         ("starttls", "login", "json"),
         ("none", "xoauth2", "text"),
     ] {
-        let mut cmd = Command::new(tool("smtp-send"));
+        let mut cmd = Tool::SmtpSend.command();
         cmd.args(["-n", "-t", "--server", "smtp://mail.example.org"])
             .args(["--tls", tls, "--auth", auth, "--report", report])
             .env("MAILPIPE_CONFIG", "/nonexistent/accounts.toml");

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mailpipe_e2e::{target_dir, tool};
+use mailpipe_e2e::{target_dir, Tool};
 
 const TOOLS: [&str; 5] = ["mkmime", "smtp-send", "imap-dump", "pop3-dump", "mail2json"];
 
@@ -38,7 +38,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn install_stages_binaries_man_pages_and_completions_under_destdir() {
     for t in TOOLS {
-        tool(t);
+        Tool::named(t).path();
     }
     let stage = tempfile::tempdir().expect("tempdir");
     let out = Command::new(script())

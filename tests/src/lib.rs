@@ -235,6 +235,38 @@ impl Stack {
         assert!(out.status.success(), "doveadm {args:?}: {out:?}");
         out.stdout
     }
+
+    /// The length of the trusted Dovecot's log now: pass it to
+    /// [`Stack::disconnects`] to read only what a run adds.
+    pub fn dovecot_log_len(&self) -> usize {
+        std::fs::metadata(self.dir.join("log/dovecot-trusted.log"))
+            .map(|m| m.len() as usize)
+            .expect("the stack's Dovecot log")
+    }
+
+    /// Dovecot's "Disconnected" lines for `service(user)` (e.g. `imap`,
+    /// `pop3`) written since `from`: waits up to 5 s for the first, then a
+    /// moment more, because a session that ended just before the run may be
+    /// logged after it. Each line says how its session ended ("Logged out"
+    /// or "Connection closed").
+    pub fn disconnects(&self, service: &str, user: &str, from: usize) -> Vec<String> {
+        let log = self.dir.join("log/dovecot-trusted.log");
+        let who = format!("{service}({user})");
+        let read = || {
+            let text = std::fs::read(&log).expect("the stack's Dovecot log");
+            String::from_utf8_lossy(text.get(from..).unwrap_or_default())
+                .lines()
+                .filter(|l| l.contains(&who) && l.contains("Disconnected"))
+                .map(str::to_string)
+                .collect::<Vec<String>>()
+        };
+        let started = Instant::now();
+        while read().is_empty() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        read()
+    }
 }
 
 /// Runs `cmd` as `cmd >&-` (stdout closed, through sh), with its stderr
