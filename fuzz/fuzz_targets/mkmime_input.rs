@@ -1,5 +1,5 @@
 //! mkmime's `--draft` and `--json` input, parsed and built into a message as
-//! `main.rs` does it, without the command-line flags. The first byte chooses
+//! `run.rs` does it, without the command-line flags. The first byte chooses
 //! the input kind, `--lf` and `--encoding`; the rest is stdin.
 //!
 //! Attachments named in the input are not read from the paths given (the

@@ -1,6 +1,8 @@
-//! imap-dump's library: the modules behind `main.rs`, public so that the fuzz
-//! targets in `fuzz/` can drive the FETCH reader over hostile bytes.
+//! imap-dump's library: `cli::Args` and `run`, which `main.rs` joins, and the
+//! modules behind them, public so that tests and the fuzz targets in `fuzz/`
+//! can drive the FETCH reader over hostile bytes.
 
+pub mod cli;
 pub mod criteria;
 pub mod dump;
 pub mod fetch;
@@ -8,5 +10,8 @@ pub mod list;
 pub mod message;
 pub mod mutf7;
 pub mod output;
+mod run;
 pub mod session;
 pub mod state;
+
+pub use run::run;

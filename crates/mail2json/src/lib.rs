@@ -1,10 +1,15 @@
-//! mail2json's library: the modules behind `main.rs`, public so that the fuzz
-//! targets in `fuzz/` can call the message conversion directly. Parsing and
-//! decoding are the shared message library's (`mailpipe::message`); what is
-//! here is about JSON records, extraction and batching.
+//! mail2json's library: `cli::Args` and `run`, which `main.rs` joins, and the
+//! modules behind them, public so that tests and the fuzz targets in `fuzz/`
+//! can call the message conversion directly. Parsing and decoding are the
+//! shared message library's (`mailpipe::message`); what is here is about JSON
+//! records, extraction and batching.
 
 pub mod batch;
+pub mod cli;
 pub mod convert;
 pub mod extract;
 pub mod input;
+mod run;
 pub mod schema;
+
+pub use run::run;

@@ -1,10 +1,15 @@
-//! smtp-send's library: the modules behind `main.rs`, public so that the fuzz
-//! targets in `fuzz/` can drive the SMTP reply reader over hostile bytes.
+//! smtp-send's library: `cli::Args` and `run`, which `main.rs` joins, and the
+//! modules behind them, public so that tests and the fuzz targets in `fuzz/`
+//! can drive the SMTP reply reader over hostile bytes.
 
 pub mod batch;
+pub mod cli;
 pub mod deliver;
 pub mod envelope;
 pub mod message;
 pub mod reply;
 pub mod report;
+mod run;
 pub mod session;
+
+pub use run::run;

@@ -1,0 +1,95 @@
+//! imap-dump's command line: the clap definitions behind `--help`, the man
+//! page and the completions, public so that tests can parse and inspect them.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use mailpipe::{ByteSize, ServerArgs};
+
+/// The examples and notes `--help` shows after the options and before the exit table.
+pub const EXAMPLES: &str = "\
+Examples:
+  imap-dump --account work > inbox.mbox
+  imap-dump --account work --mailbox INBOX --state ~/.cache/inbox.state >> inbox.mbox
+  imap-dump --server imaps://alice@imap.example.org --password-command 'pass mail' --list
+  imap-dump --account work --mailbox 已发送 --search 'SINCE 1-Nov-2026' | mail2json
+  imap-dump --account work --search 'SUBJECT 周报 FROM 张伟' > reports.mbox
+  imap-dump --account work --all --output-dir backup/ --state backup/.state
+
+Incremental runs: --state FILE remembers, per account (user@host) and mailbox,
+the UIDVALIDITY, the highest UID written and the UIDs below it that --max-size
+skipped (fetched by a later run whose limit allows them); accounts may share
+one file, and an empty file is an empty state. The file is replaced only after
+the output it describes was flushed (and synced, for files); on a pipe, only
+after the reader has taken every byte (a reader that exits first: 74, the
+state unmoved, run again). --state with stdout on /dev/null or closed (>&-)
+is refused (74). A run killed at any moment therefore never
+skips a message next time; it may write some again (a duplicate is better than
+a loss). If the server renumbers a mailbox (UIDVALIDITY changes), imap-dump
+says so and dumps the whole mailbox again. When appending to a file whose last
+message a killed run cut short, imap-dump first ends it with a blank line, so
+the next message is never swallowed. The state is per mailbox, not per
+--search: a later run with other criteria still starts after the saved UID.
+
+Output is mboxrd: lines matching >*From get one more '>', undone by readers
+of mboxrd (mailpipe, Python's mailbox, mutt). A message that does not end in
+a line end gets one (mbox cannot mark its end otherwise).";
+
+/// Copy IMAP mailboxes to mbox without changing anything on the server.
+#[derive(Parser, Debug)]
+#[command(name = "imap-dump", version, after_help = mailpipe::exit::after_help(EXAMPLES, "imap-dump"))]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Mailbox to dump, as you read it (UTF-8; sent in modified UTF-7);
+    /// repeat for several [default: INBOX]
+    #[arg(short, long = "mailbox", value_name = "NAME")]
+    pub mailboxes: Vec<String>,
+    /// Dump every mailbox that can be selected
+    #[arg(long, conflicts_with = "mailboxes")]
+    pub all: bool,
+    /// Print the mailboxes, one decoded name per line, and exit
+    #[arg(long, conflicts_with_all = ["mailboxes", "all", "state", "output_dir"])]
+    pub list: bool,
+    /// With --list: JSON Lines with name, raw_name, delimiter, attributes, messages
+    #[arg(long, requires = "list")]
+    pub json: bool,
+    /// IMAP SEARCH criteria for UID SEARCH, e.g. 'SINCE 1-Jan-2026 FROM bob';
+    /// non-ASCII text may be typed as is ('SUBJECT 周报'): it is sent as
+    /// UTF-8 literals under CHARSET UTF-8
+    #[arg(long, value_name = "CRITERIA")]
+    pub search: Option<String>,
+    /// At most N messages per mailbox, the oldest (lowest UIDs) first
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Skip messages larger than BYTES (RFC822.SIZE), with a note on stderr;
+    /// with --state they are remembered and fetched by a later run that allows them;
+    /// K, M, G suffixes (1024, 1024², 1024³) allowed
+    #[arg(long, value_name = "BYTES")]
+    pub max_size: Option<ByteSize>,
+    /// Remember what was dumped here (per user@host and mailbox); the next run
+    /// fetches only newer messages
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Write DIR/<mailbox>.mbox per mailbox (nested names as folders) instead
+    /// of stdout; appended to with --state, replaced without
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Add an X-Mailbox: header naming the mailbox to each message
+    #[arg(long)]
+    pub tag_mailbox: bool,
+    /// Add Status, X-Status and X-Keywords headers from the IMAP flags
+    #[arg(long)]
+    pub flags: bool,
+    /// Bytes of messages per UID FETCH (K, M, G suffixes); memory stays within
+    /// about four times this
+    #[arg(long, value_name = "BYTES", default_value_t = ByteSize::mib(8))]
+    pub batch_size: ByteSize,
+    /// Connections fetching batches in parallel: 2, or 1 for one connection
+    /// (-v always uses one)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub connections: u8,
+    /// No progress display on stderr
+    #[arg(short, long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,129 @@
+//! What imap-dump does with its parsed command line.
+
+use std::collections::HashMap;
+
+use mailpipe::progress::Progress;
+use mailpipe::{ByteSize, Error, Protocol};
+
+use crate::cli::Args;
+use crate::dump::{self, DumpOptions, Sessions};
+use crate::output::{self, MboxOutput};
+use crate::state::StateFile;
+use crate::{list, session};
+
+/// Does what the command line asks; the error's kind is the exit status.
+pub fn run(args: Args) -> Result<(), Error> {
+    if let Some(search) = &args.search {
+        if search.contains(['\r', '\n']) || search.trim().is_empty() {
+            return Err(Error::usage(
+                "--search must be IMAP SEARCH criteria on one line (no CR or LF)",
+            ));
+        }
+    }
+    if args
+        .mailboxes
+        .iter()
+        .any(|m| m.contains(['\r', '\n']) || m.is_empty())
+    {
+        return Err(Error::usage(
+            "--mailbox must be a non-empty name without CR or LF",
+        ));
+    }
+    if args.batch_size.bytes() == 0 {
+        return Err(Error::usage("--batch-size must be at least 1"));
+    }
+    if args.state.is_some() && args.output_dir.is_none() {
+        mailpipe::durable::refuse_discarded_stdout("--state")?;
+    }
+    let endpoint = args.server.resolve(Protocol::Imap)?;
+    let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
+    let mut session = session::open(&endpoint)?;
+    if args.list {
+        let listed = list::print(
+            &mut session,
+            &endpoint,
+            args.json,
+            &mut std::io::stdout().lock(),
+        );
+        return Sessions::new(session, &endpoint).finish(listed);
+    }
+    let mut sessions = Sessions::new(session, &endpoint);
+    let dumped = dump_all(&args, &endpoint, &mut sessions, state.as_mut());
+    sessions.finish(dumped)
+}
+
+/// The dump proper, once logged in: every mailbox asked for, in order.
+fn dump_all(
+    args: &Args,
+    endpoint: &mailpipe::Endpoint,
+    sessions: &mut Sessions<'_>,
+    mut state: Option<&mut StateFile>,
+) -> Result<(), Error> {
+    // The mailboxes to dump, with their hierarchy delimiters for --output-dir.
+    let needs_list = args.all || args.output_dir.is_some();
+    let known = if needs_list {
+        list::mailboxes(&mut sessions.main, endpoint)?
+    } else {
+        Vec::new()
+    };
+    let names: Vec<String> = if args.all {
+        known
+            .iter()
+            .filter(|m| m.selectable())
+            .map(|m| m.name.clone())
+            .collect()
+    } else if args.mailboxes.is_empty() {
+        vec!["INBOX".to_string()]
+    } else {
+        args.mailboxes.clone()
+    };
+    let delimiters: HashMap<&str, Option<&str>> = known
+        .iter()
+        .map(|m| (m.name.as_str(), m.delimiter.as_deref()))
+        .collect();
+
+    let options = DumpOptions {
+        search: args.search.clone(),
+        limit: args.limit,
+        max_size: args.max_size.map(ByteSize::bytes),
+        batch_bytes: args.batch_size.bytes(),
+        flags: args.flags,
+        tag_mailbox: args.tag_mailbox,
+        // Two transcripts interleaved on stderr would be unreadable.
+        account: endpoint.state_key()?,
+        connections: if endpoint.verbose {
+            1
+        } else {
+            usize::from(args.connections)
+        },
+    };
+    let progress = Progress::new(args.quiet, endpoint.verbose);
+    let mut stdout = match args.output_dir {
+        Some(_) => None,
+        None => Some(MboxOutput::stdout()?),
+    };
+    for name in &names {
+        let mut file_output;
+        let out = match (&args.output_dir, stdout.as_mut()) {
+            (Some(root), _) => {
+                let delimiter = delimiters.get(name.as_str()).copied().flatten();
+                let path = output::mailbox_path(root, name, delimiter);
+                file_output = MboxOutput::file(&path, state.is_some())?;
+                &mut file_output
+            }
+            (None, Some(out)) => out,
+            (None, None) => unreachable!("stdout is open when there is no --output-dir"),
+        };
+        dump::dump_mailbox(
+            sessions,
+            endpoint,
+            name,
+            out,
+            state.as_deref_mut(),
+            &options,
+            &progress,
+        )?;
+        out.commit(state.is_some())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! What mkmime does with its parsed command line.
+
+use std::io::{self, BufWriter, Read, Write};
+
+use mailpipe::progress::Progress;
+use mailpipe::Error;
+
+use crate::attach::FileSpec;
+use crate::build::Content;
+use crate::cli::Args;
+use crate::headers::{Fields, Kind};
+use crate::{attach, build, draft, headers, json_input, reproducible};
+
+/// Files of this many bytes in all take long enough to encode to show progress.
+const SHOW_PROGRESS_FROM: u64 = 8 << 20;
+
+fn utf8(what: &str, bytes: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(bytes).map_err(|e| {
+        Error::data(format!(
+            "{what} is not UTF-8 (byte {} is invalid)",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Flags last: they add recipients and replace everything else.
+fn apply_flags(args: &Args, fields: &mut Fields) -> Result<(), Error> {
+    if let Some(from) = &args.from {
+        fields.from = headers::parse_addresses("--from", from)?;
+    }
+    for (flag, values, slot) in [
+        ("--to", &args.to, &mut fields.to),
+        ("--cc", &args.cc, &mut fields.cc),
+        ("--bcc", &args.bcc, &mut fields.bcc),
+        ("--reply-to", &args.reply_to, &mut fields.reply_to),
+    ] {
+        for value in values {
+            slot.extend(headers::parse_addresses(flag, value)?);
+        }
+    }
+    if let Some(subject) = &args.subject {
+        fields.subject = Some(headers::check_value("--subject", subject)?.to_string());
+    }
+    if let Some(id) = &args.in_reply_to {
+        fields.in_reply_to = headers::parse_ids("--in-reply-to", id)?;
+    }
+    if let Some(ids) = &args.references {
+        fields.references = headers::parse_ids("--references", ids)?;
+    }
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once(':') else {
+            return Err(Error::usage(format!(
+                "--header {header:?}: expected 'Name: value'"
+            )));
+        };
+        if fields.apply("--header", name.trim(), value)? == Kind::Mime {
+            return Err(Error::usage(format!(
+                "--header {}: mkmime writes the MIME headers; use --attach 'FILE;type=...', \
+                 --html or --encoding",
+                name.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Does what the command line asks; the error's kind is the exit status.
+pub fn run(args: Args) -> Result<(), Error> {
+    let epoch = reproducible::source_date_epoch()?;
+    let mut input = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut input)
+        .map_err(|e| Error::io("reading stdin", e))?;
+
+    let mut fields = Fields::default();
+    let mut content = Content::default();
+    let mut attachments: Vec<(String, FileSpec)> = Vec::new();
+    if args.json {
+        let json = json_input::apply(&input, &mut fields)?;
+        content.text = json.text;
+        content.html = json.html;
+        for (i, spec) in json.attachments.into_iter().enumerate() {
+            attachments.push((format!("json field \"attachments[{i}]\""), spec));
+        }
+    } else if args.draft {
+        let draft = draft::parse(&utf8("stdin", input)?)?;
+        for (line, name, value) in &draft.headers {
+            let label = format!("draft line {line}:");
+            if name.trim().eq_ignore_ascii_case("attach") {
+                let value = headers::check_value(&label, value)?;
+                attachments.push((format!("{label} Attach"), attach::parse_spec(value)));
+            } else {
+                // MIME headers in a draft describe what mkmime writes anyway.
+                fields.apply(&label, name.trim_end(), value)?;
+            }
+        }
+        content.text = Some(draft.body);
+    } else {
+        content.text = Some(utf8("stdin", input)?);
+    }
+    apply_flags(&args, &mut fields)?;
+    if fields.from.is_empty() {
+        let message = "no From: give --from 'Name <address>'";
+        return Err(if args.draft || args.json {
+            Error::data(format!("{message}, a From: line or a \"from\" field"))
+        } else {
+            Error::usage(message)
+        });
+    }
+    fields.check()?;
+
+    if let Some(path) = &args.html {
+        let bytes = attach::read_file(path)?;
+        content.html = Some(utf8(&format!("--html {}", path.display()), bytes)?);
+    }
+    for spec in &args.attach {
+        attachments.push(("--attach".to_string(), attach::parse_spec(spec)));
+    }
+    for (label, spec) in attachments {
+        content.attachments.push(attach::load(&label, spec)?);
+    }
+    for spec in &args.inline {
+        let mut spec = attach::parse_spec(spec);
+        if spec.cid.is_none() {
+            let name = spec.name.clone().or_else(|| {
+                spec.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            });
+            spec.cid = name.map(|n| {
+                n.replace(
+                    |c: char| !c.is_ascii_graphic() || "<>\"\\()[],;:".contains(c),
+                    "_",
+                )
+            });
+        }
+        content.inline.push(attach::load("--inline", spec)?);
+    }
+
+    let files: u64 = (content.attachments.iter().chain(&content.inline))
+        .map(|f| f.bytes.len() as u64)
+        .sum();
+    if files >= SHOW_PROGRESS_FROM {
+        content.progress = Progress::new(args.quiet, false);
+        content.progress.start("encoding", None, Some(files));
+    }
+    let message = build::compose(&fields, content, args.encoding.forced(), epoch)?;
+    let stdout = io::stdout().lock();
+    let result = if args.lf {
+        let mut out = build::LfWriter::new(BufWriter::with_capacity(1 << 16, stdout));
+        message.write_to(&mut out).and_then(|()| out.flush())
+    } else {
+        let mut out = BufWriter::with_capacity(1 << 16, stdout);
+        message.write_to(&mut out).and_then(|()| out.flush())
+    };
+    result.map_err(|e| Error::io("writing stdout", e))
+}

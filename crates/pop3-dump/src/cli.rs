@@ -1,0 +1,81 @@
+//! pop3-dump's command line: the clap definitions behind `--help`, the man
+//! page and the completions, public so that tests can parse and inspect them.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use mailpipe::{ByteSize, ServerArgs};
+
+/// The examples and notes `--help` shows after the options and before the exit table.
+pub const EXAMPLES: &str = "\
+Examples:
+  pop3-dump --account qq > inbox.mbox
+  pop3-dump --server pop3s://alice@pop.example.org --password-command 'pass show pop' \\
+      --state ~/.cache/pop.state >> inbox.mbox
+  pop3-dump --account work --list --json | jq -s 'map(.size) | add'
+  pop3-dump --account work --delete >> archive.mbox      # move the mail off the server
+  pop3-dump --account qq | mail2json --array > emails.json
+
+The From_ line of each message takes its sender from Return-Path (else From)
+and its time from the Date header (else the newest Received, else now), in UTC.
+With --delete, DELE is sent only after every message was written and flushed
+(and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
+With --delete or --state, stdout on /dev/null or closed (>&-) is refused, and on a
+pipe DELE and the state wait until the reader has taken every byte: a reader that
+exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.";
+
+/// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
+#[derive(Debug, Parser)]
+#[command(name = "pop3-dump", version, after_help = mailpipe::exit::after_help(EXAMPLES, "pop3-dump"))]
+pub struct Args {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Print number, size and UIDL of each message instead of downloading
+    #[arg(long)]
+    pub list: bool,
+
+    /// With --list: JSON Lines ({"number":1,"size":1234,"uidl":"..."})
+    #[arg(long, requires = "list")]
+    pub json: bool,
+
+    /// Delete the messages written, after the whole run succeeded (DELE, then QUIT)
+    #[arg(long, conflicts_with_all = ["list", "headers_only"])]
+    pub delete: bool,
+
+    /// Remember exported UIDLs in FILE (per user@host); export only new messages
+    #[arg(long, value_name = "FILE", conflicts_with = "list")]
+    pub state: Option<PathBuf>,
+
+    /// Export at most N messages (the oldest first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Skip messages larger than this (as LIST reports); K, M, G suffixes
+    /// (1024, 1024², 1024³) allowed
+    #[arg(long, value_name = "BYTES")]
+    pub max_size: Option<ByteSize>,
+
+    /// Export only each message's header (TOP n 0)
+    #[arg(long, conflicts_with = "list")]
+    pub headers_only: bool,
+
+    /// No progress display and no notices on stderr (skipped messages, missing
+    /// UIDL); errors still show
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicting_flags_are_usage_errors() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        assert!(Args::try_parse_from(["pop3-dump", "--delete", "--headers-only"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--json"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--list", "--delete"]).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! smtp-send's command line: the clap definitions behind `--help`, the man
+//! page and the completions, public so that tests can parse and inspect them.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use lettre::transport::smtp::authentication::Mechanism;
+use mailpipe::ServerArgs;
+
+/// The examples and notes `--help` shows after the options and before the exit table.
+pub const EXAMPLES: &str = "\
+Examples:
+  mkmime --from me@example.org --to you@example.org --subject hi < body.txt | smtp-send -t
+  smtp-send --account work -t < message.eml
+  smtp-send --server smtps://mail.example.org --user me@example.org \\
+      --password-command 'pass show mail' -f me@example.org you@example.org < message.eml
+  smtp-send -t --dead-letter ~/dead.mbox < report.eml      # cron: keep what failed
+  smtp-send --mbox -t --dead-letter failed.mbox < outbox.mbox
+  smtp-send --check --account work -v                      # what does the server offer?
+  smtp-send --dry-run -t < message.eml                     # envelope and message, no network
+
+Recipients refused: if the server refuses any recipient with 5xx (4xx), nothing
+is sent (RSET), every recipient's reply is printed, and the exit status is 67
+(75), as msmtp does: a cron job never half-delivers silently. With --partial the
+message goes to the accepted recipients; the status is still 67 (75), the
+refused ones are named, and --dead-letter still keeps the message (it did not
+reach everyone; do not resend it blindly).
+
+Server ends the session (421) after refusing recipients (Postfix's
+smtpd_hard_error_limit): every recipient is still listed, those never tried as
+not-tried; the status is 67 if the refusals were 5xx (a retry would end the
+same way), else 75. With --partial, smtp-send reconnects and sends to the
+accepted and untried recipients, never to the refused ones.
+
+Too many recipients (452, RFC 5321 4.5.3.1.10): the message goes to the
+recipients the server accepted, then the rest follow in further transactions
+(MAIL FROM again, the same data) until all are done. A refusal in a later
+transaction cannot undo the earlier ones; without --partial it holds back that
+transaction and those after it.
+
+Line ends: a bare LF or a bare CR each become CRLF before dot-stuffing (RFC 5321
+2.3.8; as Python's smtplib), so no CR . CR LF can end the data early (SMTP
+smuggling). --dead-letter keeps the message as read.";
+
+/// Submit a message on stdin over SMTP (smtps:// implicit TLS, smtp:// STARTTLS).
+#[derive(Parser, Debug)]
+#[command(name = "smtp-send", version, about, after_help = mailpipe::exit::after_help(EXAMPLES, "smtp-send"))]
+pub struct Args {
+    /// Recipient addresses (combined with -t's)
+    #[arg(value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// Read recipients from To, Cc and Bcc (Resent-To/Cc/Bcc if the message has
+    /// Resent-* fields); Bcc fields are never transmitted
+    #[arg(short = 't', long)]
+    pub read_recipients: bool,
+
+    /// Envelope sender (MAIL FROM); "<>" for none. Default: the From address,
+    /// else the account's from, else the login
+    #[arg(short = 'f', long, value_name = "ADDRESS")]
+    pub from: Option<String>,
+
+    /// When some recipients are refused, send to the accepted ones anyway
+    /// (the exit status still reports the refused ones); after a 421 that ends
+    /// the session, reconnect for the accepted and untried ones
+    #[arg(long)]
+    pub partial: bool,
+
+    /// Append every message that was not delivered to everyone to this mbox
+    /// file (mboxrd, locked, synced), exactly as read; a file ending mid-line
+    /// (a killed append) is fenced off first
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Stdin is an mbox: send every message over one connection, -t applied
+    /// to each, a line per message on stderr; exit status is the worst
+    #[arg(long)]
+    pub mbox: bool,
+
+    /// Connect, EHLO, authenticate, NOOP, QUIT, and print what the server
+    /// offers (extensions, AUTH mechanisms, SIZE); sends nothing
+    #[arg(long, conflicts_with_all = ["dry_run", "mbox", "read_recipients", "recipients"])]
+    pub check: bool,
+
+    /// Print the envelope and the message as it would be sent; connect to nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// AUTH mechanism (default: PLAIN, else LOGIN; XOAUTH2 with --oauth-token-command)
+    #[arg(long, value_name = "MECH", value_enum)]
+    pub auth: Option<Auth>,
+
+    /// Per-message report on stdout: "json" gives one JSON object per message
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Report::Text)]
+    pub report: Report,
+
+    /// With --mbox, no line for messages that were sent and no progress display
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Ignored (sendmail's "a lone dot does not end the message"; it never does here)
+    #[arg(short = 'i', hide = true)]
+    pub ignore_dots: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `--auth`: the SASL mechanisms smtp-send speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Auth {
+    Plain,
+    Login,
+    Xoauth2,
+}
+
+impl Auth {
+    /// The lettre mechanism this choice names.
+    pub fn mechanism(self) -> Mechanism {
+        match self {
+            Auth::Plain => Mechanism::Plain,
+            Auth::Login => Mechanism::Login,
+            Auth::Xoauth2 => Mechanism::Xoauth2,
+        }
+    }
+}
+
+/// `--report`: how each message's outcome is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Report {
+    /// Lines on stderr.
+    Text,
+    /// One JSON object per message on stdout.
+    Json,
+}
