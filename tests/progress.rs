@@ -223,7 +223,7 @@ fn mail2json_error_lines_stay_whole_above_the_display() {
         "mail2json: {}: No such file or directory (66)",
         missing.display()
     );
-    let summary = "mail2json: some input could not be read as mail (66)".to_string();
+    let summary = "mail2json: some input could not be read (66)".to_string();
     assert_eq!(
         screen_lines(&shown),
         vec![expected.clone(), summary.clone()],

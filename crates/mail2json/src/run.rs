@@ -3,7 +3,7 @@
 use std::io::{self, BufWriter};
 
 use mailpipe::progress::Progress;
-use mailpipe::Error;
+use mailpipe::{Error, Exit};
 
 use crate::cli::Args;
 use crate::convert::Options;
@@ -56,5 +56,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     let outcome = batch::run(&args.inputs, args.input, &options, &output, &mut out)?;
-    outcome.into_result("some input could not be read as mail")
+    // 66 (a file or link that cannot be read) wins over 65 (not mail), so the
+    // summary names what its code means.
+    let summary = match outcome.worst() {
+        Some(Exit::NoInput) => "some input could not be read",
+        _ => "some input could not be read as mail",
+    };
+    outcome.into_result(summary)
 }
