@@ -39,12 +39,17 @@ pub fn addresses_in(block: &HeaderBlock<'_>, names: &[&str]) -> Vec<(String, Str
 
 /// The envelope sender: the address in `Return-Path:` (what the delivering
 /// server recorded; empty for `<>`), else the first address in `From:`, else
-/// empty (a From_ line says MAILER-DAEMON then).
+/// empty (a From_ line says MAILER-DAEMON then). Only a real address (with an
+/// `@`) counts: `From: me` or `From: ***` leave it empty, as the tools did
+/// before they shared this parser.
 pub fn sender(block: &HeaderBlock<'_>) -> String {
     let first = |name: &str| {
-        block
-            .first(name)
-            .map(|f| addresses(f.value).into_iter().next().unwrap_or_default())
+        block.first(name).map(|f| {
+            addresses(f.value)
+                .into_iter()
+                .find(|a| a.contains('@'))
+                .unwrap_or_default()
+        })
     };
     first("return-path")
         .or_else(|| first("from"))
@@ -122,6 +127,9 @@ mod tests {
         );
         assert_eq!(s(b"Return-Path: <>\nFrom: a@b.c\n\n"), "");
         assert_eq!(s(b"From: Undisclosed <\n\n"), "");
+        assert_eq!(s(b"From: me\n\n"), "");
+        assert_eq!(s(b"From: ***\n\n"), "");
+        assert_eq!(s(b"From: me, Bob <bob@x.org>\n\n"), "bob@x.org");
         assert_eq!(s(b""), "");
     }
 
