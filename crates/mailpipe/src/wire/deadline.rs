@@ -59,13 +59,20 @@ impl Deadline {
     /// body's deadline is far off, yet a server that stalls in the middle of
     /// it is given up on after --timeout, not at the deadline.
     pub fn arm_within(&self, socket: &(impl Timed + ?Sized), idle: Duration) -> io::Result<()> {
+        let left = self.bound(idle)?;
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+    }
+
+    /// How long the next read may wait: the time left, at most `idle`;
+    /// `TimedOut` when no time is left.
+    pub fn bound(&self, idle: Duration) -> io::Result<Duration> {
         let left = self.left().min(idle);
         if left.is_zero() {
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }
-        socket
-            .set_read_timeout(Some(left))
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+        Ok(left)
     }
 }
 
