@@ -344,6 +344,57 @@ mod tests {
         Deadline::after(Duration::from_secs(60))
     }
 
+    /// Bytes in memory that count how often their read timeout is set.
+    struct Counted<'a> {
+        bytes: &'a [u8],
+        timeouts_set: std::cell::Cell<usize>,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.bytes.read(buf)
+        }
+    }
+
+    impl Timed for Counted<'_> {
+        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            self.timeouts_set.set(self.timeouts_set.get() + 1);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_read_timeout_is_not_set_again_before_every_read() {
+        // 200 messages as an IMAP FETCH sends them, each a line and a
+        // literal, read through a small buffer: thousands of reads.
+        let mut wire = Vec::new();
+        for i in 0..200 {
+            wire.extend_from_slice(format!("* {i} FETCH (BODY[] {{4000}}\r\n").as_bytes());
+            wire.extend(std::iter::repeat_n(b'x', 4000));
+            wire.extend_from_slice(b")\r\n");
+        }
+        let input = Counted {
+            bytes: &wire,
+            timeouts_set: std::cell::Cell::new(0),
+        };
+        let timeout = Duration::from_secs(30);
+        let mut r = WireReader::with_capacity(input, timeout, 512);
+        let (mut line, mut body) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            r.read_line(&mut line, 1000, &Deadline::after(timeout), "a reply")
+                .expect("line");
+            let deadline = Deadline::for_body(timeout, 4000);
+            r.read_literal(&mut body, 4000, 8000, &deadline, "a message")
+                .expect("literal");
+            assert_eq!(body.len(), 4000);
+            r.read_line(&mut line, 1000, &Deadline::after(timeout), "a reply")
+                .expect("end of item");
+        }
+        // Over 1,600 reads; before, as many settings of the timeout.
+        let set = r.inner.timeouts_set.get();
+        assert!(set <= 10, "read timeout set {set} times");
+    }
+
     #[test]
     fn lines_without_their_ends_within_the_limit() {
         let wire = &b"220 a\r\n250-b\n250 c\r\nrest"[..];
