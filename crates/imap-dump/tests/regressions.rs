@@ -4,15 +4,13 @@
 //! The tests run one at a time: one of them reads Dovecot's log, which names
 //! the user but not the session.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use mailpipe::mbox::MboxReader;
 use mailpipe_e2e::mail::unique;
+use mailpipe_e2e::peer::{scripted_peer, Log};
 use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack, Tool};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -358,22 +356,13 @@ fn an_error_after_login_logs_out() {
 /// A plaintext IMAP peer with GNU Mailutils imap4d's bug: UIDNEXT says there
 /// are newer messages, UID SEARCH UID n:* finds none. Returns its port and
 /// the commands it received.
-fn searchless_peer() -> (u16, std::thread::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let peer = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("accept");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut out = stream.try_clone().expect("clone");
-        let mut input = BufReader::new(stream);
-        out.write_all(b"* OK [CAPABILITY IMAP4rev1] scripted\r\n")
-            .expect("greet");
-        let mut seen = Vec::new();
-        let mut line = String::new();
-        while input.read_line(&mut line).unwrap_or(0) > 0 {
-            let (tag, command) = line.trim_end().split_once(' ').unwrap_or(("*", ""));
+fn searchless_peer() -> (u16, Log) {
+    scripted_peer(|peer| {
+        if !peer.send(b"* OK [CAPABILITY IMAP4rev1] scripted\r\n") {
+            return;
+        }
+        while let Some(line) = peer.command() {
+            let (tag, command) = line.split_once(' ').unwrap_or(("*", ""));
             let upper = command.to_ascii_uppercase();
             let reply = if upper.starts_with("EXAMINE") {
                 format!(
@@ -387,15 +376,11 @@ fn searchless_peer() -> (u16, std::thread::JoinHandle<Vec<String>>) {
             } else {
                 format!("{tag} OK done\r\n")
             };
-            seen.push(upper);
-            if out.write_all(reply.as_bytes()).is_err() {
+            if !peer.send(reply.as_bytes()) {
                 break;
             }
-            line.clear();
         }
-        seen
-    });
-    (port, peer)
+    })
 }
 
 #[test]
@@ -407,7 +392,7 @@ fn an_empty_search_below_uidnext_is_warned_about() {
         r#"{"version":1,"mailboxes":{"INBOX":{"uid_validity":7,"last_uid":5}}}"#,
     )
     .expect("state");
-    let (port, peer) = searchless_peer();
+    let (port, log) = searchless_peer();
     let out = Command::new(Tool::ImapDump.path())
         .arg("--server")
         .arg(format!("imap://127.0.0.1:{port}"))
@@ -428,10 +413,11 @@ fn an_empty_search_below_uidnext_is_warned_about() {
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let seen = peer.join().expect("peer");
+    let seen = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        seen.iter().any(|c| c.starts_with("UID SEARCH UID 6:*")),
+        seen.iter()
+            .any(|c| c.to_ascii_uppercase().contains(" UID SEARCH UID 6:*")),
         "{seen:?}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

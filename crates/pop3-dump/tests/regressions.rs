@@ -4,13 +4,11 @@
 //! the server is checked with `doveadm`, an independent path. The tests share
 //! bob's maildrop and Dovecot's log, so they run one at a time.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::sync::MutexGuard;
-use std::time::Duration;
 
 use mailpipe_e2e::mail::inbox_lock;
+use mailpipe_e2e::peer::scripted_peer;
 use mailpipe_e2e::{run_into_head, run_with_stdout_closed, Stack, Tool};
 
 /// bob's maildrop, emptied and filled with `count` messages of about
@@ -107,20 +105,13 @@ fn delete_through_head_that_exits_early_deletes_nothing() {
 }
 
 /// A POP3 peer that refuses the login with `reply` (RFC 2449 response codes).
-fn refusing_peer(reply: &'static str) -> (u16, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let peer = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("accept");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let mut out = stream.try_clone().expect("clone");
-        let mut input = BufReader::new(stream);
-        let _ = out.write_all(b"+OK scripted\r\n");
-        let mut line = String::new();
-        while input.read_line(&mut line).unwrap_or(0) > 0 {
-            let command = line.trim_end().to_ascii_uppercase();
+fn refusing_peer(reply: &'static str) -> u16 {
+    let (port, _log) = scripted_peer(move |peer| {
+        if !peer.send(b"+OK scripted\r\n") {
+            return;
+        }
+        while let Some(line) = peer.command() {
+            let command = line.to_ascii_uppercase();
             let answer = if command.starts_with("CAPA") {
                 "+OK\r\nUSER\r\nUIDL\r\n.\r\n".to_string()
             } else if command.starts_with("PASS") {
@@ -128,13 +119,12 @@ fn refusing_peer(reply: &'static str) -> (u16, std::thread::JoinHandle<()>) {
             } else {
                 "+OK\r\n".to_string()
             };
-            if out.write_all(answer.as_bytes()).is_err() || command.starts_with("QUIT") {
+            if !peer.send(answer.as_bytes()) || command.starts_with("QUIT") {
                 break;
             }
-            line.clear();
         }
     });
-    (port, peer)
+    port
 }
 
 fn against(port: u16) -> Output {
@@ -153,18 +143,14 @@ fn against(port: u16) -> Output {
 
 #[test]
 fn a_mailbox_in_use_is_not_reported_as_a_password_problem() {
-    let (port, peer) = refusing_peer("-ERR [IN-USE] Mailbox in use");
-    let out = against(port);
-    peer.join().expect("peer");
+    let out = against(refusing_peer("-ERR [IN-USE] Mailbox in use"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("locked by another"), "{stderr}");
     assert!(!stderr.contains("authentication failed"), "{stderr}");
 
-    let (port, peer) = refusing_peer("-ERR [LOGIN-DELAY] Wait a while");
-    let out = against(port);
-    peer.join().expect("peer");
+    let out = against(refusing_peer("-ERR [LOGIN-DELAY] Wait a while"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");
     assert!(
