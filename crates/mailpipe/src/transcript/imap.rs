@@ -4,6 +4,7 @@
 //! left out.
 
 use super::{Dir, Out, Rules};
+use crate::wire::announced_literal;
 
 #[derive(Default)]
 pub(super) struct Imap {
@@ -39,23 +40,11 @@ impl Rules for Imap {
         out.emit(Dir::Server, line, cut);
     }
 
+    /// The wire layer's parser: a size past 64 bits is no literal here.
     fn literal(&self, line: &[u8]) -> Option<(usize, u64)> {
-        literal(line)
+        let literal = announced_literal(line).ok().flatten()?;
+        Some((literal.open, literal.size))
     }
-}
-
-/// An IMAP literal announced at the end of a line: `{N}`, `{N+}` or `~{N}`.
-/// Returns where `{` is and N.
-fn literal(line: &[u8]) -> Option<(usize, u64)> {
-    let inner = line.strip_suffix(b"}")?;
-    let open = inner.iter().rposition(|&b| b == b'{')?;
-    let digits = &inner[open + 1..];
-    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some((open, n))
 }
 
 #[cfg(test)]

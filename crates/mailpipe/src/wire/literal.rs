@@ -1,8 +1,7 @@
 //! IMAP literals (RFC 9051 4.3): a line that ends in `{N}` (or a client's
 //! non-synchronising `{N+}`, or `~{N}` for binary) is followed by exactly N
 //! bytes. The one parser of the announcement; `WireReader::read_literal`
-//! reads the bytes. (The `-v` transcript still has its own copy,
-//! `transcript/imap.rs`'s `literal`; it should call `announced_literal`.)
+//! reads the bytes, and the `-v` transcript uses it to show `{N bytes}`.
 
 use crate::exit::Error;
 
