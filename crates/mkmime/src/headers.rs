@@ -151,8 +151,11 @@ fn internationalize(label: &str, mailbox: Mailbox) -> Result<Mailbox, Error> {
         return Ok(mailbox);
     }
     let (user, domain) = idna::split(&spelled);
-    let email = Address::new(user, domain)
-        .map_err(|e| Error::data(format!("{label}: cannot write {address:?} as {spelled:?}: {e}")))?;
+    let email = Address::new(user, domain).map_err(|e| {
+        Error::data(format!(
+            "{label}: cannot write {address:?} as {spelled:?}: {e}"
+        ))
+    })?;
     Ok(Mailbox::new(mailbox.name, email))
 }
 

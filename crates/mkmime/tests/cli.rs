@@ -845,7 +845,10 @@ fn international_addresses_idna_or_raw_utf8() {
         "Message-ID in the IDNA domain: {text}"
     );
     let (block, _) = mailpipe::message::header_block(&out);
-    assert_eq!(mailpipe::message::envelope::sender(&block), "张三@例子.中国");
+    assert_eq!(
+        mailpipe::message::envelope::sender(&block),
+        "张三@例子.中国"
+    );
     let ascii = ok(
         &["--from", "a@example.org", "--to", "Ann <user@例子.中国>"],
         b"x\n",

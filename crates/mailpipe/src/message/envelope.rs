@@ -173,12 +173,16 @@ mod tests {
         let m = "From: a@x\nTo: 张三@例子.中国, \"Li\" <李四@例子.中国>\nCc: user@例子.中国\n\n";
         let (block, _) = header_block(m.as_bytes());
         let found: Vec<String> = recipients(&block).into_iter().map(|(_, a)| a).collect();
-        assert_eq!(found, ["张三@例子.中国", "李四@例子.中国", "user@例子.中国"]);
+        assert_eq!(
+            found,
+            ["张三@例子.中国", "李四@例子.中国", "user@例子.中国"]
+        );
         assert_eq!(
             utf8_address(&block),
             Some(("To".to_string(), "张三@例子.中国".to_string()))
         );
-        let (block, _) = header_block("From: =?utf-8?b?5byg5LiJ?= <a@x>\nCc: user@例子.中国\n\n".as_bytes());
+        let (block, _) =
+            header_block("From: =?utf-8?b?5byg5LiJ?= <a@x>\nCc: user@例子.中国\n\n".as_bytes());
         assert_eq!(utf8_address(&block), None);
     }
 

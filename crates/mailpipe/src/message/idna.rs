@@ -27,8 +27,18 @@ pub fn ascii_domain(domain: &str) -> Result<String, String> {
 /// spelling that needs no SMTPUTF8. An address with a UTF-8 local part needs
 /// SMTPUTF8 anyway and is returned as written.
 pub fn ascii_domain_address(address: &str) -> Result<String, String> {
+    if needs_smtputf8(address) {
+        return Ok(address.to_string());
+    }
+    with_ascii_domain(address)
+}
+
+/// `address` with its domain in IDNA form, whatever its local part: what an
+/// SMTP envelope carries (servers route and look up domains by their A-labels;
+/// RFC 6531 allows them with SMTPUTF8 too).
+pub fn with_ascii_domain(address: &str) -> Result<String, String> {
     let (local, domain) = split(address);
-    if !local.is_ascii() || domain.is_ascii() {
+    if domain.is_ascii() {
         return Ok(address.to_string());
     }
     Ok(format!("{local}@{}", ascii_domain(domain)?))
@@ -62,6 +72,10 @@ mod tests {
         assert_eq!(
             ascii_domain_address("张三@例子.中国").as_deref(),
             Ok("张三@例子.中国")
+        );
+        assert_eq!(
+            with_ascii_domain("张三@例子.中国").as_deref(),
+            Ok("张三@xn--fsqu00a.xn--fiqs8s")
         );
         assert_eq!(
             ascii_domain_address("\"a@b\"@x.org").as_deref(),
