@@ -93,7 +93,8 @@ fn utf8_local_part_travels_over_smtputf8_and_reads_back() {
     let sent = commands(&out);
     assert!(
         sent.iter()
-            .any(|c| c.starts_with(&format!("MAIL FROM:<{}>", stack.user1)) && c.contains(" SMTPUTF8")),
+            .any(|c| c.starts_with(&format!("MAIL FROM:<{}>", stack.user1))
+                && c.contains(" SMTPUTF8")),
         "{sent:?}"
     );
     // The domain in IDNA form: Postfix routes by it even under SMTPUTF8.
@@ -109,7 +110,12 @@ fn utf8_local_part_travels_over_smtputf8_and_reads_back() {
         stack.user3
     );
     // Logged in with the UTF-8 user name, read back over IMAP.
-    let mbox = imap_dump(&stack, &stack.user3, &stack.pass3, &format!("SUBJECT {tag}"));
+    let mbox = imap_dump(
+        &stack,
+        &stack.user3,
+        &stack.pass3,
+        &format!("SUBJECT {tag}"),
+    );
     assert!(
         mailpipe_e2e::mail::contains(&mbox, "<张三@例子.中国>".as_bytes()),
         "the raw UTF-8 address is not in what IMAP served"
@@ -147,10 +153,7 @@ fn idna_domain_needs_no_smtputf8_and_reads_back_as_written() {
     let out = smtp_send(&stack, stack.smtp_noutf8_port, &["-t"], &message);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let sent = commands(&out);
-    assert!(
-        sent.iter().all(|c| !c.contains("SMTPUTF8")),
-        "{sent:?}"
-    );
+    assert!(sent.iter().all(|c| !c.contains("SMTPUTF8")), "{sent:?}");
     assert!(
         sent.iter()
             .any(|c| c == "RCPT TO:<user@xn--fsqu00a.xn--fiqs8s>"),
@@ -167,7 +170,10 @@ fn idna_domain_needs_no_smtputf8_and_reads_back_as_written() {
     let records = mail2json(&mbox, &[]);
     assert_eq!(records.len(), 1, "{records:?}");
     // mail2json keeps the header's text: the IDNA form, as written.
-    assert_eq!(records[0]["to"][0]["address"], "user@xn--fsqu00a.xn--fiqs8s");
+    assert_eq!(
+        records[0]["to"][0]["address"],
+        "user@xn--fsqu00a.xn--fiqs8s"
+    );
     assert_eq!(records[0]["to"][0]["name"], "Ann");
 }
 
@@ -178,16 +184,13 @@ fn utf8_address_without_smtputf8_is_refused_before_mail_from() {
     // A UTF-8 recipient, and a UTF-8 From with an ASCII envelope: both need
     // SMTPUTF8, and no downgrade can spell them in ASCII.
     let to_utf8 = mkmime(&["--from", &stack.user1, "--to", "张三@例子.中国", "-s", &tag]);
-    let from_utf8 = mkmime(&[
-        "--from",
-        "张三@例子.中国",
-        "--to",
-        &stack.user2,
-        "-s",
-        &tag,
-    ]);
+    let from_utf8 = mkmime(&["--from", "张三@例子.中国", "--to", &stack.user2, "-s", &tag]);
     for (message, args, needle) in [
-        (&to_utf8, vec!["-t"], "recipient 张三@xn--fsqu00a.xn--fiqs8s"),
+        (
+            &to_utf8,
+            vec!["-t"],
+            "recipient 张三@xn--fsqu00a.xn--fiqs8s",
+        ),
         (
             &from_utf8,
             vec!["-t", "-f", stack.user1.as_str()],
@@ -203,7 +206,9 @@ fn utf8_address_without_smtputf8_is_refused_before_mail_from() {
             "{err}"
         );
         assert!(
-            commands(&out).iter().all(|c| !c.starts_with("MAIL") && c != "DATA"),
+            commands(&out)
+                .iter()
+                .all(|c| !c.starts_with("MAIL") && c != "DATA"),
             "{err}"
         );
     }
@@ -232,7 +237,11 @@ fn without_dsn_on_the_server_a_warning_or_69_with_require_dsn() {
         &message,
     );
     assert_eq!(code(&out), 69, "{}", stderr(&out));
-    assert!(stderr(&out).contains("does not offer DSN"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not offer DSN"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         commands(&out).iter().all(|c| !c.starts_with("MAIL")),
         "{:?}",
