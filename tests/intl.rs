@@ -371,3 +371,37 @@ fn dsn_reports_come_back_and_mail2json_describes_them() {
     let (_, _, status, _) = find("delayed", &delayed);
     assert!(status.starts_with("4."), "{status}");
 }
+
+/// The accounts file's keys: `require_dsn = true` refuses the server without
+/// DSN (69, nothing sent) as the flag does; a bad `dsn_notify` is 78.
+#[test]
+fn account_keys_give_the_dsn_defaults() {
+    let stack = Stack::get();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("accounts.toml");
+    let message = mkmime(&["--from", &stack.user1, "--to", &stack.user2, "-s", "keys"]);
+    for (keys, expected, needle) in [
+        ("require_dsn = true", 69, "does not offer DSN"),
+        ("dsn_notify = \"sometimes\"", 78, "dsn_notify"),
+    ] {
+        std::fs::write(
+            &config,
+            format!(
+                "[accounts.a]\nsmtp = \"smtp://{}:{}\"\ntls = \"none\"\n{keys}\n",
+                stack.host, stack.smtp_nodsn_port
+            ),
+        )
+        .expect("accounts file");
+        let mut cmd = Tool::SmtpSend.command();
+        cmd.env("MAILPIPE_CONFIG", &config)
+            .args(["--account", "a", "-t", "-v", "--timeout=20"]);
+        let out = run_with_stdin(&mut cmd, &message);
+        assert_eq!(code(&out), expected, "{keys}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{keys}: {}", stderr(&out));
+        assert!(
+            commands(&out).iter().all(|c| !c.starts_with("MAIL")),
+            "{keys}: {:?}",
+            commands(&out)
+        );
+    }
+}

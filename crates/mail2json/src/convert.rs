@@ -237,7 +237,7 @@ fn find_body<'p, 'a>(part: &'p Part<'a>, subtype: &str) -> Option<&'p Part<'a>> 
     find_body(candidate, subtype)
 }
 
-fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEncoding {
+pub(crate) fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEncoding {
     let Some(f) = part.header.first("content-transfer-encoding") else {
         return TransferEncoding::Identity;
     };

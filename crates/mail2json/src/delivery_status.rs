@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use mailpipe::message::decode::{transfer, TransferEncoding};
+use mailpipe::message::decode::transfer;
 use mailpipe::message::parse::Part;
 
 /// The report's per-message fields and its recipients.
@@ -43,12 +43,7 @@ pub struct RecipientStatus {
 /// delivery-status part anywhere in the tree.
 pub fn find(top: &Part<'_>, defects: &mut Vec<String>) -> Option<DeliveryStatus> {
     let part = find_part(top)?;
-    let label = part
-        .header
-        .first("content-transfer-encoding")
-        .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned())
-        .unwrap_or_default();
-    let (encoding, _) = TransferEncoding::from_label(&label);
+    let encoding = crate::convert::transfer_encoding(part, defects);
     let bytes = transfer::decode(part.body, encoding, defects);
     Some(parse(&String::from_utf8_lossy(&bytes)))
 }
