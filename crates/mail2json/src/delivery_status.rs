@@ -91,13 +91,44 @@ pub fn parse(text: &str) -> DeliveryStatus {
     status
 }
 
-/// `rfc822; a@b` → `a@b`: the address after its type.
+/// `rfc822; a@b` → `a@b`: the address after its type; a `utf-8` address
+/// has its `\x{HEX}` escapes (RFC 6533 utf-8-addr-xtext) undone.
 fn address(value: &str) -> String {
-    value
-        .split_once(';')
-        .map_or(value, |(_, a)| a)
-        .trim()
-        .to_string()
+    let (kind, addr) = value.split_once(';').unwrap_or(("", value));
+    let addr = addr.trim();
+    if kind.trim().eq_ignore_ascii_case("utf-8") {
+        unescape_utf8_xtext(addr)
+    } else {
+        addr.to_string()
+    }
+}
+
+/// `\x{5F20}` → `张`; anything that is not a valid escape stays as written.
+fn unescape_utf8_xtext(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\\x{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 3..];
+        let decoded = after.find('}').and_then(|end| {
+            let c = u32::from_str_radix(&after[..end], 16)
+                .ok()
+                .and_then(char::from_u32)?;
+            Some((c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("\\x{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The blocks of `Name: value` fields (names lower case, continuation lines
@@ -169,5 +200,16 @@ mod tests {
             Some("张三@example.test")
         );
         assert_eq!(s.recipients[1].action.as_deref(), Some("delayed"));
+    }
+
+    #[test]
+    fn utf8_addresses_lose_their_escapes() {
+        assert_eq!(
+            address("utf-8; \\x{5F20}\\x{4E09}@xn--fsqu00a.xn--fiqs8s"),
+            "张三@xn--fsqu00a.xn--fiqs8s"
+        );
+        assert_eq!(address("utf-8;张三@x"), "张三@x");
+        assert_eq!(address("utf-8; a\\x{zz}b\\x{"), "a\\x{zz}b\\x{");
+        assert_eq!(address("rfc822; a\\x{41}@x"), "a\\x{41}@x");
     }
 }
