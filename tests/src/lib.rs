@@ -34,6 +34,10 @@ pub struct Stack {
     /// Like `smtp_plain_port`, but Postfix ends the session with 421 after 2
     /// refused commands (smtpd_hard_error_limit=2).
     pub smtp_errlimit_port: u16,
+    /// Like `smtp_plain_port`, without SMTPUTF8 (smtputf8_enable=no).
+    pub smtp_noutf8_port: u16,
+    /// Like `smtp_plain_port`, without DSN in the EHLO reply.
+    pub smtp_nodsn_port: u16,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub pop3_port: u16,
@@ -50,6 +54,17 @@ pub struct Stack {
     /// A recipient Postfix refuses with 5xx, and one it defers with 4xx.
     pub reject_rcpt: String,
     pub defer_rcpt: String,
+    /// A mailbox with a UTF-8 local part (`张三@` the domain), and its password.
+    pub user3: String,
+    pub pass3: String,
+    /// `xn--fsqu00a.xn--fiqs8s` (例子.中国): `user@` it is an alias of user1,
+    /// `张三@` it of user3.
+    pub idn_domain: String,
+    /// Mail to any address in this domain is accepted and then waits in the
+    /// queue (its next hop is down): a delayed-delivery DSN.
+    pub defer_queue_domain: String,
+    /// Accepted at RCPT, then refused by Dovecot as an unknown user: a failure DSN.
+    pub bounce_rcpt: String,
     /// Dovecot's configuration, for `doveadm -c` in tests.
     pub dovecot_conf: PathBuf,
     /// `<maildir_root>/<user>/Maildir` holds a user's mail.
@@ -84,6 +99,8 @@ impl Stack {
             submission_port: port("MAILSTACK_SUBMISSION_PORT"),
             smtp_plain_port: port("MAILSTACK_SMTP_PORT"),
             smtp_errlimit_port: port("MAILSTACK_SMTP_ERRLIMIT_PORT"),
+            smtp_noutf8_port: port("MAILSTACK_SMTP_NOUTF8_PORT"),
+            smtp_nodsn_port: port("MAILSTACK_SMTP_NODSN_PORT"),
             imap_port: port("MAILSTACK_IMAP_PORT"),
             imaps_port: port("MAILSTACK_IMAPS_PORT"),
             pop3_port: port("MAILSTACK_POP3_PORT"),
@@ -97,6 +114,11 @@ impl Stack {
             pass2: var("MAILSTACK_PASS2"),
             reject_rcpt: var("MAILSTACK_REJECT_RCPT"),
             defer_rcpt: var("MAILSTACK_DEFER_RCPT"),
+            user3: var("MAILSTACK_USER3"),
+            pass3: var("MAILSTACK_PASS3"),
+            idn_domain: var("MAILSTACK_IDN_DOMAIN"),
+            defer_queue_domain: var("MAILSTACK_DEFER_QUEUE_DOMAIN"),
+            bounce_rcpt: var("MAILSTACK_BOUNCE_RCPT"),
             dovecot_conf: var("MAILSTACK_DOVECOT_CONF").into(),
             maildir_root: var("MAILSTACK_MAILDIR_ROOT").into(),
         }

@@ -15,6 +15,11 @@ use crate::input::InputKind;
 ///   mail2json --array < msg.eml
 ///   mail2json --fields subject,from,date archive.mbox
 ///   mail2json --extract attachments/ inbox.mbox | jq .attachments
+///   mail2json --fields subject,delivery_status bounces.mbox   (DSN reports: per
+///                          recipient action, status, diagnostic code)
+///
+/// Addresses are given as the header writes them: an IDNA domain stays
+/// xn--..., a raw UTF-8 header (RFC 6532, mail sent with SMTPUTF8) is UTF-8.
 ///
 /// Empty input is no message: no output, exit 0. In a maildir, symlinks to
 /// files are messages (mairix and notmuch search folders); a dangling or

@@ -51,7 +51,8 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
     let wants_body = fields.has("text")
         || fields.has("html")
         || fields.has("attachments")
-        || fields.has("parts");
+        || fields.has("parts")
+        || fields.has("delivery_status");
     let top_header;
     let tree;
     if wants_body {
@@ -86,6 +87,9 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
     fill_headers(&mut record, header, &mut decoder);
     if let Some(part) = &tree {
         fill_body(&mut record, part, &mut decoder, options);
+        if fields.has("delivery_status") {
+            record.delivery_status = crate::delivery_status::find(part, decoder.defects);
+        }
         if fields.has("parts") {
             record.parts = Some(part_node(part, &mut decoder));
         }
@@ -233,7 +237,7 @@ fn find_body<'p, 'a>(part: &'p Part<'a>, subtype: &str) -> Option<&'p Part<'a>> 
     find_body(candidate, subtype)
 }
 
-fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEncoding {
+pub(crate) fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEncoding {
     let Some(f) = part.header.first("content-transfer-encoding") else {
         return TransferEncoding::Identity;
     };

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod cli;
 pub mod convert;
+pub mod delivery_status;
 pub mod extract;
 pub mod input;
 mod run;

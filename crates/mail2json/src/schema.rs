@@ -13,7 +13,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The fields a record can hold, in output order. `headers` and `parts` are
 /// only written when asked for (`--headers`, `--parts`, or `--fields`).
-pub const FIELD_NAMES: [&str; 24] = [
+pub const FIELD_NAMES: [&str; 25] = [
     "schema",
     "source",
     "size",
@@ -36,6 +36,8 @@ pub const FIELD_NAMES: [&str; 24] = [
     "parts",
     "defects",
     "error",
+    // Only in a delivery report (crate::delivery_status).
+    "delivery_status",
     // Aliases that select a group.
     "addresses",
     "body",
@@ -48,7 +50,7 @@ pub struct FieldSet(u32);
 impl FieldSet {
     pub fn default_set() -> FieldSet {
         let mut s = FieldSet(0);
-        for name in &FIELD_NAMES[..22] {
+        for name in &FIELD_NAMES[..23] {
             if *name != "headers" && *name != "parts" {
                 s.insert(name);
             }
@@ -164,6 +166,7 @@ pub struct PartNode {
 /// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, path?}`] | |
 /// | `headers` | [`{name, value}`] | all fields in order, decoded (`--headers`) |
 /// | `parts` | tree | the MIME structure (`--parts`) |
+/// | `delivery_status` | object | only in a delivery report: see `delivery_status.rs` |
 /// | `defects` | [string] | `code` or `code: detail`; never a reason to drop a message |
 /// | `error` | string | only for input that is not mail at all |
 ///
@@ -193,6 +196,7 @@ pub struct Record {
     pub parts: Option<PartNode>,
     pub defects: Vec<String>,
     pub error: Option<String>,
+    pub delivery_status: Option<crate::delivery_status::DeliveryStatus>,
 }
 
 impl Record {
@@ -220,6 +224,7 @@ impl Record {
             parts: None,
             defects: Vec::new(),
             error: None,
+            delivery_status: None,
         }
     }
 }
@@ -263,6 +268,9 @@ impl Serialize for Record {
         field!("attachments", &self.attachments);
         field!("headers", &self.headers);
         field!("parts", &self.parts);
+        if let Some(status) = &self.delivery_status {
+            field!("delivery_status", status);
+        }
         field!("defects", &self.defects);
         map.end()
     }

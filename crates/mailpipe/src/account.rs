@@ -52,6 +52,11 @@ pub struct Account {
     pub ca_file: Option<String>,
     pub tls: Option<String>,
     pub allow_plaintext_auth: Option<bool>,
+    /// smtp-send's delivery status notification defaults (RFC 3461), as its
+    /// --dsn-notify, --dsn-ret and --require-dsn take them.
+    pub dsn_notify: Option<String>,
+    pub dsn_ret: Option<String>,
+    pub require_dsn: Option<bool>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -290,6 +295,9 @@ impl ServerArgs {
             url,
             user,
             from: account.from.clone(),
+            dsn_notify: account.dsn_notify.clone(),
+            dsn_ret: account.dsn_ret.clone(),
+            require_dsn: account.require_dsn.unwrap_or(false),
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -343,6 +351,11 @@ pub struct Endpoint {
     pub user: Option<String>,
     /// The account's `from` address, for smtp-send's envelope default.
     pub from: Option<String>,
+    /// The account's `dsn_notify`, `dsn_ret` and `require_dsn` (smtp-send
+    /// checks the values; its flags override them).
+    pub dsn_notify: Option<String>,
+    pub dsn_ret: Option<String>,
+    pub require_dsn: bool,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -467,6 +480,9 @@ user = "alice@example.org"
 from = "Alice <alice@example.org>"
 password_command = "echo from-account"
 ca_file = "~/ca.pem"
+dsn_notify = "failure,delay"
+dsn_ret = "hdrs"
+require_dsn = true
 
 [accounts.home]
 pop3 = "pop3://pop.example.net"
@@ -510,6 +526,9 @@ password = "filepw"
         assert_eq!(e.password().expect("pw").expose(), "from-account");
         assert_eq!(e.timeout, Duration::from_secs(60));
         assert!(!e.allow_plaintext_auth);
+        assert_eq!(e.dsn_notify.as_deref(), Some("failure,delay"));
+        assert_eq!(e.dsn_ret.as_deref(), Some("hdrs"));
+        assert!(e.require_dsn);
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])

@@ -23,7 +23,10 @@ Files: FILE[;type=TYPE][;name=NAME][;cid=ID]. The type is guessed from the conte
 magic number (PDF, PNG, JPEG, GIF, WebP, gzip, 7z), then the name, then whether it is text.
 Attachments arrive byte for byte: 7bit only if the file already is CRLF 7bit text,
 quoted-printable for mostly-ASCII CRLF text, base64 otherwise.
-Addresses must be ASCII (no SMTPUTF8): write an international domain as xn--...";
+International addresses (RFC 6530): user@例子.中国 is written with the domain's IDNA form
+(user@xn--fsqu00a.xn--fiqs8s), plain ASCII that every server takes; 张三@例子.中国 (a UTF-8
+local part) is written raw in UTF-8 (RFC 6532), the display name still an encoded-word,
+and smtp-send then needs a server that offers SMTPUTF8.";
 
 /// Make an RFC 5322 / MIME email message from text, a draft or JSON on stdin.
 #[derive(Parser, Debug)]

@@ -1,10 +1,13 @@
 //! The header fields of the message being made, whichever input they come
 //! from, checked on the way in: no line break or other control character in
-//! a value (header injection), addresses that parse and are ASCII, message
-//! identifiers that are identifiers, dates that are dates.
+//! a value (header injection), addresses that parse (an internationalized
+//! domain put in its IDNA form), message identifiers that are identifiers,
+//! dates that are dates.
 
 use chrono::{DateTime, FixedOffset};
 use lettre::message::{Mailbox, Mailboxes};
+use lettre::Address;
+use mailpipe::message::idna;
 use mailpipe::Error;
 
 use crate::header_encode;
@@ -101,8 +104,11 @@ pub fn check_name(label: &str, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Parses `Name <a@b>, c@d`. Addresses must be ASCII: mkmime does not write
-/// SMTPUTF8 messages, and an IDNA domain is spelled `xn--...` by the user.
+/// Parses `Name <a@b>, c@d`. An address with an ASCII local part and a
+/// UTF-8 domain gets the domain's IDNA form (`user@xn--fsqu00a.xn--fiqs8s`):
+/// every reader and server takes it, no SMTPUTF8 needed. An address with a
+/// UTF-8 local part has no ASCII form: it stays as written, raw UTF-8 in the
+/// header (RFC 6532), and smtp-send will need the server's SMTPUTF8.
 pub fn parse_addresses(label: &str, value: &str) -> Result<Vec<Mailbox>, Error> {
     let value = check_value(label, value)?;
     let value = value.trim_end_matches(',').trim();
@@ -112,11 +118,10 @@ pub fn parse_addresses(label: &str, value: &str) -> Result<Vec<Mailbox>, Error> 
     let parsed: Mailboxes = value
         .parse()
         .map_err(|e| Error::data(format!("{label}: cannot parse address {value:?}: {e}")))?;
-    let list: Vec<Mailbox> = parsed.into_iter().collect();
-    for mailbox in &list {
-        check_ascii_address(label, mailbox)?;
-    }
-    Ok(list)
+    parsed
+        .into_iter()
+        .map(|m| internationalize(label, m))
+        .collect()
 }
 
 /// One address from a JSON object `{"name": ..., "address": ...}`.
@@ -133,20 +138,25 @@ pub fn mailbox_from_parts(
         Some(n) => Some(check_value(label, n)?.to_string()).filter(|n| !n.is_empty()),
         None => None,
     };
-    let mailbox = Mailbox::new(name, email);
-    check_ascii_address(label, &mailbox)?;
-    Ok(mailbox)
+    internationalize(label, Mailbox::new(name, email))
 }
 
-fn check_ascii_address(label: &str, mailbox: &Mailbox) -> Result<(), Error> {
+/// The mailbox as it goes in the header: a UTF-8 domain in IDNA form when
+/// the local part is ASCII (see [`parse_addresses`]).
+fn internationalize(label: &str, mailbox: Mailbox) -> Result<Mailbox, Error> {
     let address: &str = mailbox.email.as_ref();
-    if address.is_ascii() {
-        return Ok(());
+    let spelled = idna::ascii_domain_address(address)
+        .map_err(|e| Error::data(format!("{label}: {address:?}: {e}")))?;
+    if spelled == address {
+        return Ok(mailbox);
     }
-    Err(Error::data(format!(
-        "{label}: {address:?} is not an ASCII address; mkmime does not write SMTPUTF8 \
-         messages: give the domain in its xn-- (IDNA) form"
-    )))
+    let (user, domain) = idna::split(&spelled);
+    let email = Address::new(user, domain).map_err(|e| {
+        Error::data(format!(
+            "{label}: cannot write {address:?} as {spelled:?}: {e}"
+        ))
+    })?;
+    Ok(Mailbox::new(mailbox.name, email))
 }
 
 /// Parses one or more message identifiers: `<a@b> <c@d>`; a bare `a@b` is
@@ -239,9 +249,13 @@ impl Fields {
         Ok(())
     }
 
-    /// The domain Message-IDs are made in: the first From address's.
-    pub fn id_domain(&self) -> &str {
-        self.from.first().map_or("localhost", |m| m.email.domain())
+    /// The domain Message-IDs are made in: the first From address's, in its
+    /// IDNA form (a Message-ID is ASCII even in a UTF-8 header).
+    pub fn id_domain(&self) -> String {
+        self.from
+            .first()
+            .and_then(|m| idna::ascii_domain(m.email.domain()).ok())
+            .unwrap_or_else(|| "localhost".to_string())
     }
 
     /// The header block except Date and Message-ID, which depend on it.
@@ -310,17 +324,23 @@ mod tests {
     }
 
     #[test]
-    fn addresses_parse_and_must_be_ascii() {
+    fn addresses_parse_and_international_domains_become_idna() {
         let list =
             parse_addresses("--to", "Ann <a@x.org>, \"Lee, Bo\" <b@x.org>, c@x.org").unwrap();
         assert_eq!(list.len(), 3);
         assert_eq!(list[1].name.as_deref(), Some("Lee, Bo"));
         assert!(parse_addresses("--to", "not an address").is_err());
         assert!(parse_addresses("--to", "a@x.org junk").is_err());
-        let e = parse_addresses("--to", "用户@例子.中国").unwrap_err();
-        assert!(e.message().contains("xn--"), "{}", e.message());
-        assert!(parse_addresses("--to", "a@bücher.de").is_err());
+        let list = parse_addresses("--to", "用户@例子.中国, 张三 <user@例子.中国>").unwrap();
+        let spelled: Vec<String> = list.iter().map(|m| m.email.to_string()).collect();
+        assert_eq!(spelled, ["用户@例子.中国", "user@xn--fsqu00a.xn--fiqs8s"]);
+        assert_eq!(list[1].name.as_deref(), Some("张三"));
+        let one = mailbox_from_parts("json", Some("B"), "a@bücher.de").unwrap();
+        assert_eq!(one.email.to_string(), "a@xn--bcher-kva.de");
         assert!(parse_addresses("--cc", "  ").unwrap().is_empty());
+        let mut f = Fields::default();
+        f.apply("h", "From", "张三 <张三@例子.中国>").unwrap();
+        assert_eq!(f.id_domain(), "xn--fsqu00a.xn--fiqs8s");
     }
 
     #[test]

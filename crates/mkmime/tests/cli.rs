@@ -798,11 +798,12 @@ fn bad_addresses_are_65() {
         65,
         "--to",
     );
+    // A domain no IDNA form exists for (`_` is not in a host name).
     fails(
-        &["--from", "a@example.org", "--to", "用户@例子.中国"],
+        &["--from", "a@example.org", "--to", "user@例_子.中国"],
         b"",
         65,
-        "xn--",
+        "not a valid internationalized domain name",
     );
     fails(
         &["--json"],
@@ -811,6 +812,48 @@ fn bad_addresses_are_65() {
         "json field \"to\"",
     );
     fails(&["--to", "b@example.org"], b"", 64, "no From");
+}
+
+/// RFC 6530-6532: an ASCII local part at a UTF-8 domain is written with the
+/// domain's IDNA form (a plain ASCII header); a UTF-8 local part is written
+/// raw in UTF-8, the display name still an encoded-word, the Message-ID in
+/// the IDNA domain.
+#[test]
+fn international_addresses_idna_or_raw_utf8() {
+    let out = ok(
+        &[
+            "--from",
+            "张三 <张三@例子.中国>",
+            "--to",
+            "user@例子.中国",
+            "-s",
+            "hi",
+        ],
+        b"body\n",
+    );
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(
+        text.contains("\r\nFrom: =?utf-8?b?5byg5LiJ?= <张三@例子.中国>\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\r\nTo: user@xn--fsqu00a.xn--fiqs8s\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("@xn--fsqu00a.xn--fiqs8s>\r\n"),
+        "Message-ID in the IDNA domain: {text}"
+    );
+    let (block, _) = mailpipe::message::header_block(&out);
+    assert_eq!(
+        mailpipe::message::envelope::sender(&block),
+        "张三@例子.中国"
+    );
+    let ascii = ok(
+        &["--from", "a@example.org", "--to", "Ann <user@例子.中国>"],
+        b"x\n",
+    );
+    assert!(ascii.is_ascii(), "{}", String::from_utf8_lossy(&ascii));
 }
 
 #[test]

@@ -38,6 +38,19 @@ recipients the server accepted, then the rest follow in further transactions
 transaction cannot undo the earlier ones; without --partial it holds back that
 transaction and those after it.
 
+International addresses (RFC 6530): a UTF-8 domain goes in its IDNA form
+(user@例子.中国 as user@xn--fsqu00a.xn--fiqs8s), which needs nothing of the
+server; a UTF-8 local part (张三@例子.中国), in the envelope or in an address
+header, needs SMTPUTF8: MAIL FROM carries it when the server offers it, and
+without it nothing is sent, exit 69, before MAIL FROM.
+
+Delivery status notifications (RFC 3461): --dsn-notify, --dsn-ret and --envid
+(or the account's dsn_notify, dsn_ret, require_dsn keys) ask the servers on the
+way to report to the envelope sender; each recipient also gets ORCPT (rfc822;
+xtext, or utf-8; for a UTF-8 address, RFC 6533). A server without DSN gets the
+message without them and one warning line; with --require-dsn, exit 69 instead.
+  smtp-send -t --dsn-notify success,failure,delay --dsn-ret hdrs --envid report-42 < m.eml
+
 Line ends: a bare LF or a bare CR each become CRLF before dot-stuffing (RFC 5321
 2.3.8; as Python's smtplib), so no CR . CR LF can end the data early (SMTP
 smuggling). --dead-letter keeps the message as read.";
@@ -97,6 +110,27 @@ pub struct Args {
     /// With --mbox, no line for messages that were sent and no progress display
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Delivery status notifications to ask for, per recipient (RFC 3461
+    /// NOTIFY): "never", or a comma-separated list of success, failure, delay.
+    /// Default: the account's dsn_notify, else the server's choice
+    #[arg(long, value_name = "WHEN")]
+    pub dsn_notify: Option<String>,
+
+    /// What a failure report returns of the message (RFC 3461 RET): the full
+    /// message or only its header. Default: the account's dsn_ret
+    #[arg(long, value_name = "WHAT", value_enum)]
+    pub dsn_ret: Option<crate::dsn::Ret>,
+
+    /// An identifier the delivery reports quote back (RFC 3461 ENVID):
+    /// printable ASCII, at most 100 characters
+    #[arg(long, value_name = "ID")]
+    pub envid: Option<String>,
+
+    /// Refuse (exit 69, nothing sent) a server that does not offer DSN,
+    /// instead of sending without the requests and warning
+    #[arg(long)]
+    pub require_dsn: bool,
 
     /// Ignored (sendmail's "a lone dot does not end the message"; it never does here)
     #[arg(short = 'i', hide = true)]

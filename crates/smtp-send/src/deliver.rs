@@ -87,11 +87,11 @@ pub fn send(
             break;
         }
         let envelope = Envelope {
-            sender: prepared.envelope.sender.clone(),
             recipients: again
                 .iter()
                 .map(|&i| prepared.envelope.recipients[i].clone())
                 .collect(),
+            ..prepared.envelope.clone()
         };
         let mut session = match open() {
             Ok(s) => s,

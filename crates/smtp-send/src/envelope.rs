@@ -1,27 +1,52 @@
 //! The SMTP envelope: who the message is from (MAIL FROM) and to (RCPT TO),
 //! from the command line, the message's header fields (`-t`) and the account.
+//!
+//! An internationalized domain goes in its IDNA form (`user@例子.中国` as
+//! `user@xn--fsqu00a.xn--fiqs8s`), which needs no SMTPUTF8, and which servers
+//! route by even when SMTPUTF8 is used; a UTF-8 local part has no ASCII form,
+//! and needs SMTPUTF8 (RFC 6531).
 
 use lettre::Address;
-use mailpipe::message::{envelope as header, header_block};
+use mailpipe::message::{envelope as header, header_block, idna};
 use mailpipe::{Endpoint, Error, Exit};
 
-/// MAIL FROM and RCPT TO of one transaction.
+use crate::dsn::{Dsn, DsnArgs};
+
+/// MAIL FROM and RCPT TO of one transaction, and the DSN requests that go
+/// with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// `None` is the null reverse-path `<>` (bounces).
     pub sender: Option<Address>,
     /// In order, without duplicates.
     pub recipients: Vec<Address>,
+    /// A header address with a UTF-8 local part (field, address): the
+    /// message itself then needs SMTPUTF8 (RFC 6532).
+    pub utf8_header: Option<(String, String)>,
+    pub dsn: Dsn,
 }
 
 impl Envelope {
+    /// Why the session must use SMTPUTF8, if it must: an envelope address
+    /// or a header address with a UTF-8 local part (no ASCII form exists).
+    pub fn smtputf8_reason(&self) -> Option<String> {
+        let envelope = self
+            .sender
+            .iter()
+            .map(|a| ("sender", a))
+            .chain(self.recipients.iter().map(|a| ("recipient", a)))
+            .find(|(_, a)| !a.to_string().is_ascii());
+        if let Some((role, address)) = envelope {
+            return Some(format!("the {role} {address} has a UTF-8 local part"));
+        }
+        self.utf8_header
+            .as_ref()
+            .map(|(field, address)| format!("the {field} header has {address}, a UTF-8 local part"))
+    }
+
     /// Non-ASCII in an address needs the server's SMTPUTF8.
     pub fn needs_smtputf8(&self) -> bool {
-        let sender = self
-            .sender
-            .as_ref()
-            .is_some_and(|a| !a.to_string().is_ascii());
-        sender || self.recipients.iter().any(|a| !a.to_string().is_ascii())
+        self.smtputf8_reason().is_some()
     }
 
     /// The sender for a From_ line (dead-letter file), `MAILER-DAEMON` for `<>`.
@@ -38,6 +63,7 @@ pub struct EnvelopeArgs {
     pub from: Option<String>,
     pub recipients: Vec<String>,
     pub read_recipients: bool,
+    pub dsn: DsnArgs,
 }
 
 /// Builds the envelope of one message: recipients from the arguments and,
@@ -84,7 +110,12 @@ pub fn derive_envelope(
         Some(text) => Some(parse_address(text, Exit::Usage, "sender (-f)")?),
         None => Some(default_sender(&block, endpoint)?),
     };
-    Ok(Envelope { sender, recipients })
+    Ok(Envelope {
+        sender,
+        recipients,
+        utf8_header: header::utf8_address(&block),
+        dsn: args.dsn.resolve(endpoint)?,
+    })
 }
 
 fn default_sender(
@@ -113,15 +144,20 @@ fn default_sender(
     ))
 }
 
-/// An address as SMTP carries it (`local@domain`); `<a@b>` is accepted too.
+/// An address as SMTP carries it (`local@domain`, a UTF-8 domain in IDNA
+/// form); `<a@b>` is accepted too.
 pub fn parse_address(text: &str, exit: Exit, what: &str) -> Result<Address, Error> {
     let bare = text.trim();
     let bare = bare
         .strip_prefix('<')
         .and_then(|s| s.strip_suffix('>'))
         .unwrap_or(bare);
-    bare.parse::<Address>()
-        .map_err(|e| Error::new(exit, format!("{what} {text:?} is not a valid address: {e}")))
+    let invalid =
+        |e: String| Error::new(exit, format!("{what} {text:?} is not a valid address: {e}"));
+    idna::with_ascii_domain(bare)
+        .map_err(invalid)?
+        .parse::<Address>()
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn push_unique(list: &mut Vec<Address>, address: Address) {
@@ -251,5 +287,44 @@ mod tests {
         };
         let e = envelope(&args, b"Subject: x\n\n").expect("envelope");
         assert!(e.needs_smtputf8());
+    }
+
+    /// An IDN domain alone goes as IDNA and needs nothing; a UTF-8 local
+    /// part in the envelope or in a header needs SMTPUTF8; -t reads raw
+    /// UTF-8 recipients.
+    #[test]
+    fn idna_domains_and_utf8_local_parts() {
+        let msg = "From: a@example.org\nTo: user@例子.中国, 张三@例子.中国\n\nx\n";
+        let e = envelope(&read_recipients(), msg.as_bytes()).expect("envelope");
+        assert_eq!(
+            texts(&e),
+            ["user@xn--fsqu00a.xn--fiqs8s", "张三@xn--fsqu00a.xn--fiqs8s"]
+        );
+        assert_eq!(
+            e.smtputf8_reason().as_deref(),
+            Some("the recipient 张三@xn--fsqu00a.xn--fiqs8s has a UTF-8 local part")
+        );
+        let args = EnvelopeArgs {
+            recipients: vec!["<user@例子.中国>".into()],
+            ..Default::default()
+        };
+        let e = envelope(&args, "From: a@例子.中国\n\nx\n".as_bytes()).expect("envelope");
+        assert_eq!(texts(&e), ["user@xn--fsqu00a.xn--fiqs8s"]);
+        assert_eq!(
+            e.sender.as_ref().map(|a| a.to_string()).as_deref(),
+            Some("a@xn--fsqu00a.xn--fiqs8s")
+        );
+        assert!(!e.needs_smtputf8());
+        let msg = "From: 张三 <张三@例子.中国>\nTo: b@example.org\n\nx\n";
+        let args = EnvelopeArgs {
+            from: Some("a@example.org".into()),
+            read_recipients: true,
+            ..Default::default()
+        };
+        let e = envelope(&args, msg.as_bytes()).expect("envelope");
+        assert_eq!(
+            e.smtputf8_reason().as_deref(),
+            Some("the From header has 张三@例子.中国, a UTF-8 local part")
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod cli;
 pub mod deliver;
+pub mod dsn;
 pub mod envelope;
 pub mod message;
 pub mod reply;

@@ -23,6 +23,12 @@ pub fn run(args: Args) -> Result<(), Error> {
             from: args.from.clone(),
             recipients: args.recipients.clone(),
             read_recipients: args.read_recipients,
+            dsn: crate::dsn::DsnArgs {
+                notify: args.dsn_notify.clone(),
+                ret: args.dsn_ret,
+                envid: args.envid.clone(),
+                require: args.require_dsn,
+            },
         },
         partial: args.partial,
         dead_letter: args.dead_letter.clone(),

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Noop, Quit, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{
-    ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
+    ClientId, Extension, MailBodyParameter, MailParameter, RcptParameter, ServerInfo,
 };
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
 use mailpipe::wire::{self, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
+use crate::dsn::Dsn;
 use crate::envelope::Envelope;
 use crate::message;
 use crate::reply::{refusal, RecipientResult, Reply, Transaction};
@@ -266,9 +267,19 @@ impl Session {
             .collect()
     }
 
+    /// True when the EHLO reply lists `keyword` (`DSN`, ...).
+    fn offers(&self, keyword: &str) -> bool {
+        self.extensions().iter().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+
     /// Refuses, before MAIL FROM, what would be garbled or bounced later:
-    /// 8-bit data without 8BITMIME, non-ASCII addresses without SMTPUTF8, a
-    /// message over the server's SIZE. All 65.
+    /// 8-bit data without 8BITMIME, a message over the server's SIZE (65);
+    /// a UTF-8 local part without SMTPUTF8, which no downgrade can spell in
+    /// ASCII, or DSN required but not offered (69).
     fn check_message(
         &self,
         envelope: &Envelope,
@@ -293,15 +304,25 @@ impl Session {
             }
             parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        if envelope.needs_smtputf8() {
+        if let Some(reason) = envelope.smtputf8_reason() {
             if !self.info.supports_feature(Extension::SmtpUtfEight) {
-                return Err(Error::data(
-                    "an address is not ASCII but the server does not offer SMTPUTF8",
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "{reason}, which has no ASCII form, but the server does not offer \
+                         SMTPUTF8 (RFC 6531); nothing was sent"
+                    ),
                 ));
             }
             parameters.push(MailParameter::SmtpUtfEight);
         }
+        parameters.extend(envelope.dsn.mail_parameters(self.offers("DSN"))?);
         Ok(parameters)
+    }
+
+    /// The DSN requests to put on each RCPT TO: none unless asked for and offered.
+    fn rcpt_dsn<'a>(&self, envelope: &'a Envelope) -> Option<&'a Dsn> {
+        (envelope.dsn.requested() && self.offers("DSN")).then_some(&envelope.dsn)
     }
 
     /// The message to every recipient of `envelope`: MAIL FROM, RCPT TO for
@@ -336,6 +357,7 @@ impl Session {
                 return Ok(transaction);
             }
         };
+        let dsn = self.rcpt_dsn(envelope);
         let mut pending: &[Address] = &envelope.recipients;
         // The 452 that moved `pending` into a further transaction.
         let mut moved_by: Option<Reply> = None;
@@ -345,6 +367,7 @@ impl Session {
                 envelope.sender.as_ref(),
                 pending,
                 &parameters,
+                dsn,
                 partial,
                 &mut transaction,
             );
@@ -376,6 +399,7 @@ impl Session {
         sender: Option<&Address>,
         recipients: &[Address],
         parameters: &[MailParameter],
+        dsn: Option<&Dsn>,
         partial: bool,
         t: &mut Transaction,
     ) -> Result<Option<(usize, Reply)>, Error> {
@@ -393,7 +417,8 @@ impl Session {
         let mut more: Option<(usize, Reply)> = None;
         let mut accepted = 0;
         for (i, recipient) in recipients.iter().enumerate() {
-            let reply = self.exchange(&Rcpt::new(recipient.clone(), Vec::new()), "RCPT TO")?;
+            let rcpt = Rcpt::new(recipient.clone(), rcpt_parameters(dsn, recipient));
+            let reply = self.exchange(&rcpt, "RCPT TO")?;
             if reply.code() == 421 {
                 // Postfix after smtpd_hard_error_limit refusals: the session is over.
                 not_tried(t, &recipients[i..], &reply);
@@ -498,6 +523,11 @@ impl Session {
     fn net_error(&self, e: std::io::Error, doing: &str) -> Error {
         wire::peer_error(e, doing, self.conn.timeout())
     }
+}
+
+/// NOTIFY and ORCPT for one recipient when DSN is asked for and offered.
+fn rcpt_parameters(dsn: Option<&Dsn>, recipient: &Address) -> Vec<RcptParameter> {
+    dsn.map_or_else(Vec::new, |d| d.rcpt_parameters(recipient))
 }
 
 /// Records `recipients` as never tried, `why` being the reply that stopped them.

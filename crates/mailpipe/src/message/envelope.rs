@@ -97,6 +97,30 @@ pub fn recipients(block: &HeaderBlock<'_>) -> Vec<(String, String)> {
     addresses_in(block, names)
 }
 
+/// Every field that holds addresses a reader or server acts on.
+const ADDRESS_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+];
+
+/// The first address in an address field with a UTF-8 local part, with its
+/// field's name: such a header can travel only over SMTPUTF8 (RFC 6531 3.4,
+/// RFC 6532); a UTF-8 domain alone has its IDNA spelling.
+pub fn utf8_address(block: &HeaderBlock<'_>) -> Option<(String, String)> {
+    addresses_in(block, ADDRESS_FIELDS)
+        .into_iter()
+        .find(|(_, a)| super::idna::needs_smtputf8(a))
+}
+
 /// The originator's field: Resent-From in a resent message that has one.
 pub fn originator_field(block: &HeaderBlock<'_>) -> &'static str {
     if is_resent(block) && block.first("resent-from").is_some() {
@@ -142,6 +166,24 @@ mod tests {
         let m = b"Date: 22 Nov 2026 09:00:00 EST\nReceived: a; 1 Jan 2000 00:00 +0000\n\n";
         assert_eq!(d(m).as_deref(), Some("2026-11-22T14:00:00+00:00"));
         assert_eq!(d(b"Subject: none\n\n"), None);
+    }
+
+    #[test]
+    fn utf8_addresses_are_found_raw() {
+        let m = "From: a@x\nTo: 张三@例子.中国, \"Li\" <李四@例子.中国>\nCc: user@例子.中国\n\n";
+        let (block, _) = header_block(m.as_bytes());
+        let found: Vec<String> = recipients(&block).into_iter().map(|(_, a)| a).collect();
+        assert_eq!(
+            found,
+            ["张三@例子.中国", "李四@例子.中国", "user@例子.中国"]
+        );
+        assert_eq!(
+            utf8_address(&block),
+            Some(("To".to_string(), "张三@例子.中国".to_string()))
+        );
+        let (block, _) =
+            header_block("From: =?utf-8?b?5byg5LiJ?= <a@x>\nCc: user@例子.中国\n\n".as_bytes());
+        assert_eq!(utf8_address(&block), None);
     }
 
     #[test]

@@ -7,13 +7,16 @@
 //! - [`parse`]: the structure (header block, MIME tree with its limits,
 //!   RFC 2231 parameters, addresses, dates);
 //! - [`envelope`]: what the tools ask of a header (the sender and date of a
-//!   From_ line, the recipients of `smtp-send -t`).
+//!   From_ line, the recipients of `smtp-send -t`);
+//! - [`idna`]: internationalized addresses (RFC 6530): the IDNA form of a
+//!   domain, and whether an address needs SMTPUTF8.
 //!
 //! Parsing is lenient, as Python's email package is: irregularities become
 //! defects (strings, shown by mail2json) on a result that is still returned.
 
 pub mod decode;
 pub mod envelope;
+pub mod idna;
 pub mod parse;
 
 pub use parse::{Field, HeaderBlock, Mailbox};
