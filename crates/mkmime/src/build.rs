@@ -21,7 +21,7 @@ use mailpipe::Error;
 use sha2::{Digest, Sha256};
 
 use crate::attach::FilePart;
-use crate::encode::{self, Base64Lines, Counter, QuotedPrintable};
+use crate::encode::{self, Base64Lines, Counter, Encoder, QuotedPrintable};
 use crate::header_encode::{self, HeaderLine};
 use crate::headers::{format_date, Fields};
 use crate::reproducible::{self, Ids};
@@ -215,36 +215,19 @@ fn stream_file(
     progress: Option<&Progress>,
 ) -> Result<(), Error> {
     let write_error = |e| Error::io("writing stdout", e);
-    let advance = |n: usize| {
-        if let Some(p) = progress {
-            p.advance(0, n as u64);
-        }
-    };
     match encoding {
-        ContentTransferEncoding::Base64 => {
-            let mut encoder = Base64Lines::default();
-            source.pass(|chunk| {
-                encoder.push(chunk, sink).map_err(write_error)?;
-                advance(chunk.len());
-                Ok(true)
-            })?;
-            encoder.finish(sink).map_err(write_error)
-        }
+        ContentTransferEncoding::Base64 => encoded::<Base64Lines>(source, sink, progress),
         ContentTransferEncoding::QuotedPrintable => {
-            let mut encoder = QuotedPrintable::default();
-            source.pass(|chunk| {
-                encoder.push(chunk, sink).map_err(write_error)?;
-                advance(chunk.len());
-                Ok(true)
-            })?;
-            encoder.finish(sink).map_err(write_error)
+            encoded::<QuotedPrintable>(source, sink, progress)
         }
         _ => {
             let mut scan = Scan::default();
             source.pass(|chunk| {
                 scan.feed(chunk);
                 sink.write_all(chunk).map_err(write_error)?;
-                advance(chunk.len());
+                if let Some(p) = progress {
+                    p.advance(0, chunk.len() as u64);
+                }
                 Ok(true)
             })?;
             if scan.finish().seven_bit {
@@ -254,6 +237,24 @@ fn stream_file(
             }
         }
     }
+}
+
+/// `source` through the encoder `E` into `sink`.
+fn encoded<E: Encoder>(
+    source: &Source,
+    sink: &mut dyn Write,
+    progress: Option<&Progress>,
+) -> Result<(), Error> {
+    let write_error = |e| Error::io("writing stdout", e);
+    let mut encoder = E::default();
+    source.pass(|chunk| {
+        encoder.push(chunk, sink).map_err(write_error)?;
+        if let Some(p) = progress {
+            p.advance(0, chunk.len() as u64);
+        }
+        Ok(true)
+    })?;
+    encoder.finish(sink).map_err(write_error)
 }
 
 impl Leaf {

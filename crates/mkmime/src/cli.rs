@@ -22,7 +22,8 @@ Examples:
 Files: FILE[;type=TYPE][;name=NAME][;cid=ID]. The type is guessed from the content's
 magic number (PDF, PNG, JPEG, GIF, WebP, gzip, 7z), then the name, then whether it is text.
 Attachments arrive byte for byte: 7bit only if the file already is CRLF 7bit text,
-quoted-printable for mostly-ASCII CRLF text, base64 otherwise.
+quoted-printable for mostly-ASCII CRLF text, base64 otherwise. Files are streamed,
+read more than once: a pipe (-a <(cmd)) is taken up to 16 MiB.
 Addresses must be ASCII (no SMTPUTF8): write an international domain as xn--...";
 
 /// Make an RFC 5322 / MIME email message from text, a draft or JSON on stdin.

@@ -15,6 +15,14 @@ const LINE_OUT: usize = 76;
 /// Lines encoded per call into the base64 engine.
 const BLOCK_LINES: usize = 1024;
 
+/// A transfer encoder fed a chunk at a time.
+pub trait Encoder: Default {
+    /// Encodes `input`, writing what is final to `sink`.
+    fn push(&mut self, input: &[u8], sink: &mut dyn Write) -> io::Result<()>;
+    /// Writes the rest.
+    fn finish(self, sink: &mut dyn Write) -> io::Result<()>;
+}
+
 /// The length of [`Base64Lines`]' output for `n` input bytes.
 pub fn base64_len(n: u64) -> u64 {
     if n == 0 {
@@ -63,8 +71,10 @@ impl Base64Lines {
         }
         sink.write_all(&out[..at])
     }
+}
 
-    pub fn push(&mut self, mut input: &[u8], sink: &mut dyn Write) -> io::Result<()> {
+impl Encoder for Base64Lines {
+    fn push(&mut self, mut input: &[u8], sink: &mut dyn Write) -> io::Result<()> {
         if !self.pending.is_empty() {
             let take = (LINE_IN - self.pending.len()).min(input.len());
             self.pending.extend_from_slice(&input[..take]);
@@ -85,7 +95,7 @@ impl Base64Lines {
         Ok(())
     }
 
-    pub fn finish(mut self, sink: &mut dyn Write) -> io::Result<()> {
+    fn finish(mut self, sink: &mut dyn Write) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -153,7 +163,19 @@ impl QuotedPrintable {
         }
     }
 
-    pub fn push(&mut self, input: &[u8], sink: &mut dyn Write) -> io::Result<()> {
+    /// Writes everything up to the last line break, which nothing can change.
+    fn flush_lines(&mut self, sink: &mut dyn Write) -> io::Result<()> {
+        if let Some(last) = self.out.iter().rposition(|&b| b == b'\n') {
+            sink.write_all(&self.out[..=last])?;
+            self.out.drain(..=last);
+            self.backup_pos = self.backup_pos.saturating_sub(last + 1);
+        }
+        Ok(())
+    }
+}
+
+impl Encoder for QuotedPrintable {
+    fn push(&mut self, input: &[u8], sink: &mut dyn Write) -> io::Result<()> {
         let mut i = 0;
         while i < input.len() {
             let byte = input[i];
@@ -192,17 +214,7 @@ impl QuotedPrintable {
         Ok(())
     }
 
-    /// Writes everything up to the last line break, which nothing can change.
-    fn flush_lines(&mut self, sink: &mut dyn Write) -> io::Result<()> {
-        if let Some(last) = self.out.iter().rposition(|&b| b == b'\n') {
-            sink.write_all(&self.out[..=last])?;
-            self.out.drain(..=last);
-            self.backup_pos = self.backup_pos.saturating_sub(last + 1);
-        }
-        Ok(())
-    }
-
-    pub fn finish(mut self, sink: &mut dyn Write) -> io::Result<()> {
+    fn finish(mut self, sink: &mut dyn Write) -> io::Result<()> {
         if self.was_cr {
             self.append(b"=0D");
         } else {
@@ -243,13 +255,10 @@ mod tests {
             .to_vec()
     }
 
+    /// Bytes that depend on `seed`, all 256 values.
     fn noise(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed;
-        (0..len)
-            .map(|_| {
-                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (x >> 24) as u8
-            })
+        (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed) as u8)
             .collect()
     }
 
@@ -281,19 +290,10 @@ mod tests {
             .collect()
     }
 
-    fn ours_base64(bytes: &[u8], chunk: usize) -> Vec<u8> {
+    /// `bytes` through encoder `E` in chunks of `chunk` bytes.
+    fn ours<E: Encoder>(bytes: &[u8], chunk: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut enc = Base64Lines::default();
-        for c in bytes.chunks(chunk.max(1)) {
-            enc.push(c, &mut out).unwrap();
-        }
-        enc.finish(&mut out).unwrap();
-        out
-    }
-
-    fn ours_qp(bytes: &[u8], chunk: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut enc = QuotedPrintable::default();
+        let mut enc = E::default();
         for c in bytes.chunks(chunk.max(1)) {
             enc.push(c, &mut out).unwrap();
         }
@@ -320,7 +320,7 @@ mod tests {
             assert_eq!(base64_len(len as u64), theirs.len() as u64, "length {len}");
             for chunk in [1, 7, 57, 100, 65_536, len] {
                 assert_eq!(
-                    ours_base64(&bytes, chunk),
+                    ours::<Base64Lines>(&bytes, chunk),
                     theirs,
                     "length {len} chunk {chunk}"
                 );
@@ -348,7 +348,7 @@ mod tests {
             let theirs = lettre(bytes, ContentTransferEncoding::QuotedPrintable);
             for chunk in [1, 2, 3, 5, 76, 1000, bytes.len()] {
                 assert_eq!(
-                    ours_qp(bytes, chunk),
+                    ours::<QuotedPrintable>(bytes, chunk),
                     theirs,
                     "{:?} chunk {chunk}",
                     String::from_utf8_lossy(&bytes[..bytes.len().min(80)])

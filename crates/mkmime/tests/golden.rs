@@ -6,22 +6,15 @@
 //! `MKMIME_BLESS=1` rewrites the files in tests/golden/ (review the diff).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::noise;
 use mailpipe_e2e::Tool;
 
 const EPOCH: &str = "1700000000";
-
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Mostly-ASCII UTF-8 text with CRLF line ends, long lines, trailing
 /// blanks, `=` and tabs: what quoted-printable has to get exactly right.
