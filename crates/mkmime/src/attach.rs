@@ -1,7 +1,8 @@
 //! Files that become parts: the `FILE;type=...;name=...;cid=...` syntax of
-//! `--attach` and `--inline`, reading them, and their content type: the
+//! `--attach` and `--inline`, opening them, and their content type: the
 //! user's if given, else the file's magic number, else its name, else a look
-//! at whether it is text.
+//! at whether it is text. A file is scanned once here (see `scan`), stopping
+//! early when its first bytes settle everything, and read again when written.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,11 @@ use lettre::message::header::ContentType;
 use mailpipe::Error;
 
 use crate::headers::check_value;
+use crate::scan::{Found, Needs, Scan};
+use crate::source::Source;
+
+/// Bytes the magic numbers need (WebP's is the longest: 12).
+const SNIFF: usize = 16;
 
 /// What the user asked for: a path and optional overrides.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,12 +27,14 @@ pub struct FileSpec {
     pub cid: Option<String>,
 }
 
-/// A file read and typed, ready to become a part.
+/// A file opened, scanned and typed, ready to become a part.
 #[derive(Debug)]
 pub struct FilePart {
     pub filename: String,
     pub content_type: ContentType,
-    pub bytes: Vec<u8>,
+    pub source: Source,
+    /// What the scan found (as far as the type needed it).
+    pub found: Found,
     pub cid: Option<String>,
     /// The type was given by the user, not guessed.
     pub explicit_type: bool,
@@ -67,9 +75,9 @@ pub fn parse_spec(spec: &str) -> FileSpec {
     out
 }
 
-/// Reads the file and settles its name and type. `label` names the option.
+/// Opens and scans the file and settles its name and type. `label` names the option.
 pub fn load(label: &str, spec: FileSpec) -> Result<FilePart, Error> {
-    let bytes = read_file(&spec.path)?;
+    let source = Source::open(&spec.path)?;
     let filename = match spec.name {
         Some(name) => name,
         None => spec
@@ -83,9 +91,28 @@ pub fn load(label: &str, spec: FileSpec) -> Result<FilePart, Error> {
         check_cid(label, cid)?;
     }
     let explicit_type = spec.content_type.is_some();
-    let text = match spec.content_type {
-        Some(given) => check_value(&format!("{label} type"), &given)?.to_string(),
-        None => guess_type(&filename, &bytes),
+    let given = match spec.content_type {
+        Some(given) => Some(check_value(&format!("{label} type"), &given)?.to_string()),
+        None => None,
+    };
+    let first_guess = match &given {
+        Some(_) => None,
+        None => first_guess(&filename, &source.prefix(SNIFF)?),
+    };
+    let needs = match given.as_deref().or(first_guess.as_deref()) {
+        Some(t) if t.to_ascii_lowercase().starts_with("text/") => Needs::Text,
+        Some(_) => Needs::SevenBit,
+        None => Needs::MaybeText,
+    };
+    let mut scan = Scan::default();
+    source.pass(|chunk| {
+        scan.feed(chunk);
+        Ok(!scan.settled(needs))
+    })?;
+    let found = scan.finish();
+    let text = match given {
+        Some(given) => given,
+        None => settle_type(first_guess, &found),
     };
     let content_type = ContentType::parse(&text)
         .map_err(|e| Error::data(format!("{label} type: {text:?} is not a content type: {e}")))?;
@@ -98,7 +125,8 @@ pub fn load(label: &str, spec: FileSpec) -> Result<FilePart, Error> {
     Ok(FilePart {
         filename,
         content_type,
-        bytes,
+        source,
+        found,
         cid: spec.cid,
         explicit_type,
         essence,
@@ -162,42 +190,41 @@ fn sniff_container(bytes: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// UTF-8 without NUL or other controls than tab, CR, LF, FF.
-fn looks_like_text(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok()
-        && !bytes
-            .iter()
-            .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c) || b == 0x7f)
-}
-
-/// The content type of a file named `name` holding `bytes`; text types get
-/// `charset=utf-8` when the text is not plain ASCII.
-pub fn guess_type(name: &str, bytes: &[u8]) -> String {
+/// The type the first bytes and the name give, if they give one.
+fn first_guess(name: &str, prefix: &[u8]) -> Option<String> {
     let by_name = mime_guess::from_path(name)
         .first()
         .map(|m| m.essence_str().to_string());
-    let mut guess = sniff_strong(bytes)
+    sniff_strong(prefix)
         .map(str::to_string)
         .or(by_name)
-        .or_else(|| sniff_container(bytes).map(str::to_string))
-        .unwrap_or_else(|| {
-            if looks_like_text(bytes) {
-                "text/plain".to_string()
-            } else {
-                "application/octet-stream".to_string()
-            }
-        });
+        .or_else(|| sniff_container(prefix).map(str::to_string))
+}
+
+/// The type of a file whose first guess was `first` and whose scan found
+/// `found`; text types get `charset=utf-8` when the text is not plain ASCII.
+fn settle_type(first: Option<String>, found: &Found) -> String {
+    let mut guess = first.unwrap_or_else(|| {
+        if found.looks_like_text {
+            "text/plain".to_string()
+        } else {
+            "application/octet-stream".to_string()
+        }
+    });
     // message/* and multipart/* must not be base64-encoded (RFC 2046 5.2.1,
     // 5.1): a guessed one that is not already 7bit goes as opaque bytes.
-    if (guess.starts_with("message/") || guess.starts_with("multipart/"))
-        && !crate::build::is_canonical_7bit(bytes)
-    {
+    if (guess.starts_with("message/") || guess.starts_with("multipart/")) && !found.seven_bit {
         guess = "application/octet-stream".to_string();
     }
-    if guess.starts_with("text/") && !bytes.is_ascii() && std::str::from_utf8(bytes).is_ok() {
+    if guess.starts_with("text/") && !found.ascii && found.utf8 {
         guess.push_str("; charset=utf-8");
     }
     guess
+}
+
+/// The content type of a file named `name` holding `bytes`.
+pub fn guess_type(name: &str, bytes: &[u8]) -> String {
+    settle_type(first_guess(name, bytes), &Scan::of(bytes))
 }
 
 #[cfg(test)]

@@ -6,10 +6,13 @@ pub mod attach;
 pub mod build;
 pub mod cli;
 pub mod draft;
+pub mod encode;
 pub mod header_encode;
 pub mod headers;
 pub mod json_input;
 pub mod reproducible;
 mod run;
+pub mod scan;
+pub mod source;
 
 pub use run::run;

@@ -5,8 +5,10 @@
 //! one JSON object with mail2json's field names. Files come from `--attach`,
 //! `--inline` and `--html`.
 //!
-//! Output: the whole message on stdout, CRLF line ends (`--lf` for LF),
-//! written only once it is complete; nothing is written on an error.
+//! Output: the message on stdout, CRLF line ends (`--lf` for LF), files
+//! encoded as they are written; every check on the input is made before the
+//! first byte, so nothing is written on a bad input. A file that changes
+//! while it is read ends a partial message with exit 74.
 //!
 //! Exit status: `mailpipe::exit`'s table, shown by `--help`.
 

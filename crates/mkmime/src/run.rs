@@ -139,7 +139,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
 
     let files: u64 = (content.attachments.iter().chain(&content.inline))
-        .map(|f| f.bytes.len() as u64)
+        .map(|f| f.source.len())
         .sum();
     if files >= SHOW_PROGRESS_FROM {
         content.progress = Progress::new(args.quiet, false);
@@ -147,12 +147,14 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     let message = build::compose(&fields, content, args.encoding.forced(), epoch)?;
     let stdout = io::stdout().lock();
-    let result = if args.lf {
+    let flushed = |e| Error::io("writing stdout", e);
+    if args.lf {
         let mut out = build::LfWriter::new(BufWriter::with_capacity(1 << 16, stdout));
-        message.write_to(&mut out).and_then(|()| out.flush())
+        message.write_to(&mut out)?;
+        out.flush().map_err(flushed)
     } else {
         let mut out = BufWriter::with_capacity(1 << 16, stdout);
-        message.write_to(&mut out).and_then(|()| out.flush())
-    };
-    result.map_err(|e| Error::io("writing stdout", e))
+        message.write_to(&mut out)?;
+        out.flush().map_err(flushed)
+    }
 }

@@ -4,9 +4,12 @@
 //! shared message library (mailpipe::message).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::noise;
 use mailpipe_e2e::Tool;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -242,16 +245,6 @@ struct Files {
     text_lf: PathBuf,
     text_crlf: PathBuf,
     html: PathBuf,
-}
-
-fn noise(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn files() -> Files {
