@@ -34,6 +34,11 @@ pub struct Stack {
     /// Like `smtp_plain_port`, but Postfix ends the session with 421 after 2
     /// refused commands (smtpd_hard_error_limit=2).
     pub smtp_errlimit_port: u16,
+    /// Like `smtps_port`, without PIPELINING; without CHUNKING; without
+    /// either (Postfix's smtpd_discard_ehlo_keywords).
+    pub smtps_nopipe_port: u16,
+    pub smtps_nochunk_port: u16,
+    pub smtps_basic_port: u16,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub pop3_port: u16,
@@ -84,6 +89,9 @@ impl Stack {
             submission_port: port("MAILSTACK_SUBMISSION_PORT"),
             smtp_plain_port: port("MAILSTACK_SMTP_PORT"),
             smtp_errlimit_port: port("MAILSTACK_SMTP_ERRLIMIT_PORT"),
+            smtps_nopipe_port: port("MAILSTACK_SMTP_NOPIPE_PORT"),
+            smtps_nochunk_port: port("MAILSTACK_SMTP_NOCHUNK_PORT"),
+            smtps_basic_port: port("MAILSTACK_SMTP_PLAIN_PORT"),
             imap_port: port("MAILSTACK_IMAP_PORT"),
             imaps_port: port("MAILSTACK_IMAPS_PORT"),
             pop3_port: port("MAILSTACK_POP3_PORT"),

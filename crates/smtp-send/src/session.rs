@@ -25,6 +25,13 @@ use crate::reply::{refusal, RecipientResult, Reply, Transaction};
 const MAX_REPLY_LINE: usize = 8 * 1024;
 /// Lines of one multi-line reply (an EHLO lists a few dozen at most).
 const MAX_REPLY_LINES: usize = 256;
+/// Bytes of one BDAT chunk: the command line costs nothing beside it, and
+/// a chunk is copied once on its way out.
+const CHUNK: usize = 1024 * 1024;
+/// A message up to this size goes in the flight with MAIL and RCPT when the
+/// outcome is all or nothing: sending it for nothing to a refused recipient
+/// costs less than a round trip.
+const EAGER_CHUNK: usize = 64 * 1024;
 
 /// An open, greeted, possibly encrypted and authenticated SMTP session.
 pub struct Session {
@@ -274,6 +281,7 @@ impl Session {
         envelope: &Envelope,
         message: &[u8],
         size: usize,
+        chunking: bool,
     ) -> Result<Vec<MailParameter>, Error> {
         let mut parameters = Vec::new();
         if let Some(limit) = self.size_limit {
@@ -285,13 +293,20 @@ impl Session {
             parameters.push(MailParameter::Size(size));
         }
         if message::has_8bit(message) {
-            if !self.info.supports_feature(Extension::EightBitMime) {
+            parameters.push(if chunking && self.offers("BINARYMIME") {
+                // RFC 3030 3: BDAT carries it unchanged, whatever it holds.
+                MailParameter::Other {
+                    keyword: "BODY".to_string(),
+                    value: Some("BINARYMIME".to_string()),
+                }
+            } else if self.info.supports_feature(Extension::EightBitMime) {
+                MailParameter::Body(MailBodyParameter::EightBitMime)
+            } else {
                 return Err(Error::data(
                     "the message has 8-bit data but the server does not offer 8BITMIME; \
                      encode it as quoted-printable or base64 (mkmime does)",
                 ));
-            }
-            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+            });
         }
         if envelope.needs_smtputf8() {
             if !self.info.supports_feature(Extension::SmtpUtfEight) {
@@ -306,6 +321,9 @@ impl Session {
 
     /// The message to every recipient of `envelope`: MAIL FROM, RCPT TO for
     /// each recipient, and DATA, in as many transactions as the server needs.
+    /// Where the server offers PIPELINING (RFC 2920) the commands go in one
+    /// flight, and where it offers CHUNKING (RFC 3030) the message goes as
+    /// BDAT chunks; every reply is judged as when each waits for the last.
     ///
     /// When a recipient is refused the message is not sent to anyone (RSET),
     /// unless `partial`: then it goes to the accepted ones. Every recipient's
@@ -325,9 +343,14 @@ impl Session {
         partial: bool,
     ) -> Result<Transaction, Error> {
         let mut transaction = Transaction::default();
+        let chunking = self.offers("CHUNKING");
         let mut payload = std::mem::take(&mut self.data_buf);
-        let size = message::encode_data(message, &mut payload);
-        let checked = self.check_message(envelope, message, size);
+        let size = if chunking {
+            message::encode_chunked(message, &mut payload)
+        } else {
+            message::encode_data(message, &mut payload)
+        };
+        let checked = self.check_message(envelope, message, size, chunking);
         self.data_buf = payload;
         let parameters = match checked {
             Ok(p) => p,
@@ -366,11 +389,16 @@ impl Session {
         }
     }
 
-    /// One MAIL/RCPT/DATA transaction for `recipients`, results appended to
-    /// `t`. `Some((n, reply))`: the server took no more than the first `n`
-    /// (`reply` is its 452 too many recipients), the message went to them,
-    /// and the rest need another transaction. `None`: done; recipients left
-    /// untried are in `t`.
+    /// One MAIL/RCPT/DATA (or BDAT) transaction for `recipients`, results
+    /// appended to `t`. `Some((n, reply))`: the server took no more than the
+    /// first `n` (`reply` is its 452 too many recipients), the message went to
+    /// them, and the rest need another transaction. `None`: done; recipients
+    /// left untried are in `t`.
+    ///
+    /// With PIPELINING, MAIL and every RCPT leave in one write, and DATA (or
+    /// a small message's only BDAT chunk) joins them when the outcome is all
+    /// or nothing anyway: one recipient, or `partial`. Otherwise the message
+    /// waits for the RCPT replies, so that one refusal still sends nothing.
     fn transaction(
         &mut self,
         sender: Option<&Address>,
@@ -380,12 +408,42 @@ impl Session {
         t: &mut Transaction,
     ) -> Result<Option<(usize, Reply)>, Error> {
         let start = t.recipients.len();
-        let mail = Mail::new(sender.cloned(), parameters.to_vec());
-        let reply = self.command(&mail, "MAIL FROM")?;
+        let pipelining = self.offers("PIPELINING");
+        let chunking = self.offers("CHUNKING");
+        let eager = pipelining
+            && (recipients.len() == 1 || partial)
+            && (!chunking || self.data_buf.len() <= EAGER_CHUNK);
+        let mut flight = mail_command(sender, parameters).into_bytes();
+        if pipelining {
+            for recipient in recipients {
+                flight.extend_from_slice(rcpt_command(recipient).as_bytes());
+            }
+        }
+        if eager && chunking {
+            let payload = std::mem::take(&mut self.data_buf);
+            push_chunk(&mut flight, &payload, true);
+            self.data_buf = payload;
+        } else if eager {
+            flight.extend_from_slice(Data.to_string().as_bytes());
+        }
+        self.write(&flight, "MAIL FROM")?;
+        let reply = self.read_reply("the reply to MAIL FROM")?;
+        if reply.code() == 421 {
+            return Err(refusal("MAIL FROM", &reply));
+        }
         if !reply.is_positive_completion() {
             t.failure = Some(refusal("MAIL FROM", &reply));
             if start > 0 {
                 not_tried(t, recipients, &reply);
+            }
+            if pipelining {
+                // The replies to the RCPTs, DATA or BDAT are on their way.
+                for _ in recipients {
+                    self.command_reply("RCPT TO")?;
+                }
+                if eager {
+                    self.data_reply(chunking, false)?;
+                }
             }
             self.reset()?;
             return Ok(None);
@@ -393,15 +451,29 @@ impl Session {
         let mut more: Option<(usize, Reply)> = None;
         let mut accepted = 0;
         for (i, recipient) in recipients.iter().enumerate() {
-            let reply = self.exchange(&Rcpt::new(recipient.clone(), Vec::new()), "RCPT TO")?;
+            let reply = if pipelining {
+                self.read_reply("the reply to RCPT TO")?
+            } else {
+                self.exchange(&rcpt_command(recipient), "RCPT TO")?
+            };
             if reply.code() == 421 {
                 // Postfix after smtpd_hard_error_limit refusals: the session is over.
-                not_tried(t, &recipients[i..], &reply);
+                let from = more.as_ref().map_or(i, |m| m.0);
+                not_tried(t, &recipients[from..], &reply);
                 t.closed = Some(refusal("RCPT TO", &reply));
                 return Ok(None);
             }
+            if more.is_some() {
+                // Pipelined: the rest were sent already; they go in the next
+                // transaction whatever the server said (452 again, from a
+                // server that counts).
+                continue;
+            }
             if accepted > 0 && too_many_recipients(&reply) {
                 more = Some((i, reply));
+                if pipelining {
+                    continue;
+                }
                 break;
             }
             if reply.is_positive_completion() {
@@ -416,26 +488,39 @@ impl Session {
                 not_tried(t, &recipients[*i..], reply);
             }
         };
-        if accepted == 0 || (refused > 0 && !partial) {
-            stop(t, &more);
-            self.reset()?;
-            return Ok(None);
-        }
-        let reply = self.command(&Data, "DATA")?;
-        if reply.code() != 354 {
-            t.failure = Some(refusal("DATA", &reply));
-            stop(t, &more);
-            self.reset()?;
-            return Ok(None);
-        }
-        let payload = std::mem::take(&mut self.data_buf);
-        let written = self
-            .conn
-            .write_all(&payload)
-            .and_then(|()| self.conn.flush());
-        self.data_buf = payload;
-        written.map_err(|e| self.net_error(e, "sending the message"))?;
-        let reply = self.read_reply("the end of the message")?;
+        let reply = if eager {
+            let (reply, sent) = self.data_reply(chunking, accepted > 0)?;
+            if accepted == 0 {
+                stop(t, &more);
+                self.reset()?;
+                return Ok(None);
+            }
+            if !sent {
+                t.failure = Some(refusal("DATA", &reply));
+                stop(t, &more);
+                self.reset()?;
+                return Ok(None);
+            }
+            reply
+        } else {
+            if accepted == 0 || (refused > 0 && !partial) {
+                stop(t, &more);
+                self.reset()?;
+                return Ok(None);
+            }
+            if chunking {
+                self.send_chunks(pipelining)?
+            } else {
+                let reply = self.command(&Data, "DATA")?;
+                if reply.code() != 354 {
+                    t.failure = Some(refusal("DATA", &reply));
+                    stop(t, &more);
+                    self.reset()?;
+                    return Ok(None);
+                }
+                self.send_body()?
+            }
+        };
         if reply.code() == 421 {
             return Err(refusal("end of message", &reply));
         }
@@ -450,6 +535,78 @@ impl Session {
         }
         t.accepted.push(reply);
         Ok(more)
+    }
+    /// The reply to a DATA or BDAT that went in the flight with MAIL and
+    /// RCPT. After DATA's 354 the message follows when `anyone` was
+    /// accepted, else a lone `.` (RFC 2920 3.1: an empty message for no
+    /// recipient, which the server refuses). `(reply, true)` answers the
+    /// message; `(reply, false)` is DATA's refusal.
+    fn data_reply(&mut self, chunking: bool, anyone: bool) -> Result<(Reply, bool), Error> {
+        if chunking {
+            return Ok((self.command_reply("end of message")?, true));
+        }
+        let reply = self.command_reply("DATA")?;
+        if reply.code() != 354 {
+            return Ok((reply, false));
+        }
+        if anyone {
+            return Ok((self.send_body()?, true));
+        }
+        self.write(b".\r\n", "the end of an empty message")?;
+        Ok((self.command_reply("end of message")?, true))
+    }
+
+    /// The DATA payload (after 354), and the reply to it.
+    fn send_body(&mut self) -> Result<Reply, Error> {
+        let payload = std::mem::take(&mut self.data_buf);
+        let written = self.write(&payload, "the message");
+        self.data_buf = payload;
+        written?;
+        self.read_reply("the end of the message")
+    }
+
+    /// The BDAT payload in chunks of CHUNK bytes, the last one `LAST`; with
+    /// PIPELINING every chunk leaves before the replies are read (RFC 3030
+    /// 4.2), else each waits for its reply. Returns the first reply that is
+    /// not 250, else the last one (the message's).
+    fn send_chunks(&mut self, pipelining: bool) -> Result<Reply, Error> {
+        let payload = std::mem::take(&mut self.data_buf);
+        let result = self.write_chunks(&payload, pipelining);
+        self.data_buf = payload;
+        result
+    }
+
+    fn write_chunks(&mut self, payload: &[u8], pipelining: bool) -> Result<Reply, Error> {
+        let chunks: Vec<&[u8]> = if payload.is_empty() {
+            vec![&[]]
+        } else {
+            payload.chunks(CHUNK).collect()
+        };
+        let mut flight = Vec::with_capacity(payload.len().min(CHUNK) + 32);
+        let mut unread = 0;
+        let mut answer: Option<Reply> = None;
+        for (n, chunk) in chunks.iter().enumerate() {
+            let last = n + 1 == chunks.len();
+            flight.clear();
+            push_chunk(&mut flight, chunk, last);
+            self.write(&flight, "BDAT")?;
+            unread += 1;
+            if pipelining && !last {
+                continue;
+            }
+            for _ in 0..unread {
+                let reply = self.command_reply("end of message")?;
+                // The first refusal stays; else the last reply is the message's.
+                if answer.as_ref().is_none_or(Reply::is_positive_completion) {
+                    answer = Some(reply);
+                }
+            }
+            unread = 0;
+            if answer.as_ref().is_some_and(|a| !a.is_positive_completion()) {
+                break;
+            }
+        }
+        answer.ok_or_else(|| Error::protocol("no reply to BDAT"))
     }
 
     /// RSET: forget the current transaction.
@@ -481,6 +638,32 @@ impl Session {
         Ok(reply)
     }
 
+    /// The reply to a command already sent; a 421 ends the session (75).
+    fn command_reply(&mut self, name: &str) -> Result<Reply, Error> {
+        let reply = self.read_reply(&format!("the reply to {name}"))?;
+        if reply.code() == 421 {
+            return Err(refusal(name, &reply));
+        }
+        Ok(reply)
+    }
+
+    /// Writes `bytes` (commands, or message data) in one write.
+    fn write(&mut self, bytes: &[u8], what: &str) -> Result<(), Error> {
+        self.conn
+            .write_all(bytes)
+            .and_then(|()| self.conn.flush())
+            .map_err(|e| self.net_error(e, &format!("sending {what}")))
+    }
+
+    /// Whether the EHLO reply lists `keyword` (PIPELINING, CHUNKING, ...).
+    pub fn offers(&self, keyword: &str) -> bool {
+        self.ehlo.response.message().skip(1).any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+
     /// `command`, with a 421 returned as a reply for the caller to judge.
     fn exchange(&mut self, command: &dyn std::fmt::Display, name: &str) -> Result<Reply, Error> {
         let line = command.to_string();
@@ -498,6 +681,25 @@ impl Session {
     fn net_error(&self, e: std::io::Error, doing: &str) -> Error {
         wire::peer_error(e, doing, self.conn.timeout())
     }
+}
+
+/// The MAIL FROM command line, CRLF-ended, with its parameters (SIZE, BODY,
+/// SMTPUTF8).
+fn mail_command(sender: Option<&Address>, parameters: &[MailParameter]) -> String {
+    Mail::new(sender.cloned(), parameters.to_vec()).to_string()
+}
+
+/// The RCPT TO command line for one recipient, CRLF-ended.
+fn rcpt_command(recipient: &Address) -> String {
+    Rcpt::new(recipient.clone(), Vec::new()).to_string()
+}
+
+/// Appends `BDAT n [LAST]` and the chunk's bytes (RFC 3030: counted, not
+/// dot-stuffed).
+fn push_chunk(flight: &mut Vec<u8>, chunk: &[u8], last: bool) {
+    let last = if last { " LAST" } else { "" };
+    flight.extend_from_slice(format!("BDAT {}{last}\r\n", chunk.len()).as_bytes());
+    flight.extend_from_slice(chunk);
 }
 
 /// Records `recipients` as never tried, `why` being the reply that stopped them.
