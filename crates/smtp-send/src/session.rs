@@ -656,7 +656,7 @@ impl Session {
     }
 
     /// Whether the EHLO reply lists `keyword` (PIPELINING, CHUNKING, ...).
-    pub fn offers(&self, keyword: &str) -> bool {
+    fn offers(&self, keyword: &str) -> bool {
         self.ehlo.response.message().skip(1).any(|line| {
             line.split_whitespace()
                 .next()
