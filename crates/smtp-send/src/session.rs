@@ -45,6 +45,9 @@ pub struct Session {
     /// The login and mechanism used, when the session authenticated.
     pub authenticated: Option<(String, Mechanism)>,
     data_buf: Vec<u8>,
+    /// The next message's commands, sent after this message's final `.` in
+    /// the same write (RFC 2920 3.1); the next `send` reads their replies.
+    ahead: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -74,6 +77,7 @@ impl Session {
             size_limit: None,
             authenticated: None,
             data_buf: Vec::new(),
+            ahead: None,
         };
         session.note_tls();
         session.greeting = session.read_reply("the greeting")?;
@@ -163,6 +167,7 @@ impl Session {
             size_limit,
             authenticated,
             data_buf,
+            ahead,
         } = self;
         let conn = wire::start_tls(conn, "STARTTLS", host, config)?;
         let mut session = Session {
@@ -173,6 +178,7 @@ impl Session {
             size_limit,
             authenticated,
             data_buf,
+            ahead,
         };
         session.note_tls();
         session.hello()?;
@@ -336,11 +342,16 @@ impl Session {
     /// unusable before anything was judged (timeout, closed, 421 elsewhere);
     /// any other failure is in `Transaction::failure`, after an RSET that
     /// readies the session for the next message.
+    ///
+    /// `next` is the message the next call will send: over DATA with
+    /// PIPELINING its MAIL, RCPT (and DATA) go in the same write as this
+    /// message's final `.`.
     pub fn send(
         &mut self,
         envelope: &Envelope,
         message: &[u8],
         partial: bool,
+        next: Option<(&Envelope, &[u8])>,
     ) -> Result<Transaction, Error> {
         let mut transaction = Transaction::default();
         let chunking = self.offers("CHUNKING");
@@ -354,10 +365,22 @@ impl Session {
         self.data_buf = payload;
         let parameters = match checked {
             Ok(p) => p,
+            Err(_) if self.ahead.is_some() => {
+                return Err(Error::new(
+                    Exit::Software,
+                    "commands were sent ahead for a message that fails its checks",
+                ))
+            }
             Err(e) => {
                 transaction.failure = Some(e);
                 return Ok(transaction);
             }
+        };
+        let ahead = match next {
+            Some((envelope, message)) if !chunking && self.offers("PIPELINING") => {
+                self.next_group(envelope, message, partial)
+            }
+            _ => None,
         };
         let mut pending: &[Address] = &envelope.recipients;
         // The 452 that moved `pending` into a further transaction.
@@ -369,6 +392,7 @@ impl Session {
                 pending,
                 &parameters,
                 partial,
+                ahead.as_deref(),
                 &mut transaction,
             );
             match (step, &moved_by) {
@@ -395,39 +419,40 @@ impl Session {
     /// them, and the rest need another transaction. `None`: done; recipients
     /// left untried are in `t`.
     ///
-    /// With PIPELINING, MAIL and every RCPT leave in one write, and DATA (or
-    /// a small message's only BDAT chunk) joins them when the outcome is all
-    /// or nothing anyway: one recipient, or `partial`. Otherwise the message
-    /// waits for the RCPT replies, so that one refusal still sends nothing.
+    /// The commands are `group`'s; when the last message sent them ahead,
+    /// only their replies are read. `ahead` (the next message's commands)
+    /// follows the final `.` when this is the message's last transaction.
     fn transaction(
         &mut self,
         sender: Option<&Address>,
         recipients: &[Address],
         parameters: &[MailParameter],
         partial: bool,
+        ahead: Option<&[u8]>,
         t: &mut Transaction,
     ) -> Result<Option<(usize, Reply)>, Error> {
         let start = t.recipients.len();
         let pipelining = self.offers("PIPELINING");
         let chunking = self.offers("CHUNKING");
-        let eager = pipelining
-            && (recipients.len() == 1 || partial)
-            && (!chunking || self.data_buf.len() <= EAGER_CHUNK);
-        let mut flight = mail_command(sender, parameters).into_bytes();
-        if pipelining {
-            for recipient in recipients {
-                flight.extend_from_slice(rcpt_command(recipient).as_bytes());
+        let (flight, eager) = self.group(sender, recipients, parameters, partial, &self.data_buf);
+        match self.ahead.take() {
+            None => self.write(&flight, "MAIL FROM")?,
+            Some(sent) if sent == flight => {}
+            Some(_) => {
+                return Err(Error::new(
+                    Exit::Software,
+                    "the commands sent ahead were for another message",
+                ))
             }
         }
-        if eager && chunking {
-            let payload = std::mem::take(&mut self.data_buf);
-            push_chunk(&mut flight, &payload, true);
-            self.data_buf = payload;
-        } else if eager {
-            flight.extend_from_slice(Data.to_string().as_bytes());
-        }
-        self.write(&flight, "MAIL FROM")?;
-        let reply = self.read_reply("the reply to MAIL FROM")?;
+        // Pipelined, the connection may end while any of them is due.
+        let waiting = match (pipelining, eager, chunking) {
+            (false, _, _) => "the reply to MAIL FROM",
+            (true, false, _) => "the replies to MAIL FROM and RCPT TO",
+            (true, true, false) => "the replies to MAIL FROM, RCPT TO and DATA",
+            (true, true, true) => "the replies to MAIL FROM, RCPT TO and the end of the message",
+        };
+        let reply = self.read_reply(waiting)?;
         if reply.code() == 421 {
             return Err(refusal("MAIL FROM", &reply));
         }
@@ -439,10 +464,10 @@ impl Session {
             if pipelining {
                 // The replies to the RCPTs, DATA or BDAT are on their way.
                 for _ in recipients {
-                    self.command_reply("RCPT TO")?;
+                    self.command_reply("RCPT TO", waiting)?;
                 }
                 if eager {
-                    self.data_reply(chunking, false)?;
+                    self.data_reply(chunking, false, None)?;
                 }
             }
             self.reset()?;
@@ -452,7 +477,7 @@ impl Session {
         let mut accepted = 0;
         for (i, recipient) in recipients.iter().enumerate() {
             let reply = if pipelining {
-                self.read_reply("the reply to RCPT TO")?
+                self.read_reply(waiting)?
             } else {
                 self.exchange(&rcpt_command(recipient), "RCPT TO")?
             };
@@ -483,13 +508,14 @@ impl Session {
                 .push(RecipientResult::new(recipient.to_string(), reply, true));
         }
         let refused = t.recipients.len() - start - accepted;
+        let ahead = if more.is_none() { ahead } else { None };
         let stop = |t: &mut Transaction, more: &Option<(usize, Reply)>| {
             if let Some((i, reply)) = more {
                 not_tried(t, &recipients[*i..], reply);
             }
         };
         let reply = if eager {
-            let (reply, sent) = self.data_reply(chunking, accepted > 0)?;
+            let (reply, sent) = self.data_reply(chunking, accepted > 0, ahead)?;
             if accepted == 0 {
                 stop(t, &more);
                 self.reset()?;
@@ -518,7 +544,7 @@ impl Session {
                     self.reset()?;
                     return Ok(None);
                 }
-                self.send_body()?
+                self.send_body(ahead)?
             }
         };
         if reply.code() == 421 {
@@ -527,7 +553,12 @@ impl Session {
         if !reply.is_positive_completion() {
             t.failure = Some(refusal("end of message", &reply));
             stop(t, &more);
-            self.reset()?;
+            // After the final `.` the transaction is over whatever the reply
+            // (RFC 5321 4.1.1.4); an RSET only tidies, and would land inside
+            // the next message's commands when they went ahead.
+            if self.ahead.is_none() {
+                self.reset()?;
+            }
             return Ok(None);
         }
         for r in t.recipients[start..].iter_mut() {
@@ -541,28 +572,90 @@ impl Session {
     /// accepted, else a lone `.` (RFC 2920 3.1: an empty message for no
     /// recipient, which the server refuses). `(reply, true)` answers the
     /// message; `(reply, false)` is DATA's refusal.
-    fn data_reply(&mut self, chunking: bool, anyone: bool) -> Result<(Reply, bool), Error> {
+    fn data_reply(
+        &mut self,
+        chunking: bool,
+        anyone: bool,
+        ahead: Option<&[u8]>,
+    ) -> Result<(Reply, bool), Error> {
         if chunking {
-            return Ok((self.command_reply("end of message")?, true));
+            return Ok((self.final_reply()?, true));
         }
-        let reply = self.command_reply("DATA")?;
+        let reply = self.command_reply("DATA", "the reply to DATA")?;
         if reply.code() != 354 {
             return Ok((reply, false));
         }
         if anyone {
-            return Ok((self.send_body()?, true));
+            return Ok((self.send_body(ahead)?, true));
         }
         self.write(b".\r\n", "the end of an empty message")?;
-        Ok((self.command_reply("end of message")?, true))
+        Ok((self.final_reply()?, true))
     }
 
-    /// The DATA payload (after 354), and the reply to it.
-    fn send_body(&mut self) -> Result<Reply, Error> {
-        let payload = std::mem::take(&mut self.data_buf);
+    /// The DATA payload (after 354), `ahead` in the same write, and the
+    /// reply to the payload.
+    fn send_body(&mut self, ahead: Option<&[u8]>) -> Result<Reply, Error> {
+        let mut payload = std::mem::take(&mut self.data_buf);
+        let len = payload.len();
+        payload.extend_from_slice(ahead.unwrap_or_default());
         let written = self.write(&payload, "the message");
+        payload.truncate(len);
         self.data_buf = payload;
         written?;
+        self.ahead = ahead.map(<[u8]>::to_vec);
         self.read_reply("the end of the message")
+    }
+
+    /// The first write of a transaction, and whether DATA or the message's
+    /// only BDAT chunk is in it. With PIPELINING, MAIL and every RCPT leave
+    /// in one write, and DATA (or a message of up to EAGER_CHUNK bytes as
+    /// BDAT) joins them when the outcome is all or nothing anyway: one
+    /// recipient, or `partial`. Otherwise the message waits for the RCPT
+    /// replies, so that one refusal still sends nothing.
+    fn group(
+        &self,
+        sender: Option<&Address>,
+        recipients: &[Address],
+        parameters: &[MailParameter],
+        partial: bool,
+        payload: &[u8],
+    ) -> (Vec<u8>, bool) {
+        let pipelining = self.offers("PIPELINING");
+        let chunking = self.offers("CHUNKING");
+        let eager = pipelining
+            && (recipients.len() == 1 || partial)
+            && (!chunking || payload.len() <= EAGER_CHUNK);
+        let mut flight = mail_command(sender, parameters).into_bytes();
+        if pipelining {
+            for recipient in recipients {
+                flight.extend_from_slice(rcpt_command(recipient).as_bytes());
+            }
+        }
+        if eager && chunking {
+            push_chunk(&mut flight, payload, true);
+        } else if eager {
+            flight.extend_from_slice(Data.to_string().as_bytes());
+        }
+        (flight, eager)
+    }
+
+    /// The next message's first write, to follow this one's final `.`:
+    /// only over DATA, after which the transaction is over whatever the
+    /// reply, so nothing sent ahead can land in it (after a refused BDAT the
+    /// state is undefined until RSET, RFC 3030). `None` when the next
+    /// message fails its checks (it is reported on its own turn).
+    fn next_group(&self, envelope: &Envelope, message: &[u8], partial: bool) -> Option<Vec<u8>> {
+        if envelope.recipients.is_empty() {
+            return None;
+        }
+        let mut payload = Vec::new();
+        let size = message::encode_data(message, &mut payload);
+        let parameters = self.check_message(envelope, message, size, false).ok()?;
+        let sender = envelope.sender.as_ref();
+        Some(
+            self.group(sender, &envelope.recipients, &parameters, partial, &payload)
+                .0,
+        )
     }
 
     /// The BDAT payload in chunks of CHUNK bytes, the last one `LAST`; with
@@ -595,7 +688,7 @@ impl Session {
                 continue;
             }
             for _ in 0..unread {
-                let reply = self.command_reply("end of message")?;
+                let reply = self.final_reply()?;
                 // The first refusal stays; else the last reply is the message's.
                 if answer.as_ref().is_none_or(Reply::is_positive_completion) {
                     answer = Some(reply);
@@ -639,12 +732,17 @@ impl Session {
     }
 
     /// The reply to a command already sent; a 421 ends the session (75).
-    fn command_reply(&mut self, name: &str) -> Result<Reply, Error> {
-        let reply = self.read_reply(&format!("the reply to {name}"))?;
+    fn command_reply(&mut self, name: &str, waiting_for: &str) -> Result<Reply, Error> {
+        let reply = self.read_reply(waiting_for)?;
         if reply.code() == 421 {
             return Err(refusal(name, &reply));
         }
         Ok(reply)
+    }
+
+    /// The reply to the end of the message (or to a BDAT chunk).
+    fn final_reply(&mut self) -> Result<Reply, Error> {
+        self.command_reply("end of message", "the end of the message")
     }
 
     /// Writes `bytes` (commands, or message data) in one write.

@@ -24,6 +24,8 @@ enum Fault {
     CloseInBdat(usize),
     /// Refuses every RCPT with 550 but answers DATA with 354.
     DataAfterRefusals,
+    /// Answers the first message's final `.` with 451.
+    FirstEndRefused,
 }
 
 /// The messages the peer took (BDAT chunks joined; DATA lines as sent).
@@ -76,9 +78,12 @@ fn serve(p: &mut Peer, ehlo: &str, fault: Fault, taken: &Taken) {
                     lines.push(line);
                 }
                 let refused = fault == Fault::DataAfterRefusals;
+                let first = lock(taken).is_empty();
                 lock(taken).push(lines.join("\r\n").into_bytes());
                 if refused {
                     b"554 5.5.1 Error: no valid recipients\r\n"
+                } else if first && fault == Fault::FirstEndRefused {
+                    b"451 4.3.0 try again later\r\n"
                 } else {
                     b"250 2.0.0 Ok: queued as PEER\r\n"
                 }
@@ -246,6 +251,62 @@ fn connection_dropped_after_the_pipelined_rcpts_is_75_and_all_kept() {
     assert_eq!(read_mbox(&dead), messages);
     assert!(lock(&taken).is_empty());
     assert!(lock(&log).iter().any(|l| l.starts_with("RCPT")));
+}
+
+/// An mbox file over DATA with PIPELINING: each message's MAIL, RCPT and
+/// DATA follow the previous message's final `.` in the same write, before its
+/// reply is read. The first message's 451 is reported and kept, no RSET
+/// lands among the commands sent ahead, and the others are sent once each.
+#[test]
+fn over_data_the_next_message_follows_the_final_dot() {
+    let (port, log, taken) = peer(EHLO_PIPELINING, Fault::FirstEndRefused);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = dir.path().join("dead.mbox");
+    let input = dir.path().join("in.mbox");
+    let (mbox, messages) = mbox_of(3);
+    std::fs::write(&input, &mbox).expect("write the mbox");
+    let out = client(port)
+        .args(["--mbox", "-t", "-v", "--dead-letter"])
+        .arg(&dead)
+        .stdin(std::fs::File::open(&input).expect("open the mbox"))
+        .output()
+        .expect("smtp-send runs");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 75, "{err}");
+    assert!(err.contains("1 of 3 messages not delivered"), "{err}");
+    assert_eq!(read_mbox(&dead), messages[..1]);
+    // Message 2's commands left before message 1's reply was read.
+    let lines: Vec<&str> = err.lines().collect();
+    let refused = lines
+        .iter()
+        .position(|l| l.starts_with("S: 451"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let dot = lines[..refused]
+        .iter()
+        .rposition(|l| *l == "C: .")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        lines[dot + 1].starts_with("C: MAIL FROM:<a@example.org>"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[dot + 2..dot + 4],
+        ["C: RCPT TO:<b@example.org>", "C: DATA"],
+        "{err}"
+    );
+    let log = lock(&log);
+    assert!(!log.iter().any(|l| l == "RSET"), "{log:?}");
+    assert_eq!(log.iter().filter(|l| l.starts_with("MAIL")).count(), 3);
+    let taken = lock(&taken);
+    assert_eq!(taken.len(), 3, "each message once");
+    for (i, body) in taken.iter().enumerate() {
+        let tail = format!("body {}", i + 1);
+        assert!(
+            body.ends_with(tail.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
 }
 
 /// The connection drops in the middle of a BDAT chunk: 75, kept, not sent.

@@ -177,9 +177,10 @@ fn refusals_are_reported_the_same_over_every_listener() {
     }
 }
 
-/// 40 messages with a refused one, a half-refused one and a deferred one
-/// among them, over each listener: every other message arrives exactly once,
-/// the failures are kept, and the session is reset only after them.
+/// 40 messages from a file with a refused one, a half-refused one and a
+/// deferred one among them, over each listener: every other message arrives
+/// exactly once, the failures are kept, and the session is reset only after
+/// them.
 #[test]
 fn mbox_arrives_whole_and_once_over_every_listener() {
     let stack = Stack::get();
@@ -212,12 +213,16 @@ fn mbox_arrives_whole_and_once_over_every_listener() {
                 .expect("mbox");
             messages.push(m.into_bytes());
         }
-        let out = run(
-            client(&stack, &listener)
-                .args(["--mbox", "-t", "-v", "--dead-letter"])
-                .arg(&dead),
-            &mbox,
-        );
+        // From a file, so that a message is read ahead (its commands follow
+        // the previous message's data where that goes by DATA).
+        let input = dir.path().join("in.mbox");
+        std::fs::write(&input, &mbox).expect("write the mbox");
+        let out = client(&stack, &listener)
+            .args(["--mbox", "-t", "-v", "--dead-letter"])
+            .arg(&dead)
+            .stdin(std::fs::File::open(&input).expect("open the mbox"))
+            .output()
+            .expect("smtp-send runs");
         let err = stderr(&out);
         let tail = &err[err.len().saturating_sub(3000)..];
         assert_eq!(code(&out), 75, "{}: {tail}", listener.name);
