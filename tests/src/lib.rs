@@ -149,6 +149,18 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     output
 }
 
+/// Runs `cmd` with `stdin` as a regular file (written in `dir`) rather
+/// than a pipe: a tool may read a file ahead (smtp-send --mbox) or know its
+/// size. `cmd` should not have set its streams.
+pub fn run_with_file_stdin(cmd: &mut Command, dir: &Path, stdin: &[u8]) -> Output {
+    let path = dir.join("stdin");
+    std::fs::write(&path, stdin).expect("write the stdin file");
+    let file = std::fs::File::open(&path).expect("open the stdin file");
+    cmd.stdin(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
 /// Starts `cmd` with its three streams piped and `stdin` written to it
 /// from a thread, which the caller joins.
 fn spawn_feeding(cmd: &mut Command, stdin: &[u8]) -> (Child, JoinHandle<()>) {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mailpipe_e2e::mail::read_mbox;
 use mailpipe_e2e::peer::{scripted_peer, Log, Peer};
-use mailpipe_e2e::{code, run_with_stdin as run, stderr, Tool};
+use mailpipe_e2e::{code, run_with_file_stdin, run_with_stdin as run, stderr, Tool};
 
 const EHLO_ALL: &str = "250-peer.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n\
                         250-CHUNKING\r\n250-BINARYMIME\r\n250 SIZE 100000000\r\n";
@@ -262,15 +262,14 @@ fn over_data_the_next_message_follows_the_final_dot() {
     let (port, log, taken) = peer(EHLO_PIPELINING, Fault::FirstEndRefused);
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
-    let input = dir.path().join("in.mbox");
     let (mbox, messages) = mbox_of(3);
-    std::fs::write(&input, &mbox).expect("write the mbox");
-    let out = client(port)
-        .args(["--mbox", "-t", "-v", "--dead-letter"])
-        .arg(&dead)
-        .stdin(std::fs::File::open(&input).expect("open the mbox"))
-        .output()
-        .expect("smtp-send runs");
+    let out = run_with_file_stdin(
+        client(port)
+            .args(["--mbox", "-t", "-v", "--dead-letter"])
+            .arg(&dead),
+        dir.path(),
+        &mbox,
+    );
     let err = stderr(&out);
     assert_eq!(code(&out), 75, "{err}");
     assert!(err.contains("1 of 3 messages not delivered"), "{err}");

@@ -8,7 +8,7 @@
 use std::process::{Command, Output};
 
 use mailpipe_e2e::mail::{crlf_to_lf, read_mbox, split, unique};
-use mailpipe_e2e::{code, run_with_stdin as run, stderr, Stack, Tool};
+use mailpipe_e2e::{code, run_with_file_stdin, run_with_stdin as run, stderr, Stack, Tool};
 
 /// A listener: its name in messages, its port, and what Postfix offers there.
 struct Listener {
@@ -215,14 +215,13 @@ fn mbox_arrives_whole_and_once_over_every_listener() {
         }
         // From a file, so that a message is read ahead (its commands follow
         // the previous message's data where that goes by DATA).
-        let input = dir.path().join("in.mbox");
-        std::fs::write(&input, &mbox).expect("write the mbox");
-        let out = client(&stack, &listener)
-            .args(["--mbox", "-t", "-v", "--dead-letter"])
-            .arg(&dead)
-            .stdin(std::fs::File::open(&input).expect("open the mbox"))
-            .output()
-            .expect("smtp-send runs");
+        let out = run_with_file_stdin(
+            client(&stack, &listener)
+                .args(["--mbox", "-t", "-v", "--dead-letter"])
+                .arg(&dead),
+            dir.path(),
+            &mbox,
+        );
         let err = stderr(&out);
         let tail = &err[err.len().saturating_sub(3000)..];
         assert_eq!(code(&out), 75, "{}: {tail}", listener.name);
