@@ -185,4 +185,15 @@ mod tests {
         );
         assert!(!out.contains("secret") && !out.contains("AUTH"), "{out}");
     }
+
+    #[test]
+    fn smtp_bdat_chunk_cut_short_says_how_much_went() {
+        let (mut t, sink) = transcript(Dialect::Smtp);
+        t.client_bytes(b"BDAT 10 LAST\r\nabcd");
+        t.finish();
+        assert_eq!(
+            sink.text(),
+            "C: BDAT 10 LAST\nC: <4 of 10 bytes of message, cut>\n"
+        );
+    }
 }
