@@ -245,7 +245,7 @@ struct Proto {
     starttls: &'static str,
     /// How the server's yes to STARTTLS begins.
     starttls_ok: &'static str,
-    /// The command the messages answer (or follow, for SMTP's DATA).
+    /// The command the messages answer (or follow, for SMTP's BDAT).
     transfer: &'static str,
     /// The end of a message: after the client sent `.0`, just before the
     /// server sends `.1` (`None`: its first byte).
@@ -259,8 +259,10 @@ const SMTP: Proto = Proto {
     tls_login_args: &["--auth", "plain"],
     starttls: "STARTTLS\r\n",
     starttls_ok: "220",
-    transfer: "DATA\r\n",
-    end: ("\r\n.\r\n", None),
+    // Postfix offers CHUNKING: the message follows `BDAT n LAST` (small
+    // messages in the same write as MAIL and RCPT), no final dot.
+    transfer: "BDAT ",
+    end: ("BDAT ", None),
 };
 
 const IMAP: Proto = Proto {
@@ -585,7 +587,7 @@ impl Subject for Smtp {
             _ => 3,
         };
         let mut s = Smtp::with_lines(&format!("{point:?}"), lines);
-        // The whole message and its final dot reach Postfix; its reply does
+        // The whole message (its BDAT chunk) reaches Postfix; its reply does
         // not reach us. Postfix may well deliver it: the dead letter must
         // still hold it (a duplicate is better than a loss).
         s.may_deliver = matches!(point, Point::Final | Point::TlsFinal);
@@ -650,10 +652,10 @@ fn smtp_send_mbox_cut_before_a_final_reply_loses_nothing() {
     }
     let sent = mbox_messages(&input);
     assert_eq!(sent.len(), 5);
-    let dot = || send("\r\n.\r\n");
+    let bdat = || send("BDAT ");
     let proxy = FaultProxy::start(
         stack.smtp_plain_port,
-        Fault::cut([dot(), dot(), dot(), from_server(0)]),
+        Fault::cut([bdat(), bdat(), bdat(), from_server(0)]),
     );
     let mut cmd = s.command(&stack.url("smtp", proxy.port()));
     cmd.arg("--mbox").args(PLAIN);

@@ -7,6 +7,7 @@
 //! the stack, trusting its CA), from every test crate of the workspace.
 
 pub mod fault_proxy;
+pub mod link;
 pub mod mail;
 pub mod peer;
 mod tool;
@@ -34,6 +35,11 @@ pub struct Stack {
     /// Like `smtp_plain_port`, but Postfix ends the session with 421 after 2
     /// refused commands (smtpd_hard_error_limit=2).
     pub smtp_errlimit_port: u16,
+    /// Like `smtps_port`, without PIPELINING; without CHUNKING; without
+    /// either (Postfix's smtpd_discard_ehlo_keywords).
+    pub smtps_nopipe_port: u16,
+    pub smtps_nochunk_port: u16,
+    pub smtps_basic_port: u16,
     /// Like `smtp_plain_port`, without SMTPUTF8 (smtputf8_enable=no).
     pub smtp_noutf8_port: u16,
     /// Like `smtp_plain_port`, without DSN in the EHLO reply.
@@ -99,6 +105,9 @@ impl Stack {
             submission_port: port("MAILSTACK_SUBMISSION_PORT"),
             smtp_plain_port: port("MAILSTACK_SMTP_PORT"),
             smtp_errlimit_port: port("MAILSTACK_SMTP_ERRLIMIT_PORT"),
+            smtps_nopipe_port: port("MAILSTACK_SMTP_NOPIPE_PORT"),
+            smtps_nochunk_port: port("MAILSTACK_SMTP_NOCHUNK_PORT"),
+            smtps_basic_port: port("MAILSTACK_SMTP_PLAIN_PORT"),
             smtp_noutf8_port: port("MAILSTACK_SMTP_NOUTF8_PORT"),
             smtp_nodsn_port: port("MAILSTACK_SMTP_NODSN_PORT"),
             imap_port: port("MAILSTACK_IMAP_PORT"),
@@ -160,6 +169,18 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     let output = child.wait_with_output().expect("tool runs to the end");
     writer.join().expect("stdin writer thread");
     output
+}
+
+/// Runs `cmd` with `stdin` as a regular file (written in `dir`) rather
+/// than a pipe: a tool may read a file ahead (smtp-send --mbox) or know its
+/// size. `cmd` should not have set its streams.
+pub fn run_with_file_stdin(cmd: &mut Command, dir: &Path, stdin: &[u8]) -> Output {
+    let path = dir.join("stdin");
+    std::fs::write(&path, stdin).expect("write the stdin file");
+    let file = std::fs::File::open(&path).expect("open the stdin file");
+    cmd.stdin(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Starts `cmd` with its three streams piped and `stdin` written to it

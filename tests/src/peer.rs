@@ -49,6 +49,14 @@ impl Peer {
         self.socket.write_all(bytes).is_ok()
     }
 
+    /// The next `n` bytes the client sent (SMTP's BDAT chunk), not logged;
+    /// `None` when it closed first.
+    pub fn bytes(&mut self, n: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        std::io::Read::read_exact(&mut self.reader, &mut buf).ok()?;
+        Some(buf)
+    }
+
     /// The client's next command line, logged; `None` when it closed.
     pub fn command(&mut self) -> Option<String> {
         let mut line = String::new();

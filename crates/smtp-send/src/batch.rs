@@ -21,7 +21,8 @@ pub fn send_mbox(
 ) -> Result<(), Error> {
     let verbose = endpoint.as_ref().is_ok_and(|e| e.verbose);
     let progress = Progress::new(options.quiet, verbose).counting("sent", "refused");
-    progress.start("", None, progress::regular_file_size(std::io::stdin()));
+    let file_size = progress::regular_file_size(std::io::stdin());
+    progress.start("", None, file_size);
     let mut reader = MboxReader::new(progress.reader(input));
     let mut outcome = Outcome::default();
     let mut session: Option<Session> = None;
@@ -47,13 +48,35 @@ pub fn send_mbox(
         _ => Err(Error::new(Exit::Software, "no server to connect to")),
     };
     let (mut total, mut failed) = (0usize, 0usize);
-    loop {
+    let mut read = || -> Result<Option<Read>, Error> {
         let message = reader
             .next_message()
             .map_err(|e| Error::new(Exit::Data, format!("reading the mbox on stdin: {e}")))?;
-        let Some(message) = message else { break };
+        Ok(message.map(|m| {
+            let prepared = deliver::prepare(&m.data, options, endpoint.as_ref().ok());
+            (m.data, prepared)
+        }))
+    };
+    // From a file, one message is read ahead, so that its first commands can
+    // follow the current message's data in one write (see Session::send); an
+    // error reading it surfaces after the current message, as it would
+    // without reading ahead. Not from a pipe: a message is whole only when
+    // the next one starts, and a writer that pauses must not hold back the
+    // one before.
+    let read_ahead = file_size.is_some();
+    let mut upcoming = None;
+    loop {
+        let current = match upcoming.take() {
+            Some(read) => read,
+            None => read(),
+        };
+        let Some((raw, prepared)) = current? else {
+            break;
+        };
         total += 1;
-        let prepared = deliver::prepare(&message.data, options, endpoint.as_ref().ok());
+        if read_ahead {
+            upcoming = Some(read());
+        }
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -61,7 +84,7 @@ pub fn send_mbox(
                     &mut outcome,
                     &mut failed,
                     &progress,
-                    deliver::finish(total, &message.data, None, Err(&e), options)?,
+                    deliver::finish(total, &raw, None, Err(&e), options)?,
                 );
                 continue;
             }
@@ -72,22 +95,20 @@ pub fn send_mbox(
                 Err(e) => unreachable = Some(e),
             }
         }
+        let next = match &upcoming {
+            Some(Ok(Some((_, Ok(next))))) => Some(next),
+            _ => None,
+        };
         // A session that is gone (Err, or a 421) is reopened for the next message.
         let result = match (session.take(), &unreachable) {
-            (Some(s), _) => deliver::send(s, &open, &prepared, options).map(|(t, s)| {
+            (Some(s), _) => deliver::send(s, &open, &prepared, next, options).map(|(t, s)| {
                 session = s;
                 t
             }),
             (None, Some(e)) => Err(Error::new(e.exit(), e.message())),
             (None, None) => Err(Error::new(Exit::Software, "no session")),
         };
-        let error = deliver::finish(
-            total,
-            &message.data,
-            Some(&prepared),
-            result.as_ref(),
-            options,
-        )?;
+        let error = deliver::finish(total, &raw, Some(&prepared), result.as_ref(), options)?;
         record(&mut outcome, &mut failed, &progress, error);
     }
     progress.finish();
@@ -99,6 +120,9 @@ pub fn send_mbox(
     }
     outcome.into_result(format!("{failed} of {total} messages not delivered"))
 }
+
+/// A message as read from the mbox, and what preparing it gave.
+type Read = (Vec<u8>, Result<deliver::Prepared, Error>);
 
 fn record(outcome: &mut Outcome, failed: &mut usize, progress: &Progress, error: Option<Error>) {
     if let Some(e) = error {

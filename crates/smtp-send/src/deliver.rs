@@ -66,14 +66,19 @@ pub fn prepare(
 /// session with `open` and sends to the recipients accepted or not yet tried
 /// (never to the refused ones), as long as each new session judges at least
 /// one more recipient. Without `--partial`, nothing is sent, as for any refusal.
+///
+/// `next` is the message the next call sends over the returned session
+/// (`--mbox`): its first commands may go ahead (see `Session::send`).
 pub fn send(
     session: Session,
     open: &dyn Fn() -> Result<Session, Error>,
     prepared: &Prepared,
+    next: Option<&Prepared>,
     options: &Options,
 ) -> Result<(Transaction, Option<Session>), Error> {
     let mut session = session;
-    let mut t = session.send(&prepared.envelope, &prepared.data, options.partial)?;
+    let next = next.map(|p| (&p.envelope, p.data.as_slice()));
+    let mut t = session.send(&prepared.envelope, &prepared.data, options.partial, next)?;
     if t.closed.is_none() {
         return Ok((t, Some(session)));
     }
@@ -100,7 +105,7 @@ pub fn send(
                 break;
             }
         };
-        let retried = match session.send(&envelope, &prepared.data, true) {
+        let retried = match session.send(&envelope, &prepared.data, true, None) {
             Ok(r) => r,
             Err(e) => {
                 t.closed = Some(e);

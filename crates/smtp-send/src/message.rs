@@ -176,6 +176,22 @@ pub fn has_8bit(message: &[u8]) -> bool {
 /// message size as RFC 1870 counts it for SIZE=: CRLF line ends, no
 /// stuffing, no final `.`.
 pub fn encode_data(message: &[u8], out: &mut Vec<u8>) -> usize {
+    let stuffed = encode_lines(message, out, true);
+    out.extend_from_slice(b".\r\n");
+    out.len() - 3 - stuffed
+}
+
+/// The BDAT payload (RFC 3030): the same CRLF line ends as `encode_data`, so
+/// both deliver the same bytes, but no dot-stuffing and no final `.`: BDAT
+/// counts bytes. Returns the size (all of `out`).
+pub fn encode_chunked(message: &[u8], out: &mut Vec<u8>) -> usize {
+    encode_lines(message, out, false);
+    out.len()
+}
+
+/// Every line of `message` into `out` with CRLF, a leading `.` doubled when
+/// `stuff`; returns how many dots were added.
+fn encode_lines(message: &[u8], out: &mut Vec<u8>, stuff: bool) -> usize {
     out.clear();
     let mut stuffed = 0;
     out.reserve(message.len() + message.len() / 32 + 8);
@@ -187,7 +203,7 @@ pub fn encode_data(message: &[u8], out: &mut Vec<u8>) -> usize {
             Some(i) => (&rest[..i], i + 1),
             None => (rest, rest.len()),
         };
-        if content.first() == Some(&b'.') {
+        if stuff && content.first() == Some(&b'.') {
             out.push(b'.');
             stuffed += 1;
         }
@@ -195,8 +211,7 @@ pub fn encode_data(message: &[u8], out: &mut Vec<u8>) -> usize {
         out.extend_from_slice(b"\r\n");
         rest = &rest[next..];
     }
-    out.extend_from_slice(b".\r\n");
-    out.len() - 3 - stuffed
+    stuffed
 }
 
 #[cfg(test)]
@@ -279,6 +294,15 @@ mod tests {
         assert_eq!(out, b"x\r\n..\r\ny\r\n\r\nz\r\n.\r\n");
         encode_data(b"x\r\n", &mut out);
         assert_eq!(out, b"x\r\n.\r\n");
+    }
+
+    #[test]
+    fn chunked_encoding_normalises_without_stuffing() {
+        let mut out = Vec::new();
+        let size = encode_chunked(b"a\n.b\r\n..c\rx\n.\nlast", &mut out);
+        assert_eq!(out, b"a\r\n.b\r\n..c\r\nx\r\n.\r\nlast\r\n");
+        let mut data = Vec::new();
+        assert_eq!(size, encode_data(b"a\n.b\r\n..c\rx\n.\nlast", &mut data));
     }
 
     #[test]

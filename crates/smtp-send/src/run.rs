@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     let sent = endpoint.tls_config().and_then(|config| {
         let open = || Session::open(&endpoint, &config, mechanism);
-        let (transaction, session) = deliver::send(open()?, &open, &prepared, &options)?;
+        let (transaction, session) = deliver::send(open()?, &open, &prepared, None, &options)?;
         if let Some(session) = session {
             session.quit();
         }

@@ -26,6 +26,13 @@ use crate::reply::{refusal, RecipientResult, Reply, Transaction};
 const MAX_REPLY_LINE: usize = 8 * 1024;
 /// Lines of one multi-line reply (an EHLO lists a few dozen at most).
 const MAX_REPLY_LINES: usize = 256;
+/// Bytes of one BDAT chunk: the command line costs nothing beside it, and
+/// a chunk is copied once on its way out.
+const CHUNK: usize = 1024 * 1024;
+/// A message up to this size goes in the flight with MAIL and RCPT when the
+/// outcome is all or nothing: sending it for nothing to a refused recipient
+/// costs less than a round trip.
+const EAGER_CHUNK: usize = 64 * 1024;
 
 /// An open, greeted, possibly encrypted and authenticated SMTP session.
 pub struct Session {
@@ -39,6 +46,9 @@ pub struct Session {
     /// The login and mechanism used, when the session authenticated.
     pub authenticated: Option<(String, Mechanism)>,
     data_buf: Vec<u8>,
+    /// The next message's commands, sent after this message's final `.` in
+    /// the same write (RFC 2920 3.1); the next `send` reads their replies.
+    ahead: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -68,6 +78,7 @@ impl Session {
             size_limit: None,
             authenticated: None,
             data_buf: Vec::new(),
+            ahead: None,
         };
         session.note_tls();
         session.greeting = session.read_reply("the greeting")?;
@@ -157,6 +168,7 @@ impl Session {
             size_limit,
             authenticated,
             data_buf,
+            ahead,
         } = self;
         let conn = wire::start_tls(conn, "STARTTLS", host, config)?;
         let mut session = Session {
@@ -167,6 +179,7 @@ impl Session {
             size_limit,
             authenticated,
             data_buf,
+            ahead,
         };
         session.note_tls();
         session.hello()?;
@@ -267,15 +280,6 @@ impl Session {
             .collect()
     }
 
-    /// True when the EHLO reply lists `keyword` (`DSN`, ...).
-    fn offers(&self, keyword: &str) -> bool {
-        self.extensions().iter().any(|line| {
-            line.split_whitespace()
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
-        })
-    }
-
     /// Refuses, before MAIL FROM, what would be garbled or bounced later:
     /// 8-bit data without 8BITMIME, a message over the server's SIZE (65);
     /// a UTF-8 local part without SMTPUTF8, which no downgrade can spell in
@@ -285,6 +289,7 @@ impl Session {
         envelope: &Envelope,
         message: &[u8],
         size: usize,
+        chunking: bool,
     ) -> Result<Vec<MailParameter>, Error> {
         let mut parameters = Vec::new();
         if let Some(limit) = self.size_limit {
@@ -296,13 +301,20 @@ impl Session {
             parameters.push(MailParameter::Size(size));
         }
         if message::has_8bit(message) {
-            if !self.info.supports_feature(Extension::EightBitMime) {
+            parameters.push(if chunking && self.offers("BINARYMIME") {
+                // RFC 3030 3: BDAT carries it unchanged, whatever it holds.
+                MailParameter::Other {
+                    keyword: "BODY".to_string(),
+                    value: Some("BINARYMIME".to_string()),
+                }
+            } else if self.info.supports_feature(Extension::EightBitMime) {
+                MailParameter::Body(MailBodyParameter::EightBitMime)
+            } else {
                 return Err(Error::data(
                     "the message has 8-bit data but the server does not offer 8BITMIME; \
                      encode it as quoted-printable or base64 (mkmime does)",
                 ));
-            }
-            parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+            });
         }
         if let Some(reason) = envelope.smtputf8_reason() {
             if !self.info.supports_feature(Extension::SmtpUtfEight) {
@@ -327,6 +339,9 @@ impl Session {
 
     /// The message to every recipient of `envelope`: MAIL FROM, RCPT TO for
     /// each recipient, and DATA, in as many transactions as the server needs.
+    /// Where the server offers PIPELINING (RFC 2920) the commands go in one
+    /// flight, and where it offers CHUNKING (RFC 3030) the message goes as
+    /// BDAT chunks; every reply is judged as when each waits for the last.
     ///
     /// When a recipient is refused the message is not sent to anyone (RSET),
     /// unless `partial`: then it goes to the accepted ones. Every recipient's
@@ -339,25 +354,47 @@ impl Session {
     /// unusable before anything was judged (timeout, closed, 421 elsewhere);
     /// any other failure is in `Transaction::failure`, after an RSET that
     /// readies the session for the next message.
+    ///
+    /// `next` is the message the next call will send: over DATA with
+    /// PIPELINING its MAIL, RCPT (and DATA) go in the same write as this
+    /// message's final `.`.
     pub fn send(
         &mut self,
         envelope: &Envelope,
         message: &[u8],
         partial: bool,
+        next: Option<(&Envelope, &[u8])>,
     ) -> Result<Transaction, Error> {
         let mut transaction = Transaction::default();
+        let chunking = self.offers("CHUNKING");
         let mut payload = std::mem::take(&mut self.data_buf);
-        let size = message::encode_data(message, &mut payload);
-        let checked = self.check_message(envelope, message, size);
+        let size = if chunking {
+            message::encode_chunked(message, &mut payload)
+        } else {
+            message::encode_data(message, &mut payload)
+        };
+        let checked = self.check_message(envelope, message, size, chunking);
         self.data_buf = payload;
         let parameters = match checked {
             Ok(p) => p,
+            Err(_) if self.ahead.is_some() => {
+                return Err(Error::new(
+                    Exit::Software,
+                    "commands were sent ahead for a message that fails its checks",
+                ))
+            }
             Err(e) => {
                 transaction.failure = Some(e);
                 return Ok(transaction);
             }
         };
         let dsn = self.rcpt_dsn(envelope);
+        let ahead = match next {
+            Some((envelope, message)) if !chunking && self.offers("PIPELINING") => {
+                self.next_group(envelope, message, partial)
+            }
+            _ => None,
+        };
         let mut pending: &[Address] = &envelope.recipients;
         // The 452 that moved `pending` into a further transaction.
         let mut moved_by: Option<Reply> = None;
@@ -369,6 +406,7 @@ impl Session {
                 &parameters,
                 dsn,
                 partial,
+                ahead.as_deref(),
                 &mut transaction,
             );
             match (step, &moved_by) {
@@ -389,11 +427,15 @@ impl Session {
         }
     }
 
-    /// One MAIL/RCPT/DATA transaction for `recipients`, results appended to
-    /// `t`. `Some((n, reply))`: the server took no more than the first `n`
-    /// (`reply` is its 452 too many recipients), the message went to them,
-    /// and the rest need another transaction. `None`: done; recipients left
-    /// untried are in `t`.
+    /// One MAIL/RCPT/DATA (or BDAT) transaction for `recipients`, results
+    /// appended to `t`. `Some((n, reply))`: the server took no more than the
+    /// first `n` (`reply` is its 452 too many recipients), the message went to
+    /// them, and the rest need another transaction. `None`: done; recipients
+    /// left untried are in `t`.
+    ///
+    /// The commands are `group`'s; when the last message sent them ahead,
+    /// only their replies are read. `ahead` (the next message's commands)
+    /// follows the final `.` when this is the message's last transaction.
     fn transaction(
         &mut self,
         sender: Option<&Address>,
@@ -401,15 +443,48 @@ impl Session {
         parameters: &[MailParameter],
         dsn: Option<&Dsn>,
         partial: bool,
+        ahead: Option<&[u8]>,
         t: &mut Transaction,
     ) -> Result<Option<(usize, Reply)>, Error> {
         let start = t.recipients.len();
-        let mail = Mail::new(sender.cloned(), parameters.to_vec());
-        let reply = self.command(&mail, "MAIL FROM")?;
+        let pipelining = self.offers("PIPELINING");
+        let chunking = self.offers("CHUNKING");
+        let (flight, eager) =
+            self.group(sender, recipients, parameters, dsn, partial, &self.data_buf);
+        match self.ahead.take() {
+            None => self.write(&flight, "MAIL FROM")?,
+            Some(sent) if sent == flight => {}
+            Some(_) => {
+                return Err(Error::new(
+                    Exit::Software,
+                    "the commands sent ahead were for another message",
+                ))
+            }
+        }
+        // Pipelined, the connection may end while any of them is due.
+        let waiting = match (pipelining, eager, chunking) {
+            (false, _, _) => "the reply to MAIL FROM",
+            (true, false, _) => "the replies to MAIL FROM and RCPT TO",
+            (true, true, false) => "the replies to MAIL FROM, RCPT TO and DATA",
+            (true, true, true) => "the replies to MAIL FROM, RCPT TO and the end of the message",
+        };
+        let reply = self.read_reply(waiting)?;
+        if reply.code() == 421 {
+            return Err(refusal("MAIL FROM", &reply));
+        }
         if !reply.is_positive_completion() {
             t.failure = Some(refusal("MAIL FROM", &reply));
             if start > 0 {
                 not_tried(t, recipients, &reply);
+            }
+            if pipelining {
+                // The replies to the RCPTs, DATA or BDAT are on their way.
+                for _ in recipients {
+                    self.command_reply("RCPT TO", waiting)?;
+                }
+                if eager {
+                    self.data_reply(chunking, false, None)?;
+                }
             }
             self.reset()?;
             return Ok(None);
@@ -417,16 +492,29 @@ impl Session {
         let mut more: Option<(usize, Reply)> = None;
         let mut accepted = 0;
         for (i, recipient) in recipients.iter().enumerate() {
-            let rcpt = Rcpt::new(recipient.clone(), rcpt_parameters(dsn, recipient));
-            let reply = self.exchange(&rcpt, "RCPT TO")?;
+            let reply = if pipelining {
+                self.read_reply(waiting)?
+            } else {
+                self.exchange(&rcpt_command(recipient, dsn), "RCPT TO")?
+            };
             if reply.code() == 421 {
                 // Postfix after smtpd_hard_error_limit refusals: the session is over.
-                not_tried(t, &recipients[i..], &reply);
+                let from = more.as_ref().map_or(i, |m| m.0);
+                not_tried(t, &recipients[from..], &reply);
                 t.closed = Some(refusal("RCPT TO", &reply));
                 return Ok(None);
             }
+            if more.is_some() {
+                // Pipelined: the rest were sent already; they go in the next
+                // transaction whatever the server said (452 again, from a
+                // server that counts).
+                continue;
+            }
             if accepted > 0 && too_many_recipients(&reply) {
                 more = Some((i, reply));
+                if pipelining {
+                    continue;
+                }
                 break;
             }
             if reply.is_positive_completion() {
@@ -436,38 +524,57 @@ impl Session {
                 .push(RecipientResult::new(recipient.to_string(), reply, true));
         }
         let refused = t.recipients.len() - start - accepted;
+        let ahead = if more.is_none() { ahead } else { None };
         let stop = |t: &mut Transaction, more: &Option<(usize, Reply)>| {
             if let Some((i, reply)) = more {
                 not_tried(t, &recipients[*i..], reply);
             }
         };
-        if accepted == 0 || (refused > 0 && !partial) {
-            stop(t, &more);
-            self.reset()?;
-            return Ok(None);
-        }
-        let reply = self.command(&Data, "DATA")?;
-        if reply.code() != 354 {
-            t.failure = Some(refusal("DATA", &reply));
-            stop(t, &more);
-            self.reset()?;
-            return Ok(None);
-        }
-        let payload = std::mem::take(&mut self.data_buf);
-        let written = self
-            .conn
-            .write_all(&payload)
-            .and_then(|()| self.conn.flush());
-        self.data_buf = payload;
-        written.map_err(|e| self.net_error(e, "sending the message"))?;
-        let reply = self.read_reply("the end of the message")?;
+        let reply = if eager {
+            let (reply, sent) = self.data_reply(chunking, accepted > 0, ahead)?;
+            if accepted == 0 {
+                stop(t, &more);
+                self.reset()?;
+                return Ok(None);
+            }
+            if !sent {
+                t.failure = Some(refusal("DATA", &reply));
+                stop(t, &more);
+                self.reset()?;
+                return Ok(None);
+            }
+            reply
+        } else {
+            if accepted == 0 || (refused > 0 && !partial) {
+                stop(t, &more);
+                self.reset()?;
+                return Ok(None);
+            }
+            if chunking {
+                self.send_chunks(pipelining)?
+            } else {
+                let reply = self.command(&Data, "DATA")?;
+                if reply.code() != 354 {
+                    t.failure = Some(refusal("DATA", &reply));
+                    stop(t, &more);
+                    self.reset()?;
+                    return Ok(None);
+                }
+                self.send_body(ahead)?
+            }
+        };
         if reply.code() == 421 {
             return Err(refusal("end of message", &reply));
         }
         if !reply.is_positive_completion() {
             t.failure = Some(refusal("end of message", &reply));
             stop(t, &more);
-            self.reset()?;
+            // After the final `.` the transaction is over whatever the reply
+            // (RFC 5321 4.1.1.4); an RSET only tidies, and would land inside
+            // the next message's commands when they went ahead.
+            if self.ahead.is_none() {
+                self.reset()?;
+            }
             return Ok(None);
         }
         for r in t.recipients[start..].iter_mut() {
@@ -475,6 +582,148 @@ impl Session {
         }
         t.accepted.push(reply);
         Ok(more)
+    }
+    /// The reply to a DATA or BDAT that went in the flight with MAIL and
+    /// RCPT. After DATA's 354 the message follows when `anyone` was
+    /// accepted, else a lone `.` (RFC 2920 3.1: an empty message for no
+    /// recipient, which the server refuses). `(reply, true)` answers the
+    /// message; `(reply, false)` is DATA's refusal.
+    fn data_reply(
+        &mut self,
+        chunking: bool,
+        anyone: bool,
+        ahead: Option<&[u8]>,
+    ) -> Result<(Reply, bool), Error> {
+        if chunking {
+            return Ok((self.final_reply()?, true));
+        }
+        let reply = self.command_reply("DATA", "the reply to DATA")?;
+        if reply.code() != 354 {
+            return Ok((reply, false));
+        }
+        if anyone {
+            return Ok((self.send_body(ahead)?, true));
+        }
+        self.write(b".\r\n", "the end of an empty message")?;
+        Ok((self.final_reply()?, true))
+    }
+
+    /// The DATA payload (after 354), `ahead` in the same write, and the
+    /// reply to the payload.
+    fn send_body(&mut self, ahead: Option<&[u8]>) -> Result<Reply, Error> {
+        let mut payload = std::mem::take(&mut self.data_buf);
+        let len = payload.len();
+        payload.extend_from_slice(ahead.unwrap_or_default());
+        let written = self.write(&payload, "the message");
+        payload.truncate(len);
+        self.data_buf = payload;
+        written?;
+        self.ahead = ahead.map(<[u8]>::to_vec);
+        self.read_reply("the end of the message")
+    }
+
+    /// The first write of a transaction, and whether DATA or the message's
+    /// only BDAT chunk is in it. With PIPELINING, MAIL and every RCPT leave
+    /// in one write, and DATA (or a message of up to EAGER_CHUNK bytes as
+    /// BDAT) joins them when the outcome is all or nothing anyway: one
+    /// recipient, or `partial`. Otherwise the message waits for the RCPT
+    /// replies, so that one refusal still sends nothing.
+    fn group(
+        &self,
+        sender: Option<&Address>,
+        recipients: &[Address],
+        parameters: &[MailParameter],
+        dsn: Option<&Dsn>,
+        partial: bool,
+        payload: &[u8],
+    ) -> (Vec<u8>, bool) {
+        let pipelining = self.offers("PIPELINING");
+        let chunking = self.offers("CHUNKING");
+        let eager = pipelining
+            && (recipients.len() == 1 || partial)
+            && (!chunking || payload.len() <= EAGER_CHUNK);
+        let mut flight = mail_command(sender, parameters).into_bytes();
+        if pipelining {
+            for recipient in recipients {
+                flight.extend_from_slice(rcpt_command(recipient, dsn).as_bytes());
+            }
+        }
+        if eager && chunking {
+            push_chunk(&mut flight, payload, true);
+        } else if eager {
+            flight.extend_from_slice(Data.to_string().as_bytes());
+        }
+        (flight, eager)
+    }
+
+    /// The next message's first write, to follow this one's final `.`:
+    /// only over DATA, after which the transaction is over whatever the
+    /// reply, so nothing sent ahead can land in it (after a refused BDAT the
+    /// state is undefined until RSET, RFC 3030). `None` when the next
+    /// message fails its checks (it is reported on its own turn).
+    fn next_group(&self, envelope: &Envelope, message: &[u8], partial: bool) -> Option<Vec<u8>> {
+        if envelope.recipients.is_empty() {
+            return None;
+        }
+        let mut payload = Vec::new();
+        let size = message::encode_data(message, &mut payload);
+        let parameters = self.check_message(envelope, message, size, false).ok()?;
+        let sender = envelope.sender.as_ref();
+        Some(
+            self.group(
+                sender,
+                &envelope.recipients,
+                &parameters,
+                self.rcpt_dsn(envelope),
+                partial,
+                &payload,
+            )
+            .0,
+        )
+    }
+
+    /// The BDAT payload in chunks of CHUNK bytes, the last one `LAST`; with
+    /// PIPELINING every chunk leaves before the replies are read (RFC 3030
+    /// 4.2), else each waits for its reply. Returns the first reply that is
+    /// not 250, else the last one (the message's).
+    fn send_chunks(&mut self, pipelining: bool) -> Result<Reply, Error> {
+        let payload = std::mem::take(&mut self.data_buf);
+        let result = self.write_chunks(&payload, pipelining);
+        self.data_buf = payload;
+        result
+    }
+
+    fn write_chunks(&mut self, payload: &[u8], pipelining: bool) -> Result<Reply, Error> {
+        let chunks: Vec<&[u8]> = if payload.is_empty() {
+            vec![&[]]
+        } else {
+            payload.chunks(CHUNK).collect()
+        };
+        let mut flight = Vec::with_capacity(payload.len().min(CHUNK) + 32);
+        let mut unread = 0;
+        let mut answer: Option<Reply> = None;
+        for (n, chunk) in chunks.iter().enumerate() {
+            let last = n + 1 == chunks.len();
+            flight.clear();
+            push_chunk(&mut flight, chunk, last);
+            self.write(&flight, "BDAT")?;
+            unread += 1;
+            if pipelining && !last {
+                continue;
+            }
+            for _ in 0..unread {
+                let reply = self.final_reply()?;
+                // The first refusal stays; else the last reply is the message's.
+                if answer.as_ref().is_none_or(Reply::is_positive_completion) {
+                    answer = Some(reply);
+                }
+            }
+            unread = 0;
+            if answer.as_ref().is_some_and(|a| !a.is_positive_completion()) {
+                break;
+            }
+        }
+        answer.ok_or_else(|| Error::protocol("no reply to BDAT"))
     }
 
     /// RSET: forget the current transaction.
@@ -506,6 +755,37 @@ impl Session {
         Ok(reply)
     }
 
+    /// The reply to a command already sent; a 421 ends the session (75).
+    fn command_reply(&mut self, name: &str, waiting_for: &str) -> Result<Reply, Error> {
+        let reply = self.read_reply(waiting_for)?;
+        if reply.code() == 421 {
+            return Err(refusal(name, &reply));
+        }
+        Ok(reply)
+    }
+
+    /// The reply to the end of the message (or to a BDAT chunk).
+    fn final_reply(&mut self) -> Result<Reply, Error> {
+        self.command_reply("end of message", "the end of the message")
+    }
+
+    /// Writes `bytes` (commands, or message data) in one write.
+    fn write(&mut self, bytes: &[u8], what: &str) -> Result<(), Error> {
+        self.conn
+            .write_all(bytes)
+            .and_then(|()| self.conn.flush())
+            .map_err(|e| self.net_error(e, &format!("sending {what}")))
+    }
+
+    /// Whether the EHLO reply lists `keyword` (PIPELINING, CHUNKING, ...).
+    fn offers(&self, keyword: &str) -> bool {
+        self.ehlo.response.message().skip(1).any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
+        })
+    }
+
     /// `command`, with a 421 returned as a reply for the caller to judge.
     fn exchange(&mut self, command: &dyn std::fmt::Display, name: &str) -> Result<Reply, Error> {
         let line = command.to_string();
@@ -528,6 +808,26 @@ impl Session {
 /// NOTIFY and ORCPT for one recipient when DSN is asked for and offered.
 fn rcpt_parameters(dsn: Option<&Dsn>, recipient: &Address) -> Vec<RcptParameter> {
     dsn.map_or_else(Vec::new, |d| d.rcpt_parameters(recipient))
+}
+
+/// The MAIL FROM command line, CRLF-ended, with its parameters (SIZE, BODY,
+/// SMTPUTF8, RET, ENVID).
+fn mail_command(sender: Option<&Address>, parameters: &[MailParameter]) -> String {
+    Mail::new(sender.cloned(), parameters.to_vec()).to_string()
+}
+
+/// The RCPT TO command line for one recipient, CRLF-ended, with NOTIFY and
+/// ORCPT when DSN is asked for and offered.
+fn rcpt_command(recipient: &Address, dsn: Option<&Dsn>) -> String {
+    Rcpt::new(recipient.clone(), rcpt_parameters(dsn, recipient)).to_string()
+}
+
+/// Appends `BDAT n [LAST]` and the chunk's bytes (RFC 3030: counted, not
+/// dot-stuffed).
+fn push_chunk(flight: &mut Vec<u8>, chunk: &[u8], last: bool) {
+    let last = if last { " LAST" } else { "" };
+    flight.extend_from_slice(format!("BDAT {}{last}\r\n", chunk.len()).as_bytes());
+    flight.extend_from_slice(chunk);
 }
 
 /// Records `recipients` as never tried, `why` being the reply that stopped them.

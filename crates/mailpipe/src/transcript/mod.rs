@@ -67,6 +67,12 @@ trait Rules: Send {
     fn literal(&self, _line: &[u8]) -> Option<(usize, u64)> {
         None
     }
+
+    /// Data announced by a complete line (SMTP's `BDAT n`): how many bytes
+    /// follow it, shown as one `<n bytes{what}>` line, and `what`.
+    fn chunk(&self, _line: &[u8]) -> Option<(u64, &'static str)> {
+        None
+    }
 }
 
 /// Bytes of one direction that do not yet make a complete line.
@@ -79,6 +85,8 @@ struct Side {
     skip: u64,
     /// Some of the line was not kept (longer than KEEP).
     cut: bool,
+    /// The `skip` bytes are a chunk of this size, shown as one line at its end.
+    chunk: Option<(u64, &'static str)>,
 }
 
 impl Side {
@@ -253,6 +261,12 @@ impl Transcript {
     pub fn finish(&mut self) {
         for dir in [Dir::Client, Dir::Server] {
             let side = &mut self.sides[dir as usize];
+            if let Some((bytes, what)) = side.chunk.take() {
+                let sent = bytes - std::mem::replace(&mut side.skip, 0);
+                let text = format!("<{sent} of {bytes} bytes{what}, cut>");
+                self.out.emit(dir, text.as_bytes(), None);
+            }
+            let side = &mut self.sides[dir as usize];
             if side.len > 0 {
                 let kept = std::mem::take(&mut side.kept);
                 let len = std::mem::replace(&mut side.len, 0);
@@ -269,8 +283,16 @@ impl Transcript {
             if side.skip > 0 {
                 let n = side.skip.min(data.len() as u64) as usize;
                 side.skip -= n as u64;
-                side.len += n as u64;
                 data = &data[n..];
+                match side.chunk {
+                    None => side.len += n as u64,
+                    Some((bytes, what)) if side.skip == 0 => {
+                        side.chunk = None;
+                        self.out
+                            .emit(dir, format!("<{bytes} bytes{what}>").as_bytes(), None);
+                    }
+                    Some(_) => {}
+                }
                 continue;
             }
             match memchr::memchr(b'\n', data) {
@@ -300,9 +322,17 @@ impl Transcript {
         }
         let len = std::mem::replace(&mut side.len, 0);
         let cut = std::mem::replace(&mut side.cut, false);
+        // Judged before the line changes the rules' state (a BDAT line inside
+        // DATA's message is message).
+        let chunk = self.rules.chunk(strip_line_end(&kept));
         self.line(dir, &kept, len, cut.then_some(len));
         kept.clear();
-        self.sides[dir as usize].kept = kept;
+        let side = &mut self.sides[dir as usize];
+        side.kept = kept;
+        if let Some((bytes, what)) = chunk.filter(|&(bytes, _)| bytes > 0) {
+            side.skip = bytes;
+            side.chunk = Some((bytes, what));
+        }
     }
 
     /// One complete line (with its line end) of `len` bytes on the wire;

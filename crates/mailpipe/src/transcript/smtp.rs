@@ -1,7 +1,8 @@
 //! SMTP's transcript rules: `AUTH MECH <redacted>`; the client's lines after
 //! AUTH are `<redacted>` until the server's next reply that is not `334`.
 //! After `354` the message becomes one line `C: <N bytes of message>`, then
-//! `C: .`.
+//! `C: .`; after `BDAT N [LAST]` (RFC 3030) its N bytes are the line
+//! `C: <N bytes of message>`.
 
 use super::{Dir, Out, Rules};
 
@@ -33,6 +34,20 @@ impl Rules for Smtp {
             return out.redacted_after(line, 2);
         }
         out.emit(Dir::Client, line, cut);
+    }
+
+    fn chunk(&self, line: &[u8]) -> Option<(u64, &'static str)> {
+        if self.data.is_some() || self.auth {
+            return None;
+        }
+        let text = std::str::from_utf8(line).ok()?;
+        let mut words = text.split(' ');
+        let verb = words.next()?;
+        let size = words.next()?.parse().ok()?;
+        let rest: Vec<&str> = words.collect();
+        let ok = verb.eq_ignore_ascii_case("BDAT")
+            && (rest.is_empty() || rest.len() == 1 && rest[0].eq_ignore_ascii_case("LAST"));
+        ok.then_some((size, " of message"))
     }
 
     fn server(&mut self, out: &mut Out, line: &[u8], _len: u64, cut: Option<u64>) {
@@ -141,5 +156,44 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with("C: QUIT\n"), "{out}");
+    }
+
+    #[test]
+    fn smtp_bdat_chunks_are_one_line_each() {
+        let (mut t, sink) = transcript(Dialect::Smtp);
+        let first = "Subject: hi\r\n\r\nsecret\r\nAUTH PLAIN x\r\n.\r\n";
+        let second = "no line end: BDAT 3 LAST";
+        let mut wire = format!("MAIL FROM:<a@x>\r\nBDAT {}\r\n{first}", first.len());
+        wire.push_str(&format!("BDAT {} LAST\r\n{second}QUIT\r\n", second.len()));
+        // Split anywhere: the chunks are counted across writes.
+        for piece in wire.as_bytes().chunks(7) {
+            t.client_bytes(piece);
+        }
+        play(&mut t, &[("S", "250 2.0.0 Ok: queued as X")]);
+        let out = sink.text();
+        assert_eq!(
+            out,
+            format!(
+                "C: MAIL FROM:<a@x>\nC: BDAT {}\nC: <{} bytes of message>\n\
+                 C: BDAT {} LAST\nC: <{} bytes of message>\nC: QUIT\n\
+                 S: 250 2.0.0 Ok: queued as X\n",
+                first.len(),
+                first.len(),
+                second.len(),
+                second.len()
+            )
+        );
+        assert!(!out.contains("secret") && !out.contains("AUTH"), "{out}");
+    }
+
+    #[test]
+    fn smtp_bdat_chunk_cut_short_says_how_much_went() {
+        let (mut t, sink) = transcript(Dialect::Smtp);
+        t.client_bytes(b"BDAT 10 LAST\r\nabcd");
+        t.finish();
+        assert_eq!(
+            sink.text(),
+            "C: BDAT 10 LAST\nC: <4 of 10 bytes of message, cut>\n"
+        );
     }
 }
