@@ -265,6 +265,14 @@ const SMTP: Proto = Proto {
     end: ("BDAT ", None),
 };
 
+/// SMTP where the server offers no CHUNKING: the message follows DATA and
+/// ends with a dot (the stack's +18 listener, and +12 under TLS).
+const SMTP_DATA: Proto = Proto {
+    transfer: "DATA\r\n",
+    end: ("\r\n.\r\n", None),
+    ..SMTP
+};
+
 const IMAP: Proto = Proto {
     login: " LOGIN ",
     // ClientHello, Finished, the login.
@@ -297,6 +305,16 @@ trait Subject: Sized {
 
     /// Logs in as the stack's second user (bob) rather than the first.
     const BOB: bool = false;
+
+    /// The implicit-TLS port and the plaintext port with AUTH the faulted
+    /// runs go to (a subject may choose other listeners of its tool).
+    fn tls_and_auth_ports(&self) -> (u16, u16) {
+        let stack = self.stack();
+        (
+            stack.tls_port(Self::TOOL),
+            stack.plaintext_auth_port(Self::TOOL),
+        )
+    }
 
     /// A fresh account, its messages sized for `point`.
     fn new(point: Point) -> Self;
@@ -371,8 +389,7 @@ fn fault_at<S: Subject>(s: &S, point: Point, how: How) -> (&'static str, u16, Fa
     let tool = S::TOOL;
     let (plain, tls) = tool.schemes();
     let starttls_port = stack.starttls_port(tool);
-    let tls_port = stack.tls_port(tool);
-    let auth_port = stack.plaintext_auth_port(tool);
+    let (tls_port, auth_port) = s.tls_and_auth_ports();
     let (scheme, port, steps, extra): (_, _, Vec<Step>, &[&str]) = match point {
         Point::Greeting => {
             let at = if how == How::Cut { 3 } else { 0 };
@@ -496,7 +513,7 @@ macro_rules! each_tool {
 
             #[test]
             fn smtp_send() {
-                $check::<Smtp>($($($arg),*)?)
+                $check::<Smtp<BDAT>>($($($arg),*)?)
             }
 
             #[test]
@@ -522,9 +539,30 @@ each_tool! {
     slow_server_within_the_timeout_is_complete_and_one_beyond_it_fails => slow;
 }
 
+/// smtp-send over DATA (listeners without CHUNKING): the phases where the
+/// message itself is on the wire.
+mod smtp_send_over_data {
+    use super::*;
+
+    #[test]
+    fn cut_and_stalled_mid_transfer() {
+        matrix::<Smtp<DATA>>(&[Point::Transfer, Point::TlsTransfer]);
+    }
+
+    #[test]
+    fn cut_and_stalled_before_the_end_of_a_message() {
+        matrix::<Smtp<DATA>>(&[Point::Final, Point::TlsFinal]);
+    }
+}
+
 // ---------------------------------------------------------------- smtp-send
 
-struct Smtp {
+/// How smtp-send's subject sends the message: as Postfix's main listeners
+/// offer (CHUNKING, so BDAT), or through listeners without CHUNKING (DATA).
+const BDAT: bool = false;
+const DATA: bool = true;
+
+struct Smtp<const OVER_DATA: bool> {
     stack: Stack,
     dir: tempfile::TempDir,
     tag: String,
@@ -533,8 +571,8 @@ struct Smtp {
     may_deliver: bool,
 }
 
-impl Smtp {
-    fn with_lines(label: &str, body_lines: usize) -> Smtp {
+impl<const OVER_DATA: bool> Smtp<OVER_DATA> {
+    fn with_lines(label: &str, body_lines: usize) -> Smtp<OVER_DATA> {
         let stack = Stack::get();
         let tag = unique(&format!("smtp-{label}"));
         let message = crlf(&message(&tag, &stack.user1, body_lines));
@@ -575,11 +613,23 @@ impl Smtp {
     }
 }
 
-impl Subject for Smtp {
+impl<const OVER_DATA: bool> Subject for Smtp<OVER_DATA> {
     const TOOL: Tool = Tool::SmtpSend;
-    const PROTO: Proto = SMTP;
+    const PROTO: Proto = if OVER_DATA { SMTP_DATA } else { SMTP };
 
-    fn new(point: Point) -> Smtp {
+    fn tls_and_auth_ports(&self) -> (u16, u16) {
+        let stack = &self.stack;
+        if OVER_DATA {
+            (stack.smtps_nochunk_port, stack.smtp_nochunk_plain_port)
+        } else {
+            (
+                stack.tls_port(Self::TOOL),
+                stack.plaintext_auth_port(Self::TOOL),
+            )
+        }
+    }
+
+    fn new(point: Point) -> Smtp<OVER_DATA> {
         let lines = match point {
             // 200 KB; the proxy lets 50 KB of it through.
             Point::Transfer | Point::TlsTransfer => 3300,
@@ -641,8 +691,18 @@ impl Subject for Smtp {
 /// third is kept byte for byte (Postfix may have delivered it too).
 #[test]
 fn smtp_send_mbox_cut_before_a_final_reply_loses_nothing() {
+    mbox_cut_before_a_final_reply::<BDAT>();
+}
+
+/// The same over DATA, where each message ends with a dot.
+#[test]
+fn smtp_send_mbox_over_data_cut_before_a_final_reply_loses_nothing() {
+    mbox_cut_before_a_final_reply::<DATA>();
+}
+
+fn mbox_cut_before_a_final_reply<const OVER_DATA: bool>() {
     let stack = Stack::get();
-    let s = Smtp::with_lines("mbox-cut", 20);
+    let s = Smtp::<OVER_DATA>::with_lines("mbox-cut", 20);
     let tags: Vec<String> = (0..5).map(|i| format!("{}-m{i}", s.tag)).collect();
     let mut input = Vec::new();
     for tag in &tags {
@@ -652,11 +712,9 @@ fn smtp_send_mbox_cut_before_a_final_reply_loses_nothing() {
     }
     let sent = mbox_messages(&input);
     assert_eq!(sent.len(), 5);
-    let bdat = || send("BDAT ");
-    let proxy = FaultProxy::start(
-        stack.smtp_plain_port,
-        Fault::cut([bdat(), bdat(), bdat(), from_server(0)]),
-    );
+    let (_, port) = s.tls_and_auth_ports();
+    let end = || send(Smtp::<OVER_DATA>::PROTO.end.0);
+    let proxy = FaultProxy::start(port, Fault::cut([end(), end(), end(), from_server(0)]));
     let mut cmd = s.command(&stack.url("smtp", proxy.port()));
     cmd.arg("--mbox").args(PLAIN);
     let run = run_bounded(&mut cmd, &input, deadline() * 4, |_| {});

@@ -44,6 +44,8 @@ pub struct Stack {
     pub smtp_noutf8_port: u16,
     /// Like `smtp_plain_port`, without DSN in the EHLO reply.
     pub smtp_nodsn_port: u16,
+    /// Like `smtp_plain_port`, without CHUNKING: messages go by DATA.
+    pub smtp_nochunk_plain_port: u16,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub pop3_port: u16,
@@ -110,6 +112,7 @@ impl Stack {
             smtps_basic_port: port("MAILSTACK_SMTP_PLAIN_PORT"),
             smtp_noutf8_port: port("MAILSTACK_SMTP_NOUTF8_PORT"),
             smtp_nodsn_port: port("MAILSTACK_SMTP_NODSN_PORT"),
+            smtp_nochunk_plain_port: port("MAILSTACK_SMTP_NOCHUNK_PLAIN_PORT"),
             imap_port: port("MAILSTACK_IMAP_PORT"),
             imaps_port: port("MAILSTACK_IMAPS_PORT"),
             pop3_port: port("MAILSTACK_POP3_PORT"),
