@@ -16,6 +16,7 @@
 //! # ca_file = "~/.config/mailpipe/work-ca.pem"
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
+//! # compress = false                # IMAP: no COMPRESS=DEFLATE even if offered
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -52,6 +53,8 @@ pub struct Account {
     pub ca_file: Option<String>,
     pub tls: Option<String>,
     pub allow_plaintext_auth: Option<bool>,
+    /// IMAP COMPRESS=DEFLATE when the server offers it (default true).
+    pub compress: Option<bool>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -296,6 +299,7 @@ impl ServerArgs {
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs(self.timeout),
             verbose: self.verbose,
+            compress: account.compress.unwrap_or(true),
             password,
             oauth_token_command: self
                 .oauth_token_command
@@ -351,6 +355,8 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// `-v`: log the dialogue (see `transcript`).
     pub verbose: bool,
+    /// The account's `compress` (IMAP COMPRESS=DEFLATE), true unless it says false.
+    pub compress: bool,
     password: PasswordSource,
     oauth_token_command: Option<String>,
     env: Environment,
