@@ -211,12 +211,14 @@ impl Session {
         let compressing = transcript.get_ref().is_compressing();
         let bytes = transcript.get_ref().bytes();
         if let Some(t) = transcript.transcript() {
-            let how = if compressing {
-                "COMPRESS=DEFLATE"
+            t.note(&if compressing {
+                format!("COMPRESS=DEFLATE: {bytes}")
             } else {
-                "uncompressed"
-            };
-            t.note(&format!("{how}: {bytes}"));
+                format!(
+                    "no compression: read {} bytes, wrote {}",
+                    bytes.read_wire, bytes.written_wire
+                )
+            });
         }
     }
 }
