@@ -36,7 +36,7 @@ pub enum Dir {
 }
 
 impl Dir {
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Dir::ToServer => 0,
             Dir::ToClient => 1,

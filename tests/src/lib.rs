@@ -7,6 +7,7 @@
 //! the stack, trusting its CA), from every test crate of the workspace.
 
 pub mod fault_proxy;
+pub mod link;
 pub mod mail;
 pub mod peer;
 mod tool;

@@ -20,9 +20,14 @@ use crate::maildrop::{Entry, Maildrop};
 use crate::session::Session;
 use crate::state::{maildrop_key, StateFile};
 
-/// Commands in flight at once when pipelining. Each is a dozen bytes, so the
+/// Commands in flight at most when pipelining. Each is a dozen bytes, so the
 /// server never blocks on our commands while we read its replies.
-const PIPELINE_WINDOW: usize = 32;
+const PIPELINE_COMMANDS: usize = 512;
+/// Reply bytes (by the LIST sizes) in flight at most when pipelining: enough
+/// to fill a far link while we wait (100 Mbit/s with 300 ms round trips
+/// holds 3.75 MB), never more than one message beyond it. A window of a
+/// fixed count would leave such a link idle on small messages.
+const PIPELINE_BYTES: u64 = 4 << 20;
 
 /// What the user asked for.
 #[derive(Debug, Default)]
@@ -174,23 +179,30 @@ fn retrieve<'a, W: Write>(
     progress: &Progress,
 ) -> Result<Vec<&'a Entry>, Error> {
     let client = &mut session.client;
-    let window = if pipelining { PIPELINE_WINDOW } else { 1 };
     let command = |e: &Entry| match headers_only {
         true => format!("TOP {} 0", e.number),
         false => format!("RETR {}", e.number),
     };
+    // What a reply costs the window: TOP n 0 answers with the header only.
+    let cost = |e: &Entry| match headers_only {
+        true => e.size.min(4096),
+        false => e.size,
+    };
+    let mut window = Window::new(pipelining);
     let mut written = Vec::with_capacity(chosen.len());
     let mut message = Vec::new();
     let mut sent = 0usize;
     for (i, entry) in chosen.iter().enumerate() {
         // Refill the window when half of it has been answered.
-        if sent == i || (sent < chosen.len() && sent - i <= window / 2) {
-            while sent < chosen.len() && sent - i < window {
+        if sent == i || (sent < chosen.len() && window.half_empty()) {
+            while sent < chosen.len() && (sent == i || window.has_room()) {
                 client.send(&command(chosen[sent]));
+                window.sent(cost(chosen[sent]));
                 sent += 1;
             }
             client.flush()?;
         }
+        window.answered(cost(entry));
         let what = command(entry);
         let status = client.read_message(&mut message, entry.size, &what)?;
         if !status.ok {
@@ -213,7 +225,7 @@ fn retrieve<'a, W: Write>(
 /// the session deletes nothing, and fail.
 fn delete(session: &mut Session, written: &[&Entry], pipelining: bool) -> Result<(), Error> {
     let client = &mut session.client;
-    let window = if pipelining { PIPELINE_WINDOW } else { 1 };
+    let window = if pipelining { PIPELINE_COMMANDS } else { 1 };
     let mut refused = None;
     for batch in written.chunks(window) {
         for entry in batch {
@@ -240,4 +252,42 @@ fn delete(session: &mut Session, written: &[&Entry], pipelining: bool) -> Result
     Err(Error::protocol(format!(
         "the server refused {refused}; {outcome}"
     )))
+}
+
+/// The RETRs in flight: at most `PIPELINE_COMMANDS` of them and
+/// `PIPELINE_BYTES` of replies (one, when the server does not pipeline).
+struct Window {
+    commands: usize,
+    bytes: u64,
+    max_commands: usize,
+}
+
+impl Window {
+    fn new(pipelining: bool) -> Window {
+        Window {
+            commands: 0,
+            bytes: 0,
+            max_commands: if pipelining { PIPELINE_COMMANDS } else { 1 },
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.commands < self.max_commands && self.bytes < PIPELINE_BYTES
+    }
+
+    /// Half the commands or half the bytes have been answered: time to
+    /// refill, in one write, while the other half keeps the link busy.
+    fn half_empty(&self) -> bool {
+        self.commands <= self.max_commands / 2 && self.bytes <= PIPELINE_BYTES / 2
+    }
+
+    fn sent(&mut self, size: u64) {
+        self.commands += 1;
+        self.bytes += size;
+    }
+
+    fn answered(&mut self, size: u64) {
+        self.commands = self.commands.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(size);
+    }
 }
