@@ -1,6 +1,6 @@
 //! Pipelined FETCHes, several connections and COMPRESS=DEFLATE, end to end
 //! against the real Dovecot of `scripts/mailstack` (imap_zlib loaded), some
-//! through the fault proxy: the output is byte for byte what one plain
+//! through the fault proxy or the link emulator: the output is byte for byte what one plain
 //! connection gives, the transcript shows the inflated protocol with its
 //! credentials redacted, a cut with FETCHes in flight loses nothing, and a
 //! refused connection leaves the dump to those that were let in.
@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy, Options, Step};
+use mailpipe_e2e::link::{Link, Profile};
 use mailpipe_e2e::mail::{crlf, mbox_data, unique};
 use mailpipe_e2e::{run_bounded, Finished, Stack, Tool};
 
@@ -259,4 +260,27 @@ fn a_refused_third_connection_leaves_the_dump_to_the_two_let_in() {
     let run = mb.run(proxy.port(), &["--batch-size", "16K", "--connections", "4"]);
     assert_eq!(mbox_data(ok(&run)), mb.held);
     assert_eq!(proxy.connections(), 2);
+}
+
+/// Through a 30 ms, 100 Mbit/s link (the link emulator): the same bytes as
+/// on loopback and as without compression, and fewer bytes on the wire
+/// than the messages hold.
+#[test]
+fn through_a_far_link_the_output_is_that_of_loopback() {
+    let mb = Mailbox::new("pipelining-link", 40, 6000);
+    let stack = &mb.stack;
+    let link = Link::start(stack.imaps_port, Profile::new(15.0, 100.0)).expect("link");
+    let far = mb.run(link.port(), &["--batch-size", "64K"]);
+    let far = ok(&far).to_vec();
+    assert_eq!(mbox_data(&far), mb.held);
+    let near = mb.run(stack.imaps_port, &[]);
+    assert_eq!(far, ok(&near), "far and loopback output differ");
+    let plain = mb.run(stack.imaps_port, &["--no-compress"]);
+    assert_eq!(far, ok(&plain), "compressed and plain output differ");
+    let held: usize = mb.held.iter().map(Vec::len).sum();
+    let wire = link.delivered(Dir::ToClient);
+    assert!(
+        wire < held as u64 / 2,
+        "{wire} bytes on the wire for {held} bytes of mail"
+    );
 }

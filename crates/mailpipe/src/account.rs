@@ -479,6 +479,7 @@ pop3 = "pop3://pop.example.net"
 tls = "none"
 password_env = "HOME_PW"
 allow_plaintext_auth = true
+compress = false
 
 [accounts.plain]
 smtp = "smtps://h"
@@ -516,6 +517,7 @@ password = "filepw"
         assert_eq!(e.password().expect("pw").expose(), "from-account");
         assert_eq!(e.timeout, Duration::from_secs(60));
         assert!(!e.allow_plaintext_auth);
+        assert!(e.compress, "COMPRESS=DEFLATE unless the account says no");
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])
@@ -552,6 +554,7 @@ password = "filepw"
         assert_eq!(e.url.security, Security::None);
         assert_eq!(e.url.port, 110);
         assert!(e.allow_plaintext_auth);
+        assert!(!e.compress);
         assert!(e.check_auth_allowed(false).is_ok());
         assert_eq!(e.password().expect("pw").expose(), "homepw");
     }
