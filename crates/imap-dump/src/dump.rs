@@ -233,13 +233,15 @@ pub fn dump_mailbox(
         .connections
         .min(1 + (total_bytes / per_connection).min(u64::from(u16::MAX)) as usize)
         .max(1);
-    // Each lane holds at most two batches and the writer one: --batch-size
-    // times four at most.
+    // Two batches in flight per lane and one being written, within the
+    // budget of --batch-size times four.
+    let budget = options.batch_bytes.saturating_mul(4);
     let cap = options
         .batch_bytes
-        .min(options.batch_bytes.saturating_mul(4) / (2 * lanes as u64 + 1))
+        .min(budget / (2 * lanes as u64 + 1))
         .max(1);
-    let planner = &Planner::new(sized, cap, rtt.max(Duration::from_micros(100)));
+    let rtt = rtt.max(Duration::from_micros(100));
+    let planner = &Planner::new(sized, cap, budget, rtt);
     let Sessions {
         main,
         helpers,
@@ -282,7 +284,7 @@ pub fn dump_mailbox(
                 let Ok(fetched) = receivers[lane].recv() else {
                     return Err(Error::new(Exit::Software, "a fetching thread ended early"));
                 };
-                let fetches = fetched?;
+                let (fetches, batch_bytes) = fetched?;
                 let mut last_uid = None;
                 for fetch in &fetches {
                     // Unsolicited FETCH responses (flag changes) carry no body.
@@ -328,6 +330,7 @@ pub fn dump_mailbox(
                         },
                     )?;
                 }
+                planner.written(batch_bytes);
             }
             Ok(())
         })();

@@ -6,8 +6,10 @@
 //! writer (dump.rs) takes them back in that order, one at a time from the
 //! lane that fetched each. Each lane has two FETCHes in flight: the server
 //! may answer them interleaved (Dovecot does), so messages are sorted into
-//! their batch by UID and a batch is done at its tagged OK. A lane thus holds
-//! at most two batches, and memory stays within (2 lanes + 1) batches.
+//! their batch by UID and a batch is done at its tagged OK. Memory: the
+//! batches handed out and not yet written stay within a byte budget (four
+//! times --batch-size); only a lane with nothing in flight may go beyond it,
+//! by one batch (a message larger than the budget still gets through).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -57,6 +59,9 @@ struct Plan {
     opening_done: bool,
     /// Largest batch (bytes) memory allows.
     cap: u64,
+    /// Bytes of the batches handed out and not yet written, and their bound.
+    outstanding: u64,
+    budget: u64,
     /// Round trip (EXAMINE's, the shortest seen).
     rtt: Duration,
     /// Bytes per second while a lane read a response already in flight.
@@ -90,8 +95,10 @@ pub struct Planner {
 
 impl Planner {
     /// Batches of `sized` (UID, RFC822.SIZE), in UID order, of at most
-    /// `cap` bytes (a larger message is a batch of its own); `rtt` as measured.
-    pub fn new(sized: Vec<(u32, u32)>, cap: u64, rtt: Duration) -> Planner {
+    /// `cap` bytes (a larger message is a batch of its own), at most
+    /// `budget` bytes of them handed out and not yet written (`written`);
+    /// `rtt` as measured.
+    pub fn new(sized: Vec<(u32, u32)>, cap: u64, budget: u64, rtt: Duration) -> Planner {
         Planner {
             plan: Mutex::new(Plan {
                 sized,
@@ -101,6 +108,8 @@ impl Planner {
                 alive: 0,
                 opening_done: false,
                 cap,
+                outstanding: 0,
+                budget,
                 rtt,
                 rate: None,
             }),
@@ -117,8 +126,10 @@ impl Planner {
         self.changed.notify_all();
     }
 
-    /// The next batch, for `lane`; `None` when all are handed out or a lane failed.
-    fn claim(&self, lane: usize) -> Option<Batch> {
+    /// The next batch, for `lane`; `None` when all are handed out, a lane
+    /// failed, or (for a lane that has FETCHes in flight, `busy`) it would
+    /// take the bytes not yet written beyond the budget.
+    fn claim(&self, lane: usize, busy: bool) -> Option<Batch> {
         let mut plan = self.lock();
         if plan.stopped || plan.next >= plan.sized.len() {
             return None;
@@ -126,20 +137,30 @@ impl Planner {
         let start = plan.next;
         let end = batch_end(&plan.sized, start, plan.batch_bytes());
         let batch = &plan.sized[start..end];
+        let bytes = batch.iter().map(|&(_, s)| u64::from(s)).sum();
+        if busy && plan.outstanding + bytes > plan.budget {
+            return None;
+        }
         let uids: Vec<u32> = batch.iter().map(|&(u, _)| u).collect();
         let claimed = Batch {
             seq: plan.owner.len(),
             set: uid_set(&uids),
-            bytes: batch.iter().map(|&(_, s)| u64::from(s)).sum(),
+            bytes,
             messages: batch.len(),
             first_uid: uids.first().copied().unwrap_or(0),
             last_uid: uids.last().copied().unwrap_or(0),
         };
         plan.next = end;
+        plan.outstanding += bytes;
         plan.owner.push(lane);
         drop(plan);
         self.changed.notify_all();
         Some(claimed)
+    }
+
+    /// The writer wrote a batch of `bytes` (as announced): room for more.
+    pub fn written(&self, bytes: u64) {
+        self.update(|p| p.outstanding = p.outstanding.saturating_sub(bytes));
     }
 
     /// A lane read `bytes` in `took`, of a response that was in flight.
@@ -187,8 +208,9 @@ impl Planner {
     }
 }
 
-/// What a lane hands the writer: one batch, or why the lane stopped.
-pub type Fetch = Result<Vec<Fetched>, Error>;
+/// What a lane hands the writer: one batch and its announced bytes, or why
+/// the lane stopped.
+pub type Fetch = Result<(Vec<Fetched>, u64), Error>;
 
 /// Ends a lane's count when its thread ends, however it ends.
 struct Alive<'p>(&'p Planner);
@@ -227,7 +249,7 @@ pub fn run_lane(
     let mut first = true;
     let fill = |session: &mut Session, in_flight: &mut VecDeque<InFlight>| {
         while in_flight.len() < IN_FLIGHT {
-            let Some(batch) = planner.claim(lane) else {
+            let Some(batch) = planner.claim(lane, !in_flight.is_empty()) else {
                 break;
             };
             let tag = session.send_fetch(endpoint, &batch.set, query)?;
@@ -248,7 +270,7 @@ pub fn run_lane(
                 };
                 // The next FETCH goes out before the writer takes this one.
                 fill(session, &mut in_flight)?;
-                return Ok(Some(front.got));
+                return Ok(Some((front.got, front.batch.bytes)));
             }
             if in_flight.is_empty() {
                 return Ok(None);
@@ -352,8 +374,8 @@ mod tests {
     }
 
     fn sets(sized: &[(u32, u32)], cap: u64) -> Vec<(String, u64)> {
-        let planner = Planner::new(sized.to_vec(), cap, Duration::ZERO);
-        std::iter::from_fn(|| planner.claim(0))
+        let planner = Planner::new(sized.to_vec(), cap, u64::MAX, Duration::ZERO);
+        std::iter::from_fn(|| planner.claim(0, true))
             .map(|b| (b.set, b.bytes))
             .collect()
     }
@@ -374,15 +396,32 @@ mod tests {
         );
     }
 
+    /// A busy lane gets no batch beyond the budget of bytes not yet
+    /// written; an idle one does, so that a large message still goes.
+    #[test]
+    fn batches_not_yet_written_stay_within_the_budget() {
+        let sized = [(1, 600), (2, 600), (3, 5000), (4, 10)];
+        let planner = Planner::new(sized.to_vec(), 1000, 1500, Duration::ZERO);
+        let first = planner.claim(0, false).expect("first");
+        assert_eq!(first.set, "1");
+        assert_eq!(planner.claim(1, true).map(|b| b.set), Some("2".into()));
+        assert!(planner.claim(0, true).is_none(), "1200 + 5000 > 1500");
+        assert_eq!(planner.claim(2, false).map(|b| b.set), Some("3".into()));
+        planner.written(600);
+        planner.written(600);
+        planner.written(5000);
+        assert_eq!(planner.claim(0, true).map(|b| b.set), Some("4".into()));
+    }
+
     /// Batches grow with the measured bandwidth-delay product, within the cap.
     #[test]
     fn batches_are_sized_from_the_link() {
-        let planner = Planner::new(Vec::new(), 64 << 20, Duration::from_millis(100));
+        let planner = Planner::new(Vec::new(), 64 << 20, u64::MAX, Duration::from_millis(100));
         assert_eq!(planner.lock().batch_bytes(), MIN_BATCH);
         // 100 Mbit/s: 1.25 MB a round trip; batches of twice that.
         planner.measured(12_500_000, Duration::from_secs(1));
         assert_eq!(planner.lock().batch_bytes(), 2_500_000);
-        let planner = Planner::new(Vec::new(), 3 << 20, Duration::from_secs(1));
+        let planner = Planner::new(Vec::new(), 3 << 20, u64::MAX, Duration::from_secs(1));
         planner.measured(100_000_000, Duration::from_secs(1));
         assert_eq!(planner.lock().batch_bytes(), 3 << 20);
     }
