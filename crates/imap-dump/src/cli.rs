@@ -86,8 +86,8 @@ pub struct Args {
     /// stays within about four times this
     #[arg(long, value_name = "BYTES", default_value_t = ByteSize::mib(8))]
     pub batch_size: ByteSize,
-    /// Connections fetching in parallel at most, each with several UID
-    /// FETCHes in flight; one more per 16 MiB of mail in a mailbox. A server
+    /// Connections fetching in parallel at most, each with two UID
+    /// FETCHes in flight; one more per twice --batch-size of mail. A server
     /// that refuses one (a limit per user) gets no more, and the dump goes on
     /// with those it has. -v always uses one
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
