@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use imap::{Authenticator, Client};
 use mailpipe::tls::GOODBYE_WAIT;
-use mailpipe::wire::{self, Deflate, Timed, WireBytes, WireReader};
+use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::fetch::{self, FetchError, Fetched, Part};
@@ -199,12 +199,8 @@ impl Session {
         }
     }
 
-    /// Bytes on the wire and what they stand for, so far.
-    pub fn wire_bytes(&self) -> WireBytes {
-        self.stream.lock().get_ref().0.get_ref().bytes()
-    }
-
-    /// Notes `wire_bytes` in the `-v` transcript.
+    /// Notes in the `-v` transcript the bytes on the wire and what they
+    /// stand for (inflated), so far.
     pub fn note_wire_bytes(&self) {
         let mut wire = self.stream.lock();
         let transcript = &mut wire.get_mut().0;
