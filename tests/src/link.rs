@@ -16,6 +16,11 @@
 //! bytes in flight; each direction holds at most one bandwidth-delay product
 //! plus a router's queue ([`Profile::queue_bytes`]) and then stops reading,
 //! so a slow reader pushes back on the sender through the kernel windows.
+//! A new connection costs its handshake: the client's connect returns at
+//! once (the kernel answers it), so the link holds what the client sends
+//! until one round trip after the connect, when its data would arrive, and
+//! what the server sends until it would reach the client (a greeting two
+//! round trips after the connect, as on a real path).
 //! Loopback's own ACKs are immediate, so a sender's Nagle and window growth
 //! behave as on loopback, not as on a long path.
 //!
@@ -210,6 +215,7 @@ fn accept_loop(listener: &TcpListener, upstream: u16, shared: &Arc<Shared>) {
             let _ = s.set_read_timeout(Some(TICK));
         }
         let conn = Arc::new(Conn {
+            opened: Instant::now(),
             sockets: [client, server],
             pipes: [Pipe::default(), Pipe::default()],
             dead: AtomicBool::new(false),
@@ -234,6 +240,8 @@ fn accept_loop(listener: &TcpListener, upstream: u16, shared: &Arc<Shared>) {
 /// One proxied connection; its sockets close when the last of its four
 /// threads lets go of it.
 struct Conn {
+    /// When the client's connect was accepted.
+    opened: Instant,
     /// The client's socket, then the server's.
     sockets: [TcpStream; 2],
     /// What is in flight to the server, then to the client.
@@ -252,6 +260,18 @@ impl Conn {
         match dir {
             Dir::ToServer => (client, server),
             Dir::ToClient => (server, client),
+        }
+    }
+
+    /// The earliest a byte read in `dir` may count as sent: a real client's
+    /// data leaves when its SYN-ACK is back (one round trip after the
+    /// connect), a real server's when the client's ACK reaches it (one and a
+    /// half), so they arrive at 1.5 and 2 round trips.
+    fn earliest_send(&self, dir: Dir) -> Instant {
+        let d = self.shared.profile.one_way_delay;
+        match dir {
+            Dir::ToServer => self.opened + d * 2,
+            Dir::ToClient => self.opened + d * 3,
         }
     }
 
@@ -367,13 +387,16 @@ fn read_side(dir: Dir, conn: &Conn) {
     let (mut from, _) = conn.ends(dir);
     let pipe = &conn.pipes[dir.index()];
     let mut buf = vec![0u8; CHUNK];
+    let earliest = conn.earliest_send(dir);
     loop {
         if conn.over() {
             return;
         }
-        let item = match from.read(&mut buf) {
-            Ok(0) => Item::Eof(Instant::now()),
-            Ok(n) => Item::Data(Instant::now(), buf[..n].to_vec()),
+        let read = from.read(&mut buf);
+        let at = Instant::now().max(earliest);
+        let item = match read {
+            Ok(0) => Item::Eof(at),
+            Ok(n) => Item::Data(at, buf[..n].to_vec()),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -384,7 +407,7 @@ fn read_side(dir: Dir, conn: &Conn) {
             {
                 continue
             }
-            Err(_) => Item::Reset(Instant::now()),
+            Err(_) => Item::Reset(at),
         };
         let last = !matches!(item, Item::Data(..));
         // A connection reset elsewhere shuts this read side: not an end to forward.
@@ -503,6 +526,41 @@ mod tests {
         let (min, median) = (rtts[0], rtts[rtts.len() / 2]);
         assert!(min >= Duration::from_millis(49), "RTTs {rtts:?}");
         assert!(median <= Duration::from_millis(90), "RTTs {rtts:?}");
+    }
+
+    #[test]
+    fn a_new_connection_costs_its_handshake() {
+        // A server that speaks first, as SMTP, POP3 and IMAP servers do.
+        let (l, port) = listener();
+        let server = thread::spawn(move || {
+            let (mut s, _) = l.accept().expect("accept");
+            s.write_all(b"+OK hello\r\n").expect("greeting");
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).expect("command");
+            s.write_all(b"+OK\r\n").expect("reply");
+        });
+        let link = Link::start(port, Profile::new(25.0, 0.0)).expect("link");
+        let t = Instant::now();
+        let mut c = connect(&link);
+        let mut b = [0u8; 11];
+        c.read_exact(&mut b).expect("greeting");
+        let greeting = t.elapsed();
+        c.write_all(b"CAPA").expect("command");
+        let mut r = [0u8; 5];
+        c.read_exact(&mut r).expect("reply");
+        let reply = t.elapsed();
+        let _ = server.join();
+        // SYN, SYN-ACK, ACK, then the greeting: two round trips; then one more.
+        assert!(
+            greeting >= Duration::from_millis(99),
+            "greeting after {greeting:?}"
+        );
+        assert!(
+            greeting <= Duration::from_millis(140),
+            "greeting after {greeting:?}"
+        );
+        assert!(reply >= Duration::from_millis(149), "reply after {reply:?}");
+        assert!(reply <= Duration::from_millis(220), "reply after {reply:?}");
     }
 
     #[test]

@@ -81,14 +81,21 @@ pub struct Args {
     /// Add Status, X-Status and X-Keywords headers from the IMAP flags
     #[arg(long)]
     pub flags: bool,
-    /// Bytes of messages per UID FETCH (K, M, G suffixes); memory stays within
-    /// about four times this
+    /// Bytes of messages per UID FETCH at most (K, M, G suffixes); batches are
+    /// cut smaller on a short link and with more connections, and memory
+    /// stays within about four times this
     #[arg(long, value_name = "BYTES", default_value_t = ByteSize::mib(8))]
     pub batch_size: ByteSize,
-    /// Connections fetching batches in parallel: 2, or 1 for one connection
-    /// (-v always uses one)
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Connections fetching in parallel at most, each with two UID
+    /// FETCHes in flight; one more per twice --batch-size of mail. A server
+    /// that refuses one (a limit per user) gets no more, and the dump goes on
+    /// with those it has. -v always uses one
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub connections: u8,
+    /// No COMPRESS=DEFLATE (RFC 4978), which is used when the server offers
+    /// it; the account file's `compress = false` says the same
+    #[arg(long)]
+    pub no_compress: bool,
     /// No progress display on stderr
     #[arg(short, long)]
     pub quiet: bool,

@@ -1,21 +1,19 @@
 //! Dumping one mailbox: EXAMINE (read-only), UID SEARCH, the sizes of the
-//! messages found, then UID FETCH of `BODY.PEEK[]` in batches cut by a byte
-//! budget, read by `fetch.rs` (not the imap crate's parser, which was the
-//! bottleneck). A batch is held whole in memory until its tagged OK (whole
-//! messages only), so the budget bounds memory. Batches alternate between two connections (the
-//! second opened on demand; `--connections 1` or `-v` keep one), each in its
-//! own thread, while the main thread writes them in order: the server streams
-//! one batch while the other is written, and a slow link costs
-//! little more than one round trip per two batches.
+//! messages found, then UID FETCH of `BODY.PEEK[]` in batches over one or
+//! more connections that keep several FETCHes in flight (lanes.rs), read by
+//! `fetch.rs` (not the imap crate's parser, which was the bottleneck). The
+//! main thread writes the batches in UID order, each once its tagged OK has
+//! arrived (whole messages only), and advances the state after each.
 
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::criteria::{self, Literals};
-use crate::fetch::Fetched;
+use crate::lanes::{self, uid_set, Fetch, Planner};
 use crate::message;
 use crate::mutf7;
 use crate::output::MboxOutput;
@@ -30,90 +28,97 @@ pub struct DumpOptions {
     pub batch_bytes: u64,
     pub flags: bool,
     pub tag_mailbox: bool,
-    /// Connections fetching in parallel (1 or 2).
+    /// Connections fetching in parallel at most.
     pub connections: usize,
     /// `user@host`: the account's section of the state file.
     pub account: String,
 }
 
-/// The logged-in connections: the one every command uses, and a helper
-/// that fetches every other batch, opened the first time it is useful.
-pub struct Sessions<'e> {
+/// The logged-in connections: the one every command uses, and helpers
+/// that fetch too, opened the first time they are useful and kept for the
+/// next mailbox.
+pub struct Sessions {
     pub main: Session,
-    helper: Option<Session>,
-    helper_failed: bool,
-    endpoint: &'e Endpoint,
+    helpers: Vec<Option<Session>>,
+    /// A connection was refused (a server's limit per user): open no more.
+    refused: bool,
+    compress: bool,
 }
 
-impl<'e> Sessions<'e> {
-    pub fn new(main: Session, endpoint: &'e Endpoint) -> Sessions<'e> {
+impl Sessions {
+    /// `connections` at most, each with COMPRESS=DEFLATE if `compress`.
+    pub fn new(main: Session, connections: usize, compress: bool) -> Sessions {
         Sessions {
             main,
-            helper: None,
-            helper_failed: false,
-            endpoint,
+            helpers: (1..connections.max(1)).map(|_| None).collect(),
+            refused: false,
+            compress,
         }
     }
 
-    /// Opens the helper connection and examines `mailbox` on it; false if
-    /// none can be had (a server that refuses a second connection gets one).
-    fn prepare_helper(&mut self, wire_name: &str, uid_validity: u32) -> Result<bool, Error> {
-        if self.helper.is_none() && !self.helper_failed {
-            match session::open(self.endpoint) {
-                Ok(s) => self.helper = Some(s),
-                Err(_) => self.helper_failed = true,
-            }
-        }
-        let Some(helper) = self.helper.as_mut() else {
-            return Ok(false);
-        };
-        let selected = helper
-            .examine(wire_name)
-            .map_err(|e| imap_error(self.endpoint, e))?;
-        if selected.uid_validity.unwrap_or(0) != uid_validity {
-            return Err(Error::new(
-                Exit::TempFail,
-                format!(
-                    "{}: the mailbox's UIDVALIDITY changed during the dump; run again",
-                    self.endpoint.url
-                ),
-            ));
-        }
-        Ok(true)
+    /// Connections at most, the main one included.
+    pub fn connections(&self) -> usize {
+        1 + self.helpers.len()
     }
 
-    pub fn logout(mut self) {
-        let _ = self.main.logout();
-        if let Some(mut helper) = self.helper.take() {
-            let _ = helper.logout();
-        }
+    fn all(&mut self) -> impl Iterator<Item = &mut Session> {
+        std::iter::once(&mut self.main).chain(self.helpers.iter_mut().flatten())
     }
 
     /// Ends the sessions after `result`: LOGOUT when it succeeded, and
     /// after an error too (within `GOODBYE_WAIT`) unless the connection was
     /// lost or timed out (75), where there is no one to say goodbye to.
+    /// `-v` notes the bytes each connection moved.
     pub fn finish(mut self, result: Result<(), Error>) -> Result<(), Error> {
-        match &result {
-            Ok(()) => self.logout(),
-            Err(e) if e.exit() == Exit::TempFail => {}
-            Err(_) => {
-                self.main.goodbye();
-                if let Some(helper) = self.helper.as_mut() {
-                    helper.goodbye();
+        for session in self.all() {
+            match &result {
+                Ok(()) => {
+                    let _ = session.logout();
                 }
+                Err(e) if e.exit() == Exit::TempFail => {}
+                Err(_) => session.goodbye(),
             }
+            session.note_wire_bytes();
         }
         result
     }
 }
 
-/// At most this many messages per FETCH, so the UID set stays short.
-const BATCH_MESSAGES: usize = 5000;
+/// Opens (unless open) the helper in `slot` and examines `mailbox` on it;
+/// false if it cannot fetch: refused (`refused` is set: open no more), or
+/// the mailbox is not the one the main connection sees.
+fn prepare_helper(
+    slot: &mut Option<Session>,
+    refused: &mut bool,
+    endpoint: &Endpoint,
+    compress: bool,
+    wire_name: &str,
+    uid_validity: u32,
+) -> bool {
+    if slot.is_none() && !*refused {
+        match session::open(endpoint, compress) {
+            Ok(s) => *slot = Some(s),
+            Err(_) => *refused = true,
+        }
+    }
+    let Some(helper) = slot.as_mut() else {
+        return false;
+    };
+    match helper.examine(wire_name) {
+        Ok(selected) if selected.uid_validity.unwrap_or(0) == uid_validity => true,
+        Ok(_) => false,
+        Err(_) => {
+            *slot = None;
+            *refused = true;
+            false
+        }
+    }
+}
 
 /// Dumps `mailbox` (UTF-8 name) into `out`, advancing `state` after each
 /// batch is committed. Returns the number of messages written.
 pub fn dump_mailbox(
-    sessions: &mut Sessions<'_>,
+    sessions: &mut Sessions,
     endpoint: &Endpoint,
     mailbox: &str,
     out: &mut MboxOutput,
@@ -123,6 +128,7 @@ pub fn dump_mailbox(
 ) -> Result<usize, Error> {
     let wire_name = mutf7::encode(mailbox);
     let session = &mut sessions.main;
+    let asked = Instant::now();
     let selected = session.examine(&wire_name).map_err(|e| match e {
         imap::Error::No(no) => Error::new(
             Exit::NoInput,
@@ -133,6 +139,8 @@ pub fn dump_mailbox(
         ),
         other => imap_error(endpoint, other),
     })?;
+    // The round trip batches are sized from (an upper bound: EXAMINE's work too).
+    let rtt = asked.elapsed();
     let uid_validity = selected.uid_validity.unwrap_or(0);
     let mut after_uid = 0;
     // UIDs an earlier run skipped for --max-size: tried again.
@@ -200,7 +208,6 @@ pub fn dump_mailbox(
     if let Some(limit) = options.limit {
         sized.truncate(limit);
     }
-    let batches = plan_batches(&sized, options.batch_bytes);
     let total_bytes: u64 = sized.iter().map(|&(_, s)| u64::from(s)).sum();
     progress.start(mailbox, Some(sized.len() as u64), Some(total_bytes));
     let query = if options.flags {
@@ -218,89 +225,122 @@ pub fn dump_mailbox(
             .filter(|&u| u <= after_uid),
     );
     let mut last_written = after_uid;
-    let two = options.connections > 1
-        && batches.len() > 1
-        && sessions.prepare_helper(&wire_name, uid_validity)?;
-    let mut fetchers: Vec<&mut Session> = vec![&mut sessions.main];
-    if two {
-        fetchers.extend(sessions.helper.as_mut());
-    }
-    let lanes = fetchers.len();
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let mut receivers = Vec::new();
-        for (lane, session) in fetchers.into_iter().enumerate() {
-            // Rendezvous: each connection holds at most the batch it fetched
-            // until the writer takes it.
-            let (sender, receiver) = mpsc::sync_channel::<Result<Vec<Fetched>, Error>>(0);
-            receivers.push(receiver);
-            let batches = &batches;
-            scope.spawn(move || {
-                for (set, bytes) in batches.iter().skip(lane).step_by(lanes) {
-                    // Twice the sizes announced, plus room for the response lines.
-                    let budget = bytes * 2 + 256 * (set.len() as u64 + 1024);
-                    let fetched = session::with_read_budget(budget, || {
-                        session.uid_fetch_bodies(endpoint, set, query)
-                    });
-                    let failed = fetched.is_err();
-                    if sender.send(fetched).is_err() || failed {
-                        return;
-                    }
-                }
-            });
+    // One more connection per two batches' worth of mail (16 MiB by
+    // default), up to --connections: a small mailbox is done before a
+    // helper has logged in.
+    let per_connection = options.batch_bytes.saturating_mul(2).max(1);
+    let lanes = options
+        .connections
+        .min(1 + (total_bytes / per_connection).min(u64::from(u16::MAX)) as usize)
+        .max(1);
+    // Two batches in flight per lane and one being written, within the
+    // budget of --batch-size times four.
+    let budget = options.batch_bytes.saturating_mul(4);
+    let cap = options
+        .batch_bytes
+        .min(budget / (2 * lanes as u64 + 1))
+        .max(1);
+    let rtt = rtt.max(Duration::from_micros(100));
+    let planner = &Planner::new(sized, cap, budget, rtt);
+    let Sessions {
+        main,
+        helpers,
+        refused,
+        compress,
+        ..
+    } = sessions;
+    let compress = *compress;
+    let wire_name = wire_name.as_str();
+    let result = std::thread::scope(|scope| -> Result<(), Error> {
+        // Rendezvous: a lane holds the batch it fetched until the writer takes it.
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..lanes).map(|_| mpsc::sync_channel::<Fetch>(0)).unzip();
+        let mut senders = senders.into_iter();
+        if let Some(to_writer) = senders.next() {
+            planner.started();
+            scope.spawn(move || lanes::run_lane(0, main, endpoint, query, planner, &to_writer));
         }
-        for batch in 0..batches.len() {
-            let Ok(fetched) = receivers[batch % lanes].recv() else {
-                return Err(Error::new(Exit::Software, "a fetching thread ended early"));
-            };
-            let fetches = fetched?;
-            let mut last_uid = None;
-            for fetch in &fetches {
-                // Unsolicited FETCH responses (flag changes) carry no body.
-                let (Some(body), Some(uid)) = (fetch.body.as_deref(), fetch.uid) else {
-                    continue;
+        // Helpers one after another, each fetching as soon as it is ready;
+        // the first refusal ends the opening.
+        let slots = helpers.iter_mut().take(lanes - 1);
+        scope.spawn(move || {
+            for (lane, (slot, to_writer)) in slots.zip(senders).enumerate() {
+                if !prepare_helper(slot, refused, endpoint, compress, wire_name, uid_validity) {
+                    break;
+                }
+                let Some(helper) = slot.as_mut() else { break };
+                planner.started();
+                scope.spawn(move || {
+                    lanes::run_lane(lane + 1, helper, endpoint, query, planner, &to_writer)
+                });
+            }
+            planner.opening_done();
+        });
+        let written_all = (|| -> Result<(), Error> {
+            for seq in 0.. {
+                let Some(lane) = planner.lane_of(seq)? else {
+                    return Ok(());
                 };
-                if uid <= after_uid && !unwritten.contains(&uid) {
-                    continue;
+                let Ok(fetched) = receivers[lane].recv() else {
+                    return Err(Error::new(Exit::Software, "a fetching thread ended early"));
+                };
+                let (fetches, batch_bytes) = fetched?;
+                let mut last_uid = None;
+                for fetch in &fetches {
+                    // Unsolicited FETCH responses (flag changes) carry no body.
+                    let (Some(body), Some(uid)) = (fetch.body.as_deref(), fetch.uid) else {
+                        continue;
+                    };
+                    if uid <= after_uid && !unwritten.contains(&uid) {
+                        continue;
+                    }
+                    let time = fetch
+                        .internal_date
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or_else(Utc::now);
+                    let sender = message::sender(body);
+                    let mut fields = Vec::new();
+                    if options.tag_mailbox {
+                        fields.push(format!("X-Mailbox: {mailbox}"));
+                    }
+                    if options.flags {
+                        fields.extend(message::flag_fields(&fetch.flags));
+                    }
+                    if fields.is_empty() {
+                        out.write_message(&sender, time, body)?;
+                    } else {
+                        let tagged = message::with_header_fields(body, &fields);
+                        out.write_message(&sender, time, &tagged)?;
+                    }
+                    last_uid = last_uid.max(Some(uid));
+                    unwritten.remove(&uid);
+                    written += 1;
+                    progress.advance(1, body.len() as u64);
                 }
-                let time = fetch
-                    .internal_date
-                    .map(|t| t.with_timezone(&Utc))
-                    .unwrap_or_else(Utc::now);
-                let sender = message::sender(body);
-                let mut fields = Vec::new();
-                if options.tag_mailbox {
-                    fields.push(format!("X-Mailbox: {mailbox}"));
+                out.commit(state.is_some())?;
+                if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
+                    last_written = last_written.max(last_uid);
+                    state.save(
+                        &options.account,
+                        mailbox,
+                        MailboxState {
+                            uid_validity,
+                            last_uid: last_written,
+                            skipped: unwritten.range(..last_written).copied().collect(),
+                        },
+                    )?;
                 }
-                if options.flags {
-                    fields.extend(message::flag_fields(&fetch.flags));
-                }
-                if fields.is_empty() {
-                    out.write_message(&sender, time, body)?;
-                } else {
-                    let tagged = message::with_header_fields(body, &fields);
-                    out.write_message(&sender, time, &tagged)?;
-                }
-                last_uid = last_uid.max(Some(uid));
-                unwritten.remove(&uid);
-                written += 1;
-                progress.advance(1, body.len() as u64);
+                planner.written(batch_bytes);
             }
-            out.commit(state.is_some())?;
-            if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
-                last_written = last_written.max(last_uid);
-                state.save(
-                    &options.account,
-                    mailbox,
-                    MailboxState {
-                        uid_validity,
-                        last_uid: last_written,
-                        skipped: unwritten.range(..last_written).copied().collect(),
-                    },
-                )?;
-            }
+            Ok(())
+        })();
+        if written_all.is_err() {
+            // Lanes stop at their next batch; the receivers go with this scope.
+            planner.stop();
         }
-        Ok(())
-    })?;
+        written_all
+    });
+    result?;
     progress.finish();
     Ok(written)
 }
@@ -376,81 +416,4 @@ fn sizes(
     sized.sort_unstable();
     sized.dedup_by_key(|(uid, _)| *uid);
     Ok(sized)
-}
-
-/// UID sets of consecutive messages whose sizes add up to about `budget`
-/// bytes (a message larger than the budget is a batch of its own), with
-/// those sizes' sum.
-fn plan_batches(sized: &[(u32, u32)], budget: u64) -> Vec<(String, u64)> {
-    let mut batches = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0u64;
-    for (i, &(_, size)) in sized.iter().enumerate() {
-        let full = i > start && (bytes + u64::from(size) > budget || i - start >= BATCH_MESSAGES);
-        if full {
-            batches.push((uid_set_of(&sized[start..i]), bytes));
-            start = i;
-            bytes = 0;
-        }
-        bytes += u64::from(size);
-    }
-    if start < sized.len() {
-        batches.push((uid_set_of(&sized[start..]), bytes));
-    }
-    batches
-}
-
-fn uid_set_of(sized: &[(u32, u32)]) -> String {
-    let uids: Vec<u32> = sized.iter().map(|&(u, _)| u).collect();
-    uid_set(&uids)
-}
-
-/// Ascending UIDs as an IMAP set with ranges: `1:3,7,9:10`.
-fn uid_set(uids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let mut j = i;
-        while j + 1 < uids.len() && uids[j + 1] == uids[j] + 1 {
-            j += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if j > i {
-            out.push_str(&format!("{}:{}", uids[i], uids[j]));
-        } else {
-            out.push_str(&uids[i].to_string());
-        }
-        i = j + 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_sets_use_ranges() {
-        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
-        assert_eq!(uid_set(&[5]), "5");
-        assert_eq!(uid_set(&[]), "");
-    }
-
-    #[test]
-    fn batches_follow_the_byte_budget() {
-        let sized = [(1, 400), (2, 400), (3, 400), (5, 5000), (6, 10), (8, 10)];
-        let sets = |b: Vec<(String, u64)>| b.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
-        let batches = plan_batches(&sized, 1000);
-        assert_eq!(batches[0].1, 800);
-        assert_eq!(sets(batches), vec!["1:2", "3", "5", "6,8"]);
-        assert_eq!(sets(plan_batches(&sized, 1 << 20)), vec!["1:3,5:6,8"]);
-        assert!(plan_batches(&[], 1000).is_empty());
-        let many: Vec<(u32, u32)> = (1..=12_000).map(|u| (u, 1)).collect();
-        assert_eq!(
-            sets(plan_batches(&many, 1 << 30)),
-            vec!["1:5000", "5001:10000", "10001:12000"]
-        );
-    }
 }

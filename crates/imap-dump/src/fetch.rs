@@ -2,9 +2,9 @@
 //! response with nom after every line it reads, which made imap-dump 1.9
 //! times slower than a script streaming the same FETCH; here each literal is
 //! read by its announced length and only the short lines around it are
-//! parsed. The command goes out through the imap crate (its tag counter stays
-//! right); the response is read from the same stream, which the crate has
-//! not buffered ahead: both read through the same `WireReader`. Reads still
+//! parsed. The commands go out with their own tags, several in flight
+//! (`session.rs`); the responses are read from the stream the imap crate
+//! uses, which it has not buffered ahead: both read through one `WireReader`. Reads still
 //! go through `ReadBudget`, so the limits are those of the crate's path: a
 //! batch reads at most its budget, and the caller writes a batch only once
 //! its tagged OK has arrived. Each line must arrive within --timeout, each
@@ -47,30 +47,30 @@ impl From<Error> for FetchError {
     }
 }
 
-/// Reads the responses to the FETCH just sent, up to its tagged reply. A
-/// literal announced larger than `max_literal` (what the read budget still
-/// allows) can never arrive whole: the server broke the protocol.
+/// Reads the responses to a FETCH, up to its tagged reply, with that reply's
+/// tag. A literal announced larger than `max_literal` (what the read budget
+/// still allows) can never arrive whole: the server broke the protocol.
 pub fn read_fetch_response<S: Read + Timed>(
     input: &mut WireReader<S>,
     max_literal: u64,
-) -> Result<Vec<Fetched>, FetchError> {
+) -> Result<(Vec<Fetched>, String), FetchError> {
     let mut fetched = Vec::new();
-    read_responses(input, max_literal, |parts| {
-        if let Some(f) = parse_fetch(&parts)? {
+    let tag = read_responses(input, max_literal, |parts| {
+        if let Some(f) = parse_fetch(parts)? {
             fetched.push(f);
         }
         Ok(())
     })?;
-    Ok(fetched)
+    Ok((fetched, tag))
 }
 
-/// Reads the responses to the command just sent up to its tagged reply,
-/// handing each untagged one (lines and literals) to `each`.
+/// Reads the responses to a command up to its tagged OK, whose tag it
+/// returns, handing each untagged one (lines and literals) to `each`.
 pub fn read_responses<S: Read + Timed>(
     input: &mut WireReader<S>,
     max_literal: u64,
     mut each: impl FnMut(Vec<Part>) -> Result<(), Error>,
-) -> Result<(), FetchError> {
+) -> Result<String, FetchError> {
     let mut line = Vec::new();
     loop {
         read_line(input, &mut line)?;
@@ -84,11 +84,11 @@ pub fn read_responses<S: Read + Timed>(
         // The tagged reply: `aN OK|NO|BAD text`.
         let text = String::from_utf8_lossy(&line);
         let mut words = text.trim_end().splitn(3, ' ');
-        let _tag = words.next();
+        let tag = words.next().unwrap_or_default().to_string();
         let status = words.next().unwrap_or_default().to_ascii_uppercase();
         let information = words.next().unwrap_or_default().to_string();
         return match status.as_str() {
-            "OK" => Ok(()),
+            "OK" => Ok(tag),
             "NO" | "BAD" => Err(FetchError::Refused {
                 status,
                 text: information,
@@ -153,6 +153,8 @@ struct Cursor<'a> {
     parts: &'a [Part],
     part: usize,
     pos: usize,
+    /// The part of the literal the last value read was, if it was one.
+    last_literal: Option<usize>,
 }
 
 impl<'a> Cursor<'a> {
@@ -177,6 +179,7 @@ impl<'a> Cursor<'a> {
     fn literal(&mut self) -> Option<Vec<u8>> {
         if self.text().is_some_and(|t| t.is_empty()) {
             if let Some(Part::Literal(l)) = self.parts.get(self.part + 1) {
+                self.last_literal = Some(self.part + 1);
                 self.part += 2;
                 self.pos = 0;
                 return Some(l.clone());
@@ -284,6 +287,7 @@ pub fn values(parts: &[Part]) -> Result<Vec<Value>, Error> {
         parts,
         part: 0,
         pos: 2,
+        last_literal: None,
     };
     let mut values = Vec::new();
     loop {
@@ -297,8 +301,18 @@ pub fn values(parts: &[Part]) -> Result<Vec<Value>, Error> {
     }
 }
 
-/// `* n FETCH (items)`, or `None` for any other untagged response.
-fn parse_fetch(parts: &[Part]) -> Result<Option<Fetched>, Error> {
+/// `* n FETCH (items)`, or `None` for any other untagged response. The
+/// literals are moved out first and into the values they are, so a body is
+/// never copied (a 7 MB message cost 14 MB at once, in each connection's thread).
+fn parse_fetch(mut parts: Vec<Part>) -> Result<Option<Fetched>, Error> {
+    let mut literals: Vec<Option<Vec<u8>>> = parts
+        .iter_mut()
+        .map(|p| match p {
+            Part::Literal(l) => Some(std::mem::take(l)),
+            Part::Text(_) => None,
+        })
+        .collect();
+    let parts = &parts[..];
     let Some(Part::Text(first)) = parts.first() else {
         return Ok(None);
     };
@@ -317,6 +331,7 @@ fn parse_fetch(parts: &[Part]) -> Result<Option<Fetched>, Error> {
         parts,
         part: 0,
         pos: start,
+        last_literal: None,
     };
     cursor.expect(b'(')?;
     let mut fetched = Fetched::default();
@@ -326,7 +341,16 @@ fn parse_fetch(parts: &[Part]) -> Result<Option<Fetched>, Error> {
             return Ok(Some(fetched));
         }
         let name = cursor.atom()?.to_ascii_uppercase();
-        let value = cursor.value()?;
+        cursor.last_literal = None;
+        let value = match (cursor.value()?, cursor.last_literal.take()) {
+            (Value::Str(_), Some(i)) => Value::Str(
+                literals
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .unwrap_or_default(),
+            ),
+            (value, _) => value,
+        };
         match (name.as_str(), value) {
             ("UID", Value::Atom(a)) => {
                 fetched.uid = Some(a.parse().map_err(|_| bad("a UID that is not a number"))?);
@@ -363,6 +387,7 @@ mod tests {
             &mut WireReader::new(wire, Duration::from_secs(5)),
             max_literal,
         )
+        .map(|(fetched, _tag)| fetched)
     }
 
     fn exit(e: FetchError) -> Exit {

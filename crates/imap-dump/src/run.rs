@@ -37,17 +37,24 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     let endpoint = args.server.resolve(Protocol::Imap)?;
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
-    let mut session = session::open(&endpoint)?;
+    let compress = endpoint.compress && !args.no_compress;
+    // Two transcripts interleaved on stderr would be unreadable.
+    let connections = if endpoint.verbose {
+        1
+    } else {
+        usize::from(args.connections)
+    };
+    let session = session::open(&endpoint, compress)?;
+    let mut sessions = Sessions::new(session, connections, compress);
     if args.list {
         let listed = list::print(
-            &mut session,
+            &mut sessions.main,
             &endpoint,
             args.json,
             &mut std::io::stdout().lock(),
         );
-        return Sessions::new(session, &endpoint).finish(listed);
+        return sessions.finish(listed);
     }
-    let mut sessions = Sessions::new(session, &endpoint);
     let dumped = dump_all(&args, &endpoint, &mut sessions, state.as_mut());
     sessions.finish(dumped)
 }
@@ -56,7 +63,7 @@ pub fn run(args: Args) -> Result<(), Error> {
 fn dump_all(
     args: &Args,
     endpoint: &mailpipe::Endpoint,
-    sessions: &mut Sessions<'_>,
+    sessions: &mut Sessions,
     mut state: Option<&mut StateFile>,
 ) -> Result<(), Error> {
     // The mailboxes to dump, with their hierarchy delimiters for --output-dir.
@@ -89,13 +96,8 @@ fn dump_all(
         batch_bytes: args.batch_size.bytes(),
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
-        // Two transcripts interleaved on stderr would be unreadable.
         account: endpoint.state_key()?,
-        connections: if endpoint.verbose {
-            1
-        } else {
-            usize::from(args.connections)
-        },
+        connections: sessions.connections(),
     };
     let progress = Progress::new(args.quiet, endpoint.verbose);
     let mut stdout = match args.output_dir {

@@ -1,6 +1,7 @@
 //! The IMAP session: connect (implicit TLS, STARTTLS, or plain when the user
 //! said so) with mailpipe's TLS helpers, wrap the stream in the `-v`
-//! transcript, log in, and turn the imap crate's errors into sysexits codes.
+//! transcript, log in, switch on COMPRESS=DEFLATE when offered, and turn the
+//! imap crate's errors into sysexits codes.
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -8,14 +9,15 @@ use std::time::Duration;
 
 use imap::{Authenticator, Client};
 use mailpipe::tls::GOODBYE_WAIT;
-use mailpipe::wire::{self, Timed, WireReader};
+use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::fetch::{self, FetchError, Fetched, Part};
 
-/// The connection: TLS or plain, logged for `-v`, with a read budget while a
-/// FETCH runs, read through the wire layer's buffer.
-type Wire = WireReader<ReadBudget<TranscriptStream<Stream>>>;
+/// The connection: TLS or plain, deflated after COMPRESS, logged for `-v`
+/// (the transcript sees the protocol, not deflate), with a read budget while
+/// a FETCH runs, read through the wire layer's buffer.
+type Wire = WireReader<ReadBudget<TranscriptStream<Deflate<Stream>>>>;
 
 /// The stream under the imap crate, shared so that `fetch.rs` can read the
 /// bulk FETCH from it while the crate does everything else. Both read
@@ -60,13 +62,22 @@ pub fn with_read_budget<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Counts what is read against the thread's `BUDGET`.
+/// Counts what is read against the thread's `BUDGET`; while `seen` is
+/// set, keeps what the imap crate read (the reply to LOGIN and its
+/// capabilities).
 #[derive(Debug)]
-pub struct ReadBudget<S>(S);
+pub struct ReadBudget<S>(S, Option<Vec<u8>>);
+
+/// Bytes of server replies kept while logging in.
+const SEEN_BYTES: usize = 16 * 1024;
 
 impl<S: Read> Read for ReadBudget<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.0.read(buf)?;
+        if let Some(seen) = self.1.as_mut() {
+            let room = SEEN_BYTES.saturating_sub(seen.len());
+            seen.extend_from_slice(&buf[..n.min(room)]);
+        }
         BUDGET.with(|b| {
             let left = b.get();
             if left == u64::MAX {
@@ -103,6 +114,9 @@ impl<S: Write> Write for ReadBudget<S> {
 pub struct Session {
     imap: imap::Session<ImapStream>,
     stream: ImapStream,
+    /// Number of the last pipelined command's tag (`p1`, `p2`, ...): its
+    /// own prefix, so that no tag of the imap crate's (`a1`...) is reused.
+    tag: u32,
 }
 
 impl std::ops::Deref for Session {
@@ -119,24 +133,113 @@ impl std::ops::DerefMut for Session {
 }
 
 impl Session {
-    /// `UID FETCH set query`, the response read by `fetch.rs`.
-    pub fn uid_fetch_bodies(
+    /// Sends `UID FETCH set query` without waiting for the responses to
+    /// those sent before; returns its tag. Responses come in the order sent
+    /// (`read_fetch`).
+    pub fn send_fetch(
         &mut self,
         endpoint: &Endpoint,
         set: &str,
         query: &str,
-    ) -> Result<Vec<Fetched>, Error> {
-        self.imap
-            .run_command(format!("UID FETCH {set} {query}"))
-            .map_err(|e| imap_error(endpoint, e))?;
+    ) -> Result<String, Error> {
+        self.tag += 1;
+        let tag = format!("p{}", self.tag);
+        let mut wire = self.stream.lock();
+        wire.write_all(format!("{tag} UID FETCH {set} {query}\r\n").as_bytes())
+            .and_then(|()| wire.flush())
+            .map_err(|e| {
+                wire::peer_error(e, "sending UID FETCH", endpoint.timeout).context(&endpoint.url)
+            })?;
+        Ok(tag)
+    }
+
+    /// Reads responses up to the next tagged OK of a FETCH in flight, within
+    /// the thread's read budget (`with_read_budget`): the FETCH responses
+    /// read (the server may interleave those of several commands, as Dovecot
+    /// does) and that OK's tag.
+    pub fn read_fetch(&mut self, endpoint: &Endpoint) -> Result<(Vec<Fetched>, String), Error> {
         let budget = BUDGET.with(|b| b.get());
         let mut wire = self.stream.lock();
-        fetch::read_fetch_response(&mut wire, budget).map_err(|e| match e {
-            FetchError::Failed(e) => e.context(&endpoint.url),
-            FetchError::Refused { status, text } => {
-                Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
+        fetch::read_fetch_response(&mut wire, budget).map_err(|e| refused(endpoint, e))
+    }
+
+    /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said
+    /// while we logged in, usually with its capabilities) and deflates every
+    /// later byte, the imap crate's and ours. A NO leaves the session as it was.
+    fn compress(&mut self, endpoint: &Endpoint, seen: &[u8]) -> Result<(), Error> {
+        let offered = match offers_deflate(seen) {
+            Some(offered) => offered,
+            None => self
+                .imap
+                .capabilities()
+                .map_err(|e| imap_error(endpoint, e))?
+                .has_str("COMPRESS=DEFLATE"),
+        };
+        if !offered {
+            return Ok(());
+        }
+        self.imap
+            .run_command("COMPRESS DEFLATE")
+            .map_err(|e| imap_error(endpoint, e))?;
+        let mut wire = self.stream.lock();
+        match fetch::read_responses(&mut wire, MAX_UNTAGGED_LITERAL, |_| Ok(())) {
+            Ok(_) => {
+                // The imap crate read nothing past its replies, and we
+                // nothing past this one but what the server compressed.
+                let ahead = wire.take_buffered();
+                let transcript = &mut wire.get_mut().0;
+                transcript.get_mut().start(&ahead);
+                if let Some(t) = transcript.transcript() {
+                    t.note("COMPRESS=DEFLATE from here on; the lines shown are inflated");
+                }
+                Ok(())
             }
-        })
+            Err(FetchError::Refused { .. }) => Ok(()),
+            Err(FetchError::Failed(e)) => Err(e.context(&endpoint.url)),
+        }
+    }
+
+    /// Notes in the `-v` transcript the bytes on the wire and what they
+    /// stand for (inflated), so far.
+    pub fn note_wire_bytes(&self) {
+        let mut wire = self.stream.lock();
+        let transcript = &mut wire.get_mut().0;
+        let compressing = transcript.get_ref().is_compressing();
+        let bytes = transcript.get_ref().bytes();
+        if let Some(t) = transcript.transcript() {
+            t.note(&if compressing {
+                format!("COMPRESS=DEFLATE: {bytes}")
+            } else {
+                format!(
+                    "no compression: read {} bytes, wrote {}",
+                    bytes.read_wire, bytes.written_wire
+                )
+            });
+        }
+    }
+}
+
+/// Whether the capabilities among `replies` (lines the server sent) list
+/// COMPRESS=DEFLATE; `None` when no line lists capabilities.
+fn offers_deflate(replies: &[u8]) -> Option<bool> {
+    let upper = replies.to_ascii_uppercase();
+    let mut listed = None;
+    for line in upper.split(|&b| b == b'\n') {
+        let find = |what: &[u8]| line.windows(what.len()).any(|w| w == what);
+        if find(b"CAPABILITY ") {
+            listed = Some(listed.unwrap_or(false) || find(b" COMPRESS=DEFLATE"));
+        }
+    }
+    listed
+}
+
+/// A failed FETCH (or other command read by `fetch.rs`) as the tool's error.
+fn refused(endpoint: &Endpoint, e: FetchError) -> Error {
+    match e {
+        FetchError::Failed(e) => e.context(&endpoint.url),
+        FetchError::Refused { status, text } => {
+            Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
+        }
     }
 }
 
@@ -159,12 +262,7 @@ impl Session {
             responses.push(parts);
             Ok(())
         })
-        .map_err(|e| match e {
-            FetchError::Failed(e) => e.context(&endpoint.url),
-            FetchError::Refused { status, text } => {
-                Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
-            }
-        })?;
+        .map_err(|e| refused(endpoint, e))?;
         Ok(responses)
     }
 }
@@ -177,7 +275,7 @@ impl Session {
     pub fn goodbye(&mut self) {
         {
             let mut wire = self.stream.lock();
-            wire.get_ref().0.get_ref().prepare_goodbye();
+            wire.get_ref().0.get_ref().get_ref().prepare_goodbye();
             wire.set_timeout(GOODBYE_WAIT);
         }
         let _ = with_read_budget(GOODBYE_BYTES, || self.imap.logout());
@@ -195,8 +293,9 @@ pub fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Connects, starts TLS as the URL says and logs in.
-pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
+/// Connects, starts TLS as the URL says, logs in and, if `compress` and the
+/// server offers it, starts COMPRESS=DEFLATE.
+pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
     // Every error of a session names its server, as the others do.
     let raw = endpoint
@@ -247,7 +346,11 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
     if let Some(t) = wire.get_mut().transcript() {
         t.add_credentials(&user, &secret);
     }
-    let shared = ImapStream(Arc::new(Mutex::new(wire.map_inner(ReadBudget))));
+    let wire = wire.map_inner(|t| {
+        let Ok(t) = t.map_inner(|s| Ok::<_, std::convert::Infallible>(Deflate::new(s)));
+        ReadBudget(t, Some(Vec::new()))
+    });
+    let shared = ImapStream(Arc::new(Mutex::new(wire)));
     let client = Client::new(shared.clone());
     let result = if endpoint.uses_oauth() {
         let auth = Sasl(format!(
@@ -277,10 +380,16 @@ pub fn open(endpoint: &Endpoint) -> Result<Session, Error> {
         ),
         other => imap_error(endpoint, other),
     })?;
-    Ok(Session {
+    let mut session = Session {
         imap,
         stream: shared,
-    })
+        tag: 0,
+    };
+    let seen = session.stream.lock().get_mut().1.take().unwrap_or_default();
+    if compress {
+        session.compress(endpoint, &seen)?;
+    }
+    Ok(session)
 }
 
 /// A SASL response computed in advance (PLAIN, XOAUTH2).

@@ -16,6 +16,7 @@
 //! # ca_file = "~/.config/mailpipe/work-ca.pem"
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
+//! # compress = false                # IMAP: no COMPRESS=DEFLATE even if offered
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -57,6 +58,8 @@ pub struct Account {
     pub dsn_notify: Option<String>,
     pub dsn_ret: Option<String>,
     pub require_dsn: Option<bool>,
+    /// IMAP COMPRESS=DEFLATE when the server offers it (default true).
+    pub compress: Option<bool>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -304,6 +307,7 @@ impl ServerArgs {
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs(self.timeout),
             verbose: self.verbose,
+            compress: account.compress.unwrap_or(true),
             password,
             oauth_token_command: self
                 .oauth_token_command
@@ -364,6 +368,8 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// `-v`: log the dialogue (see `transcript`).
     pub verbose: bool,
+    /// The account's `compress` (IMAP COMPRESS=DEFLATE), true unless it says false.
+    pub compress: bool,
     password: PasswordSource,
     oauth_token_command: Option<String>,
     env: Environment,
@@ -489,6 +495,7 @@ pop3 = "pop3://pop.example.net"
 tls = "none"
 password_env = "HOME_PW"
 allow_plaintext_auth = true
+compress = false
 
 [accounts.plain]
 smtp = "smtps://h"
@@ -529,6 +536,7 @@ password = "filepw"
         assert_eq!(e.dsn_notify.as_deref(), Some("failure,delay"));
         assert_eq!(e.dsn_ret.as_deref(), Some("hdrs"));
         assert!(e.require_dsn);
+        assert!(e.compress, "COMPRESS=DEFLATE unless the account says no");
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])
@@ -565,6 +573,7 @@ password = "filepw"
         assert_eq!(e.url.security, Security::None);
         assert_eq!(e.url.port, 110);
         assert!(e.allow_plaintext_auth);
+        assert!(!e.compress);
         assert!(e.check_auth_allowed(false).is_ok());
         assert_eq!(e.password().expect("pw").expose(), "homepw");
     }

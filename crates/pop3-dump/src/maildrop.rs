@@ -31,13 +31,33 @@ impl Maildrop {
     /// trip and a line per message); a server that refuses it gives `has_uidl` false.
     pub fn scan(session: &mut Session, want_uidl: bool) -> Result<Maildrop, Error> {
         let client = &mut session.client;
-        let (count, _) = client.stat()?;
-        let listed = client.list(count)?;
         let caps = &session.capabilities;
-        let uidls = if want_uidl && (!caps.known || caps.uidl) {
-            client.uidl(count)?
+        let want_uidl = want_uidl && (!caps.known || caps.uidl);
+        // With PIPELINING the three cost one round trip, not three: what
+        // a server far away charges most for. STAT's count still bounds
+        // the listings, read after it.
+        let (listed, uidls) = if caps.pipelining {
+            client.send("STAT");
+            client.send("LIST");
+            if want_uidl {
+                client.send("UIDL");
+            }
+            client.flush()?;
+            let (count, _) = client.read_stat()?;
+            let listed = client.read_list(count)?;
+            let uidls = match want_uidl {
+                true => client.read_uidl(count)?,
+                false => None,
+            };
+            (listed, uidls)
         } else {
-            None
+            let (count, _) = client.stat()?;
+            let listed = client.list(count)?;
+            let uidls = match want_uidl {
+                true => client.uidl(count)?,
+                false => None,
+            };
+            (listed, uidls)
         };
         let has_uidl = uidls.is_some();
         let mut by_number: HashMap<u32, String> = uidls

@@ -153,7 +153,14 @@ impl<S: Read + Write + Timed> Client<S> {
 
     /// Like `command`, but a `-ERR` is an error (76) quoting the reply.
     fn expect_ok(&mut self, command: &str, what: &str) -> Result<Status, Error> {
-        let status = self.command(command, what)?;
+        self.send(command);
+        self.flush()?;
+        self.read_ok(what)
+    }
+
+    /// The status line of a command sent before; a `-ERR` is an error (76).
+    fn read_ok(&mut self, what: &str) -> Result<Status, Error> {
+        let status = self.read_status(what)?;
         if !status.ok {
             return Err(Error::protocol(format!(
                 "the server refused {what}: {}",
@@ -236,7 +243,14 @@ impl<S: Read + Write + Timed> Client<S> {
 
     /// STAT: number of messages and their total size.
     pub fn stat(&mut self) -> Result<(u32, u64), Error> {
-        let status = self.expect_ok("STAT", "STAT")?;
+        self.send("STAT");
+        self.flush()?;
+        self.read_stat()
+    }
+
+    /// The reply to a STAT sent before (pipelined).
+    pub fn read_stat(&mut self) -> Result<(u32, u64), Error> {
+        let status = self.read_ok("STAT")?;
         let mut words = status.text.split_ascii_whitespace();
         match (
             words.next().and_then(|w| w.parse().ok()),
@@ -252,7 +266,14 @@ impl<S: Read + Write + Timed> Client<S> {
 
     /// LIST for the whole maildrop; `count` (from STAT) bounds the reply.
     pub fn list(&mut self, count: u32) -> Result<Vec<Listed>, Error> {
-        self.expect_ok("LIST", "LIST")?;
+        self.send("LIST");
+        self.flush()?;
+        self.read_list(count)
+    }
+
+    /// The reply to a LIST sent before (pipelined); `count` bounds it.
+    pub fn read_list(&mut self, count: u32) -> Result<Vec<Listed>, Error> {
+        self.read_ok("LIST")?;
         let lines = self.listing(count, "LIST")?;
         lines
             .iter()
@@ -268,7 +289,14 @@ impl<S: Read + Write + Timed> Client<S> {
 
     /// UIDL for the whole maildrop, or `None` when the server refuses it.
     pub fn uidl(&mut self, count: u32) -> Result<Option<Vec<Unique>>, Error> {
-        if !self.command("UIDL", "reply to UIDL")?.ok {
+        self.send("UIDL");
+        self.flush()?;
+        self.read_uidl(count)
+    }
+
+    /// The reply to a UIDL sent before (pipelined).
+    pub fn read_uidl(&mut self, count: u32) -> Result<Option<Vec<Unique>>, Error> {
+        if !self.read_status("reply to UIDL")?.ok {
             return Ok(None);
         }
         let lines = self.listing(count, "UIDL")?;

@@ -2,13 +2,15 @@
 //! the link emulator (`mailpipe_e2e::link`), as a user's server 20-150 ms
 //! away is. What comes out must be the same bytes as on loopback, and the
 //! pipeline must keep the link busy: the time a run takes must not grow by a
-//! round trip per handful of messages. bob's maildrop, one test at a time.
+//! round trip per handful of messages, and the commands that can share a
+//! round trip share one. bob's maildrop, one test at a time.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy};
 use mailpipe_e2e::link::{Link, Profile};
 use mailpipe_e2e::mail::{inbox_lock, unique};
 use mailpipe_e2e::{run_bounded, Finished, Stack, Tool};
@@ -110,4 +112,42 @@ fn the_pipeline_keeps_a_far_link_busy_with_small_messages() {
         more < Duration::from_millis(600),
         "40 messages took {few:?}, 400 took {all:?}"
     );
+}
+
+#[test]
+fn stat_and_list_go_out_in_one_flight_when_the_server_pipelines() {
+    let _serial = inbox_lock(1);
+    let stack = Stack::get();
+    let messages: Vec<Vec<u8>> = (0..3).map(|i| message(i, 3)).collect();
+    fill(&stack, &messages);
+    // Plaintext (Dovecot allows it on loopback), so the proxy sees the commands.
+    let proxy = FaultProxy::start(stack.pop3_port, Fault::none());
+    let url = format!("pop3://localhost:{}", proxy.port());
+    let mut cmd = stack.login(Tool::Pop3Dump, &url, &stack.user2, &stack.pass2);
+    cmd.args(["--tls", "none", "--allow-plaintext-auth", "--quiet"]);
+    let home = tempfile::tempdir().expect("tempdir");
+    cmd.env("HOME", home.path());
+    let done = run_bounded(&mut cmd, b"", Duration::from_secs(60), |_| {});
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(mailpipe_e2e::mail::mbox(&done.stdout).len(), 3);
+    proxy.close();
+    // The client's reads, one per write it made (commands are small).
+    let sent = proxy.from_client();
+    let mut flights = Vec::new();
+    let mut at = 0;
+    for (dir, size) in proxy.chunks() {
+        if dir == Dir::ToServer {
+            let flight = String::from_utf8_lossy(&sent[at..at + size]).into_owned();
+            // Never the credentials in a failure message.
+            let login = flight.starts_with("AUTH") || flight.starts_with("PASS");
+            flights.push(if login { "(login)".to_string() } else { flight });
+            at += size;
+        }
+    }
+    let stat = flights
+        .iter()
+        .find(|f| f.contains("STAT\r\n"))
+        .expect("STAT was sent");
+    // One round trip for both, not one each: what a far server charges for.
+    assert!(stat.contains("LIST\r\n"), "flights: {flights:?}");
 }

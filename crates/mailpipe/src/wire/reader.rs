@@ -105,6 +105,14 @@ impl<S> WireReader<S> {
         }
     }
 
+    /// Takes what was read and not yet consumed: after the OK to COMPRESS,
+    /// those are the first compressed bytes, for the layer below to inflate.
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.buf[self.pos..self.end].to_vec();
+        self.pos = self.end;
+        rest
+    }
+
     /// Drops `n` buffered bytes (after `peek`).
     pub fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.end);
