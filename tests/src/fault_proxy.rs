@@ -170,7 +170,7 @@ struct Shared {
 /// How often blocked threads look at the stop flag.
 const TICK: Duration = Duration::from_millis(50);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -316,12 +316,9 @@ fn accept_loop(
     });
     while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < options.max_connections
     {
-        let client = match listener.accept() {
-            Ok((c, _)) => c,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(5));
-                continue;
-            }
+        let client = match accept_polling(&listener) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
             Err(_) => return,
         };
         shared.connections.fetch_add(1, Ordering::SeqCst);
@@ -363,6 +360,19 @@ fn accept_loop(
             let (conn, shared) = (Arc::clone(&conn), Arc::clone(&shared));
             workers.push(thread::spawn(move || pump(dir, from, to, &conn, &shared)));
         }
+    }
+}
+
+/// One connection from a non-blocking listener, or `None` after a short
+/// sleep when none is waiting (the caller looks at its stop flag).
+pub(crate) fn accept_polling(listener: &TcpListener) -> io::Result<Option<TcpStream>> {
+    match listener.accept() {
+        Ok((c, _)) => Ok(Some(c)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            thread::sleep(Duration::from_millis(2));
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

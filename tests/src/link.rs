@@ -6,7 +6,8 @@
 //! it is serialised onto the emulated wire at the link's bandwidth (a token
 //! bucket without burst: a chunk starts when the previous one has left, or
 //! when it was read, whichever is later) and delivered `one_way_delay` after
-//! it left. So bytes sent together arrive together, bytes sent one round trip
+//! it left. The wire is the link's, not a connection's: a tool's parallel
+//! connections share the bandwidth, as they do on a real path. So bytes sent together arrive together, bytes sent one round trip
 //! apart arrive one round trip apart, and a bulk transfer is paced at the
 //! bandwidth, with up to one bandwidth-delay product in flight.
 //!
@@ -27,7 +28,7 @@
 //! Threads, no async runtime: two per direction of each connection, polling
 //! a stop flag every [`TICK`]; dropping the [`Link`] ends everything.
 
-use crate::fault_proxy::Dir;
+use crate::fault_proxy::{accept_polling, lock, Dir};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -99,10 +100,6 @@ const TICK: Duration = Duration::from_millis(50);
 /// granularity of the pacing (1.3 ms at 100 Mbit/s).
 const CHUNK: usize = 16 * 1024;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A running link; dropping it ends every connection and thread.
 pub struct Link {
     port: u16,
@@ -117,6 +114,9 @@ struct Shared {
     accepted: AtomicUsize,
     closed: AtomicUsize,
     peak_queued: AtomicUsize,
+    /// When the emulated wire is free again, to the server and to the
+    /// client: every connection's chunks take turns on it.
+    wire_free: [Mutex<Instant>; 2],
     /// The live connections, to shut them down when the link stops.
     conns: Mutex<Vec<Weak<Conn>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -140,6 +140,7 @@ impl Link {
             accepted: AtomicUsize::new(0),
             closed: AtomicUsize::new(0),
             peak_queued: AtomicUsize::new(0),
+            wire_free: [Mutex::new(Instant::now()), Mutex::new(Instant::now())],
             conns: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
         });
@@ -193,12 +194,9 @@ impl Drop for Link {
 
 fn accept_loop(listener: &TcpListener, upstream: u16, shared: &Arc<Shared>) {
     while !shared.stop.load(Ordering::SeqCst) {
-        let client = match listener.accept() {
-            Ok((c, _)) => c,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(2));
-                continue;
-            }
+        let client = match accept_polling(listener) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
             Err(_) => return,
         };
         shared.accepted.fetch_add(1, Ordering::SeqCst);
@@ -341,11 +339,7 @@ impl Pipe {
             if conn.over() {
                 return false;
             }
-            st = self
-                .wake
-                .wait_timeout(st, TICK)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = self.wait(st);
         }
         st.bytes += len;
         conn.shared
@@ -366,12 +360,16 @@ impl Pipe {
             if conn.over() {
                 return None;
             }
-            st = self
-                .wake
-                .wait_timeout(st, TICK)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = self.wait(st);
         }
+    }
+
+    /// Waits for the other side of the pipe, at most a [`TICK`].
+    fn wait<'a>(&self, st: MutexGuard<'a, PipeState>) -> MutexGuard<'a, PipeState> {
+        self.wake
+            .wait_timeout(st, TICK)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0)
     }
 
     /// `len` bytes were delivered (or dropped): room for the reader.
@@ -423,8 +421,6 @@ fn write_side(dir: Dir, conn: &Conn) {
     let (from, mut to) = conn.ends(dir);
     let pipe = &conn.pipes[dir.index()];
     let profile = conn.shared.profile;
-    // When the emulated wire is free again.
-    let mut free_at = Instant::now();
     // The destination is gone: drop what comes, so the reader never blocks.
     let mut discard = false;
     while let Some(item) = pipe.pop(conn) {
@@ -432,8 +428,12 @@ fn write_side(dir: Dir, conn: &Conn) {
             Item::Data(t, d) => (*t, d.len()),
             Item::Eof(t) | Item::Reset(t) => (*t, 0),
         };
-        free_at = free_at.max(read_at) + profile.serialisation(len);
-        if !sleep_until(free_at + profile.one_way_delay, conn) {
+        let left = {
+            let mut free = lock(&conn.shared.wire_free[dir.index()]);
+            *free = (*free).max(read_at) + profile.serialisation(len);
+            *free
+        };
+        if !sleep_until(left + profile.one_way_delay, conn) {
             return;
         }
         match item {
@@ -594,6 +594,45 @@ mod tests {
         );
         assert_eq!(link.delivered(Dir::ToServer), 5_000_000);
         assert!(link.counts().peak_queued <= Profile::new(20.0, 20.0).queue_bytes());
+    }
+
+    #[test]
+    fn parallel_connections_share_the_bandwidth() {
+        let (l, port) = listener();
+        let sink = thread::spawn(move || {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (mut s, _) = l.accept().expect("accept");
+                    thread::spawn(move || {
+                        let mut got = Vec::new();
+                        s.read_to_end(&mut got).expect("read all");
+                        got.len()
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .map(|r| r.join().expect("reader"))
+                .sum::<usize>()
+        });
+        let link = Link::start(port, Profile::new(10.0, 20.0)).expect("link");
+        let t = Instant::now();
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = connect(&link);
+                thread::spawn(move || {
+                    c.write_all(&vec![1u8; 2_500_000]).expect("write");
+                    c.shutdown(Shutdown::Write).expect("half-close");
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().expect("sender");
+        }
+        assert_eq!(sink.join().expect("sink"), 5_000_000);
+        let took = t.elapsed();
+        // Two times 20 Mbit at 20 Mbit/s together: 2 s, not 1.
+        assert!(took >= Duration::from_millis(1900), "took {took:?}");
     }
 
     #[test]

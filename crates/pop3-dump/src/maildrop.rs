@@ -36,28 +36,28 @@ impl Maildrop {
         // With PIPELINING the three cost one round trip, not three: what
         // a server far away charges most for. STAT's count still bounds
         // the listings, read after it.
-        let (listed, uidls) = if caps.pipelining {
+        let pipelined = caps.pipelining;
+        if pipelined {
             client.send("STAT");
             client.send("LIST");
             if want_uidl {
                 client.send("UIDL");
             }
             client.flush()?;
-            let (count, _) = client.read_stat()?;
-            let listed = client.read_list(count)?;
-            let uidls = match want_uidl {
-                true => client.read_uidl(count)?,
-                false => None,
-            };
-            (listed, uidls)
+        }
+        let (count, _) = if pipelined {
+            client.read_stat()?
         } else {
-            let (count, _) = client.stat()?;
-            let listed = client.list(count)?;
-            let uidls = match want_uidl {
-                true => client.uidl(count)?,
-                false => None,
-            };
-            (listed, uidls)
+            client.stat()?
+        };
+        let listed = match pipelined {
+            true => client.read_list(count)?,
+            false => client.list(count)?,
+        };
+        let uidls = match (want_uidl, pipelined) {
+            (false, _) => None,
+            (true, true) => client.read_uidl(count)?,
+            (true, false) => client.uidl(count)?,
         };
         let has_uidl = uidls.is_some();
         let mut by_number: HashMap<u32, String> = uidls
