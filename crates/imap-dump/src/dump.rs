@@ -16,6 +16,7 @@ use mailpipe::{Endpoint, Error, Exit};
 
 use crate::criteria::{self, Literals};
 use crate::fetch::Fetched;
+use crate::id;
 use crate::message;
 use crate::mutf7;
 use crate::output::MboxOutput;
@@ -123,7 +124,11 @@ pub fn dump_mailbox(
 ) -> Result<usize, Error> {
     let wire_name = mutf7::encode(mailbox);
     let session = &mut sessions.main;
+    let id_sent = session.id_sent();
     let selected = session.examine(&wire_name).map_err(|e| match e {
+        imap::Error::No(no) if !id_sent && id::is_unsafe_login(&no.information) => {
+            id::unsafe_login_error(endpoint, mailbox, &no.information)
+        }
         imap::Error::No(no) => Error::new(
             Exit::NoInput,
             format!(

@@ -16,6 +16,7 @@
 //! # ca_file = "~/.config/mailpipe/work-ca.pem"
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
+//! # imap_id = "auto"              # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -57,6 +58,10 @@ pub struct Account {
     pub dsn_notify: Option<String>,
     pub dsn_ret: Option<String>,
     pub require_dsn: Option<bool>,
+    /// imap-dump's IMAP ID (RFC 2971) after login: `auto` (when the server
+    /// lists ID), `always` or `never`, as its --id and --no-id; imap-dump
+    /// checks the value.
+    pub imap_id: Option<String>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -298,6 +303,7 @@ impl ServerArgs {
             dsn_notify: account.dsn_notify.clone(),
             dsn_ret: account.dsn_ret.clone(),
             require_dsn: account.require_dsn.unwrap_or(false),
+            imap_id: account.imap_id.clone(),
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -356,6 +362,8 @@ pub struct Endpoint {
     pub dsn_notify: Option<String>,
     pub dsn_ret: Option<String>,
     pub require_dsn: bool,
+    /// The account's `imap_id` (imap-dump checks it; its flags override it).
+    pub imap_id: Option<String>,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -483,6 +491,7 @@ ca_file = "~/ca.pem"
 dsn_notify = "failure,delay"
 dsn_ret = "hdrs"
 require_dsn = true
+imap_id = "always"
 
 [accounts.home]
 pop3 = "pop3://pop.example.net"
@@ -529,6 +538,7 @@ password = "filepw"
         assert_eq!(e.dsn_notify.as_deref(), Some("failure,delay"));
         assert_eq!(e.dsn_ret.as_deref(), Some("hdrs"));
         assert!(e.require_dsn);
+        assert_eq!(e.imap_id.as_deref(), Some("always"));
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])
