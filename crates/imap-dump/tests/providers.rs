@@ -4,7 +4,10 @@
 //! and rejects it: "NO SELECT Unsafe Login" unless ID came first, BAD to an
 //! AUTHENTICATE with an initial response.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use mailpipe_e2e::peer::{scripted_peer, Log, Peer};
 use mailpipe_e2e::{Stack, Tool};
@@ -267,6 +270,23 @@ fn coremail_authenticate_waits_for_the_continuation_despite_sasl_ir() {
         wants_id: false,
         ..NETEASE
     };
+    // The peer does refuse an initial response, as Coremail does.
+    let (port, _log) = coremail_peer(coremail);
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut reader = BufReader::new(socket.try_clone().expect("clone"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("greeting");
+    socket
+        .write_all(b"a1 AUTHENTICATE PLAIN AHpoYW5nc2FuAHB3\r\n")
+        .expect("send");
+    line.clear();
+    reader.read_line(&mut line).expect("reply");
+    assert!(line.starts_with("a1 BAD "), "{line}");
+    drop(socket);
+
     let (port, log) = coremail_peer(coremail);
     let out = dump(port, "授权码-pässwörd", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
