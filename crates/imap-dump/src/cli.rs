@@ -96,6 +96,14 @@ pub struct Args {
     /// it; the account file's `compress = false` says the same
     #[arg(long)]
     pub no_compress: bool,
+    /// Send IMAP ID (RFC 2971: the name "mailpipe" and the version, nothing
+    /// else) after login even if the server does not list ID; by default it
+    /// is sent when listed (163.com and 126.com refuse mailboxes without it)
+    #[arg(long, conflicts_with = "no_id")]
+    pub id: bool,
+    /// Never send IMAP ID (account key: imap_id = "never")
+    #[arg(long)]
+    pub no_id: bool,
     /// No progress display on stderr
     #[arg(short, long)]
     pub quiet: bool,

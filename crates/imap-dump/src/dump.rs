@@ -13,6 +13,7 @@ use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::criteria::{self, Literals};
+use crate::id;
 use crate::lanes::{self, uid_set, Fetch, Planner};
 use crate::message;
 use crate::mutf7;
@@ -129,7 +130,11 @@ pub fn dump_mailbox(
     let wire_name = mutf7::encode(mailbox);
     let session = &mut sessions.main;
     let asked = Instant::now();
+    let id_sent = session.id_sent();
     let selected = session.examine(&wire_name).map_err(|e| match e {
+        imap::Error::No(no) if !id_sent && id::is_unsafe_login(&no.information) => {
+            id::unsafe_login_error(endpoint, mailbox, &no.information)
+        }
         imap::Error::No(no) => Error::new(
             Exit::NoInput,
             format!(

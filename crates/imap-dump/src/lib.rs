@@ -6,6 +6,7 @@ pub mod cli;
 pub mod criteria;
 pub mod dump;
 pub mod fetch;
+pub mod id;
 pub mod lanes;
 pub mod list;
 pub mod message;

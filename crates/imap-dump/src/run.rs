@@ -7,6 +7,7 @@ use mailpipe::{ByteSize, Error, Protocol};
 
 use crate::cli::Args;
 use crate::dump::{self, DumpOptions, Sessions};
+use crate::id::IdMode;
 use crate::output::{self, MboxOutput};
 use crate::state::StateFile;
 use crate::{list, session};
@@ -35,7 +36,10 @@ pub fn run(args: Args) -> Result<(), Error> {
     if args.state.is_some() && args.output_dir.is_none() {
         mailpipe::durable::refuse_discarded_stdout("--state")?;
     }
-    let endpoint = args.server.resolve(Protocol::Imap)?;
+    let mut endpoint = args.server.resolve(Protocol::Imap)?;
+    // Every connection (the helper too) reads the mode from the endpoint.
+    let id_mode = IdMode::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
+    endpoint.imap_id = Some(id_mode.as_str().to_string());
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
     let compress = endpoint.compress && !args.no_compress;
     // Two transcripts interleaved on stderr would be unreadable.

@@ -13,6 +13,7 @@ use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
 use crate::fetch::{self, FetchError, Fetched, Part};
+use crate::id;
 
 /// The connection: TLS or plain, deflated after COMPRESS, logged for `-v`
 /// (the transcript sees the protocol, not deflate), with a read budget while
@@ -117,6 +118,8 @@ pub struct Session {
     /// Number of the last pipelined command's tag (`p1`, `p2`, ...): its
     /// own prefix, so that no tag of the imap crate's (`a1`...) is reused.
     tag: u32,
+    /// Whether the server took our IMAP ID (`id.rs`).
+    id_sent: bool,
 }
 
 impl std::ops::Deref for Session {
@@ -268,6 +271,32 @@ impl Session {
 }
 
 impl Session {
+    /// Runs `command`, whose untagged responses nobody needs (ID), and
+    /// returns the server's refusal (`NO text`, `BAD text`) instead of
+    /// failing on it: the caller judges whether it matters.
+    pub fn refusable(
+        &mut self,
+        endpoint: &Endpoint,
+        command: &str,
+    ) -> Result<Option<String>, Error> {
+        self.imap
+            .run_command(command)
+            .map_err(|e| imap_error(endpoint, e))?;
+        let mut wire = self.stream.lock();
+        match fetch::read_responses(&mut wire, MAX_UNTAGGED_LITERAL, |_| Ok(())) {
+            Ok(_tag) => Ok(None),
+            Err(FetchError::Refused { status, text }) => Ok(Some(format!("{status} {text}"))),
+            Err(FetchError::Failed(e)) => Err(e.context(&endpoint.url)),
+        }
+    }
+
+    /// Whether the server took our IMAP ID after login.
+    pub fn id_sent(&self) -> bool {
+        self.id_sent
+    }
+}
+
+impl Session {
     /// LOGOUT after an error, best-effort, so that the server sees a clean
     /// end instead of a dropped connection. Each read waits at most
     /// `GOODBYE_WAIT`, and at most `GOODBYE_BYTES` are read: after a garbled
@@ -309,6 +338,7 @@ pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
     wire.read_line(&mut line, MAX_LINE, &deadline, "the greeting")
         .map_err(|e| e.context(url))?;
     check_greeting(endpoint, &line)?;
+    let greeting_id = id::greeting_lists_id(&line);
     if url.security == Security::StartTls {
         wire.write_all(b"s0 STARTTLS\r\n")
             .and_then(|()| wire.flush())
@@ -352,6 +382,8 @@ pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
     });
     let shared = ImapStream(Arc::new(Mutex::new(wire)));
     let client = Client::new(shared.clone());
+    // The imap crate's AUTHENTICATE never sends an initial response
+    // (SASL-IR): it waits for the server's `+`, which Coremail needs.
     let result = if endpoint.uses_oauth() {
         let auth = Sasl(format!(
             "user={user}\x01auth=Bearer {}\x01\x01",
@@ -384,11 +416,13 @@ pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
         imap,
         stream: shared,
         tag: 0,
+        id_sent: false,
     };
     let seen = session.stream.lock().get_mut().1.take().unwrap_or_default();
     if compress {
         session.compress(endpoint, &seen)?;
     }
+    session.id_sent = id::introduce(&mut session, endpoint, greeting_id)?;
     Ok(session)
 }
 

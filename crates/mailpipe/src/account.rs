@@ -17,6 +17,7 @@
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
 //! # compress = false                # IMAP: no COMPRESS=DEFLATE even if offered
+//! # imap_id = "auto"              # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -60,6 +61,10 @@ pub struct Account {
     pub require_dsn: Option<bool>,
     /// IMAP COMPRESS=DEFLATE when the server offers it (default true).
     pub compress: Option<bool>,
+    /// imap-dump's IMAP ID (RFC 2971) after login: `auto` (when the server
+    /// lists ID), `always` or `never`, as its --id and --no-id; imap-dump
+    /// checks the value.
+    pub imap_id: Option<String>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -301,6 +306,7 @@ impl ServerArgs {
             dsn_notify: account.dsn_notify.clone(),
             dsn_ret: account.dsn_ret.clone(),
             require_dsn: account.require_dsn.unwrap_or(false),
+            imap_id: account.imap_id.clone(),
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -360,6 +366,8 @@ pub struct Endpoint {
     pub dsn_notify: Option<String>,
     pub dsn_ret: Option<String>,
     pub require_dsn: bool,
+    /// The account's `imap_id` (imap-dump checks it; its flags override it).
+    pub imap_id: Option<String>,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -489,6 +497,7 @@ ca_file = "~/ca.pem"
 dsn_notify = "failure,delay"
 dsn_ret = "hdrs"
 require_dsn = true
+imap_id = "always"
 
 [accounts.home]
 pop3 = "pop3://pop.example.net"
@@ -537,6 +546,7 @@ password = "filepw"
         assert_eq!(e.dsn_ret.as_deref(), Some("hdrs"));
         assert!(e.require_dsn);
         assert!(e.compress, "COMPRESS=DEFLATE unless the account says no");
+        assert_eq!(e.imap_id.as_deref(), Some("always"));
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])

@@ -400,15 +400,13 @@ impl Session {
         let mut moved_by: Option<Reply> = None;
         loop {
             let start = transaction.recipients.len();
-            let step = self.transaction(
-                envelope.sender.as_ref(),
-                pending,
-                &parameters,
+            let terms = Terms {
+                sender: envelope.sender.as_ref(),
+                parameters: &parameters,
                 dsn,
                 partial,
-                ahead.as_deref(),
-                &mut transaction,
-            );
+            };
+            let step = self.transaction(&terms, pending, ahead.as_deref(), &mut transaction);
             match (step, &moved_by) {
                 (Ok(Some((done, reply))), _) => {
                     moved_by = Some(reply);
@@ -438,14 +436,17 @@ impl Session {
     /// follows the final `.` when this is the message's last transaction.
     fn transaction(
         &mut self,
-        sender: Option<&Address>,
+        terms: &Terms<'_>,
         recipients: &[Address],
-        parameters: &[MailParameter],
-        dsn: Option<&Dsn>,
-        partial: bool,
         ahead: Option<&[u8]>,
         t: &mut Transaction,
     ) -> Result<Option<(usize, Reply)>, Error> {
+        let Terms {
+            sender,
+            parameters,
+            dsn,
+            partial,
+        } = *terms;
         let start = t.recipients.len();
         let pipelining = self.offers("PIPELINING");
         let chunking = self.offers("CHUNKING");
@@ -803,6 +804,18 @@ impl Session {
     fn net_error(&self, e: std::io::Error, doing: &str) -> Error {
         wire::peer_error(e, doing, self.conn.timeout())
     }
+}
+
+/// What each transaction of one message sends besides its recipients.
+#[derive(Clone, Copy)]
+struct Terms<'a> {
+    sender: Option<&'a Address>,
+    /// MAIL FROM's parameters (SIZE, BODY, SMTPUTF8, RET, ENVID).
+    parameters: &'a [MailParameter],
+    /// NOTIFY and ORCPT for each RCPT, when asked for and offered.
+    dsn: Option<&'a Dsn>,
+    /// Whether the message goes to the accepted recipients when some are refused.
+    partial: bool,
 }
 
 /// NOTIFY and ORCPT for one recipient when DSN is asked for and offered.
