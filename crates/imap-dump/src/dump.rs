@@ -365,12 +365,9 @@ fn search(
     };
     let query = match criteria {
         Some(c) if criteria::needs_encoding(c) => {
-            let caps = session
-                .capabilities()
-                .map_err(|e| imap_error(endpoint, e))?;
-            let literals = if caps.has_str("LITERAL+") {
+            let literals = if session.has_capability(endpoint, "LITERAL+")? {
                 Literals::Plus
-            } else if caps.has_str("LITERAL-") {
+            } else if session.has_capability(endpoint, "LITERAL-")? {
                 Literals::Minus
             } else {
                 Literals::None

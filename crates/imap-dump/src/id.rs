@@ -93,10 +93,7 @@ pub fn introduce(
         IdMode::Never => false,
         IdMode::Always => true,
         IdMode::Auto if greeting_id == Some(true) => true,
-        IdMode::Auto => session
-            .capabilities()
-            .map_err(|e| crate::session::imap_error(endpoint, e))?
-            .has_str("ID"),
+        IdMode::Auto => session.has_capability(endpoint, "ID")?,
     };
     if !send {
         return Ok(false);

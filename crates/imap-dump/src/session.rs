@@ -120,6 +120,11 @@ pub struct Session {
     tag: u32,
     /// Whether the server took our IMAP ID (`id.rs`).
     id_sent: bool,
+    /// The capabilities the LOGIN reply listed (upper case), if it did...
+    capabilities: Option<Vec<String>>,
+    /// ...else the answer to one CAPABILITY, shared by COMPRESS, ID and
+    /// LITERAL+.
+    asked_capabilities: Option<imap::types::Capabilities>,
 }
 
 impl std::ops::Deref for Session {
@@ -169,16 +174,8 @@ impl Session {
     /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said
     /// while we logged in, usually with its capabilities) and deflates every
     /// later byte, the imap crate's and ours. A NO leaves the session as it was.
-    fn compress(&mut self, endpoint: &Endpoint, seen: &[u8]) -> Result<(), Error> {
-        let offered = match offers_deflate(seen) {
-            Some(offered) => offered,
-            None => self
-                .imap
-                .capabilities()
-                .map_err(|e| imap_error(endpoint, e))?
-                .has_str("COMPRESS=DEFLATE"),
-        };
-        if !offered {
+    fn compress(&mut self, endpoint: &Endpoint) -> Result<(), Error> {
+        if !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
             return Ok(());
         }
         self.imap
@@ -222,15 +219,17 @@ impl Session {
     }
 }
 
-/// Whether the capabilities among `replies` (lines the server sent) list
-/// COMPRESS=DEFLATE; `None` when no line lists capabilities.
-fn offers_deflate(replies: &[u8]) -> Option<bool> {
-    let upper = replies.to_ascii_uppercase();
-    let mut listed = None;
-    for line in upper.split(|&b| b == b'\n') {
-        let find = |what: &[u8]| line.windows(what.len()).any(|w| w == what);
-        if find(b"CAPABILITY ") {
-            listed = Some(listed.unwrap_or(false) || find(b" COMPRESS=DEFLATE"));
+/// The capabilities a LOGIN reply lists (`OK [CAPABILITY ...]` or an
+/// untagged `* CAPABILITY`), upper case; `None` when it lists none.
+fn listed_capabilities(replies: &[u8]) -> Option<Vec<String>> {
+    let text = String::from_utf8_lossy(replies).to_ascii_uppercase();
+    let mut listed: Option<Vec<String>> = None;
+    for line in text.lines() {
+        if let Some((_, rest)) = line.split_once("CAPABILITY ") {
+            let list = rest.split(']').next().unwrap_or_default();
+            listed
+                .get_or_insert_with(Vec::new)
+                .extend(list.split_ascii_whitespace().map(str::to_string));
         }
     }
     listed
@@ -288,6 +287,24 @@ impl Session {
             Err(FetchError::Refused { status, text }) => Ok(Some(format!("{status} {text}"))),
             Err(FetchError::Failed(e)) => Err(e.context(&endpoint.url)),
         }
+    }
+
+    /// Whether the server lists `name` after login (asked at most once).
+    pub fn has_capability(&mut self, endpoint: &Endpoint, name: &str) -> Result<bool, Error> {
+        if let Some(listed) = &self.capabilities {
+            return Ok(listed.iter().any(|c| c.eq_ignore_ascii_case(name)));
+        }
+        if self.asked_capabilities.is_none() {
+            let caps = self
+                .imap
+                .capabilities()
+                .map_err(|e| imap_error(endpoint, e))?;
+            self.asked_capabilities = Some(caps);
+        }
+        Ok(self
+            .asked_capabilities
+            .as_ref()
+            .is_some_and(|caps| caps.has_str(name)))
     }
 
     /// Whether the server took our IMAP ID after login.
@@ -417,10 +434,13 @@ pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
         stream: shared,
         tag: 0,
         id_sent: false,
+        capabilities: None,
+        asked_capabilities: None,
     };
     let seen = session.stream.lock().get_mut().1.take().unwrap_or_default();
+    session.capabilities = listed_capabilities(&seen);
     if compress {
-        session.compress(endpoint, &seen)?;
+        session.compress(endpoint)?;
     }
     session.id_sent = id::introduce(&mut session, endpoint, greeting_id)?;
     Ok(session)

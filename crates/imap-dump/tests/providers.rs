@@ -218,10 +218,15 @@ fn a_server_that_wants_id_without_listing_it_gets_it_with_dash_dash_id() {
         stderr.contains(UNSAFE) && stderr.contains("try --id"),
         "{stderr}"
     );
-    assert_eq!(position(&commands(&log), "ID "), None);
+    let seen = commands(&log);
+    assert_eq!(position(&seen, "ID "), None);
+    // COMPRESS and ID share one CAPABILITY when LOGIN's reply lists none.
+    let asked = seen.iter().filter(|c| c.as_str() == "CAPABILITY").count();
+    assert_eq!(asked, 1, "{seen:?}");
 
+    // Without COMPRESS, which asks for the capabilities on its own account.
     let (port, log) = coremail_peer(quirks);
-    let out = dump(port, "authcode", &["--id"]);
+    let out = dump(port, "authcode", &["--id", "--no-compress"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("hello from NetEase"));
