@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use mailpipe::{ByteSize, ServerArgs};
 
+use crate::compress::Compress;
+
 /// The examples and notes `--help` shows after the options and before the exit table.
 pub const EXAMPLES: &str = "\
 Examples:
@@ -92,9 +94,14 @@ pub struct Args {
     /// with those it has. -v always uses one
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub connections: u8,
-    /// No COMPRESS=DEFLATE (RFC 4978), which is used when the server offers
-    /// it; the account file's `compress = false` says the same
-    #[arg(long)]
+    /// COMPRESS=DEFLATE (RFC 4978) when the server offers it: auto (when
+    /// the greeting took 10 ms or more to arrive: a far link, where it pays;
+    /// not on this machine or a LAN, where the server's deflate is slower
+    /// than the link), always, or never; account key `compress`
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub compress: Option<Compress>,
+    /// The same as --compress never
+    #[arg(long, conflicts_with = "compress")]
     pub no_compress: bool,
     /// Send IMAP ID (RFC 2971: the name "mailpipe" and the version, nothing
     /// else) after login even if the server does not list ID; by default it

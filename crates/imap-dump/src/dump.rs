@@ -12,6 +12,7 @@ use chrono::Utc;
 use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
+use crate::compress::Compress;
 use crate::criteria::{self, Literals};
 use crate::id;
 use crate::lanes::{self, uid_set, Fetch, Planner};
@@ -43,12 +44,13 @@ pub struct Sessions {
     helpers: Vec<Option<Session>>,
     /// A connection was refused (a server's limit per user): open no more.
     refused: bool,
-    compress: bool,
+    /// Whether helpers ask for COMPRESS=DEFLATE (as the main one did).
+    compress: Compress,
 }
 
 impl Sessions {
-    /// `connections` at most, each with COMPRESS=DEFLATE if `compress`.
-    pub fn new(main: Session, connections: usize, compress: bool) -> Sessions {
+    /// `connections` at most, helpers opened with `compress`.
+    pub fn new(main: Session, connections: usize, compress: Compress) -> Sessions {
         Sessions {
             main,
             helpers: (1..connections.max(1)).map(|_| None).collect(),
@@ -92,7 +94,7 @@ fn prepare_helper(
     slot: &mut Option<Session>,
     refused: &mut bool,
     endpoint: &Endpoint,
-    compress: bool,
+    compress: Compress,
     wire_name: &str,
     uid_validity: u32,
 ) -> bool {

@@ -3,6 +3,7 @@
 //! can drive the FETCH reader over hostile bytes.
 
 pub mod cli;
+pub mod compress;
 pub mod criteria;
 pub mod dump;
 pub mod fetch;

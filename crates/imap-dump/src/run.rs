@@ -6,6 +6,7 @@ use mailpipe::progress::Progress;
 use mailpipe::{ByteSize, Error, Protocol};
 
 use crate::cli::Args;
+use crate::compress::Compress;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::id::IdMode;
 use crate::output::{self, MboxOutput};
@@ -41,7 +42,11 @@ pub fn run(args: Args) -> Result<(), Error> {
     let id_mode = IdMode::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
     endpoint.imap_id = Some(id_mode.as_str().to_string());
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
-    let compress = endpoint.compress && !args.no_compress;
+    let compress = Compress::choose(
+        args.compress,
+        args.no_compress,
+        endpoint.compress.as_deref(),
+    )?;
     // Two transcripts interleaved on stderr would be unreadable.
     let connections = if endpoint.verbose {
         1
@@ -49,7 +54,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         usize::from(args.connections)
     };
     let session = session::open(&endpoint, compress)?;
-    let mut sessions = Sessions::new(session, connections, compress);
+    // Helpers do as the main connection did, whatever their greeting took.
+    let helpers_compress = if session.compressing() {
+        Compress::Always
+    } else {
+        Compress::Never
+    };
+    let mut sessions = Sessions::new(session, connections, helpers_compress);
     if args.list {
         let listed = list::print(
             &mut sessions.main,

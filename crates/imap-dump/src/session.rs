@@ -5,13 +5,14 @@
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imap::{Authenticator, Client};
 use mailpipe::tls::GOODBYE_WAIT;
 use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
+use crate::compress::Compress;
 use crate::fetch::{self, FetchError, Fetched, Part};
 use crate::id;
 
@@ -307,6 +308,11 @@ impl Session {
             .is_some_and(|caps| caps.has_str(name)))
     }
 
+    /// Whether COMPRESS=DEFLATE is on for this connection.
+    pub fn compressing(&self) -> bool {
+        self.stream.lock().get_ref().0.get_ref().is_compressing()
+    }
+
     /// Whether the server took our IMAP ID after login.
     pub fn id_sent(&self) -> bool {
         self.id_sent
@@ -341,8 +347,9 @@ pub fn quoted(name: &str) -> String {
 
 /// Connects, starts TLS as the URL says, logs in and, if `compress` and the
 /// server offers it, starts COMPRESS=DEFLATE.
-pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
+pub fn open(endpoint: &Endpoint, compress: Compress) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
+    let connecting = Instant::now();
     // Every error of a session names its server, as the others do.
     let raw = endpoint
         .open(&config)
@@ -355,6 +362,7 @@ pub fn open(endpoint: &Endpoint, compress: bool) -> Result<Session, Error> {
     wire.read_line(&mut line, MAX_LINE, &deadline, "the greeting")
         .map_err(|e| e.context(url))?;
     check_greeting(endpoint, &line)?;
+    let compress = compress.wanted(connecting.elapsed());
     let greeting_id = id::greeting_lists_id(&line);
     if url.security == Security::StartTls {
         wire.write_all(b"s0 STARTTLS\r\n")

@@ -16,8 +16,8 @@
 //! # ca_file = "~/.config/mailpipe/work-ca.pem"
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
-//! # compress = false                # IMAP: no COMPRESS=DEFLATE even if offered
-//! # imap_id = "auto"              # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
+//! # compress = "auto"              # auto | always | never: imap-dump's COMPRESS=DEFLATE
+//! # imap_id = "auto"               # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -59,8 +59,9 @@ pub struct Account {
     pub dsn_notify: Option<String>,
     pub dsn_ret: Option<String>,
     pub require_dsn: Option<bool>,
-    /// IMAP COMPRESS=DEFLATE when the server offers it (default true).
-    pub compress: Option<bool>,
+    /// imap-dump's COMPRESS=DEFLATE: `auto` (on a far link), `always` or
+    /// `never`, as its --compress; imap-dump checks the value.
+    pub compress: Option<String>,
     /// imap-dump's IMAP ID (RFC 2971) after login: `auto` (when the server
     /// lists ID), `always` or `never`, as its --id and --no-id; imap-dump
     /// checks the value.
@@ -313,7 +314,7 @@ impl ServerArgs {
                 || account.allow_plaintext_auth.unwrap_or(false),
             timeout: Duration::from_secs(self.timeout),
             verbose: self.verbose,
-            compress: account.compress.unwrap_or(true),
+            compress: account.compress.clone(),
             password,
             oauth_token_command: self
                 .oauth_token_command
@@ -376,8 +377,8 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// `-v`: log the dialogue (see `transcript`).
     pub verbose: bool,
-    /// The account's `compress` (IMAP COMPRESS=DEFLATE), true unless it says false.
-    pub compress: bool,
+    /// The account's `compress` (imap-dump checks it; its flags override it).
+    pub compress: Option<String>,
     password: PasswordSource,
     oauth_token_command: Option<String>,
     env: Environment,
@@ -504,7 +505,7 @@ pop3 = "pop3://pop.example.net"
 tls = "none"
 password_env = "HOME_PW"
 allow_plaintext_auth = true
-compress = false
+compress = "never"
 
 [accounts.plain]
 smtp = "smtps://h"
@@ -545,7 +546,10 @@ password = "filepw"
         assert_eq!(e.dsn_notify.as_deref(), Some("failure,delay"));
         assert_eq!(e.dsn_ret.as_deref(), Some("hdrs"));
         assert!(e.require_dsn);
-        assert!(e.compress, "COMPRESS=DEFLATE unless the account says no");
+        assert_eq!(
+            e.compress, None,
+            "imap-dump's default unless the account says"
+        );
         assert_eq!(e.imap_id.as_deref(), Some("always"));
 
         // The URL's user beats the account's; flags beat both.
@@ -583,7 +587,7 @@ password = "filepw"
         assert_eq!(e.url.security, Security::None);
         assert_eq!(e.url.port, 110);
         assert!(e.allow_plaintext_auth);
-        assert!(!e.compress);
+        assert_eq!(e.compress.as_deref(), Some("never"));
         assert!(e.check_auth_allowed(false).is_ok());
         assert_eq!(e.password().expect("pw").expose(), "homepw");
     }
