@@ -8,6 +8,7 @@ pub mod batch;
 pub mod cli;
 pub mod convert;
 pub mod extract;
+pub mod hidden;
 pub mod input;
 mod run;
 pub mod schema;

@@ -7,14 +7,20 @@
 //! - [`parse`]: the structure (header block, MIME tree with its limits,
 //!   RFC 2231 parameters, addresses, dates);
 //! - [`envelope`]: what the tools ask of a header (the sender and date of a
-//!   From_ line, the recipients of `smtp-send -t`).
+//!   From_ line, the recipients of `smtp-send -t`);
+//! - what a message hides inside its bodies and headers: [`uuencode`] blocks
+//!   in text, [`tnef`] (Outlook's winmail.dat) attachments, and
+//!   [`auth_results`] (Authentication-Results, DKIM-Signature signers).
 //!
 //! Parsing is lenient, as Python's email package is: irregularities become
 //! defects (strings, shown by mail2json) on a result that is still returned.
 
+pub mod auth_results;
 pub mod decode;
 pub mod envelope;
 pub mod parse;
+pub mod tnef;
+pub mod uuencode;
 
 pub use parse::{Field, HeaderBlock, Mailbox};
 
