@@ -113,6 +113,10 @@ pub fn attachments<'a>(data: &'a [u8], defects: &mut Vec<String>) -> Vec<Attachm
             _ => {}
         }
     }
+    // An attachment cut off before its name and data has nothing to show.
+    out.retain(|a| {
+        a.has_data || a.embedded || !a.data.is_empty() || a.title.is_some() || a.name.is_some()
+    });
     for a in &mut out {
         a.name = a
             .name
@@ -379,6 +383,11 @@ mod tests {
         let mut d = Vec::new();
         assert!(attachments(&data[..10], &mut d).is_empty());
         assert_eq!(d, ["tnef-truncated: at byte 6"]);
+        // Cut after the second attAttachRenddata: nothing of it to show.
+        let mut d = Vec::new();
+        let a = attachments(&data[..data.len() - 32 + 3], &mut d);
+        assert_eq!(a.len(), 1);
+        assert_eq!(d.len(), 1);
     }
 
     #[test]
@@ -402,6 +411,7 @@ mod tests {
         props.extend_from_slice(&u32::MAX.to_le_bytes());
         let data = stream(&[
             attribute(2, 0x0006_9002, &[0; 14]),
+            attribute(2, 0x0001_8010, b"x\0"),
             attribute(2, 0x0006_9005, &props),
         ]);
         let mut d = Vec::new();
