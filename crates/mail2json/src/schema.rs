@@ -171,7 +171,7 @@ pub struct PartNode {
 /// | `from`, `sender`, `reply_to`, `to`, `cc`, `bcc` | [`{name, address}`] | names decoded, groups flattened |
 /// | `subject` | string/null | decoded |
 /// | `text`, `html` | string/null | the body a reader would show, UTF-8, line ends LF |
-/// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, path?}`] | |
+/// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, origin?, origin_part?, path?}`] | MIME leaves, then files found inside them (`origin`: `uuencode`, `tnef`) |
 /// | `auth` | [`{authserv_id, results: [{method, version?, result, reason, properties}]}`] | each Authentication-Results field, parsed, in order |
 /// | `dkim_signatures` | [`{d, s, a}`] | the signer of each DKIM-Signature field (not verified) |
 /// | `headers` | [`{name, value}`] | all fields in order, decoded (`--headers`) |
