@@ -94,6 +94,7 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
             record.parts = Some(part_node(part, &mut decoder));
         }
     }
+    crate::hidden::fill(&mut record, header, tree.as_ref(), &mut decoder, options);
     record.defects = defects;
     record
 }
@@ -252,7 +253,7 @@ pub(crate) fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> T
     encoding
 }
 
-fn decoded_text(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> String {
+pub(crate) fn decoded_text(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> String {
     let encoding = transfer_encoding(part, decoder.defects);
     let bytes = transfer::decode(part.body, encoding, decoder.defects);
     let (text, defect) =
@@ -338,6 +339,8 @@ fn collect_attachments(
         content_id: content_id(part),
         size: content.len() as u64,
         sha256,
+        origin: None,
+        origin_part: None,
         path: None,
         content: options.keep_content.then(|| content.into_owned()),
     });
@@ -363,7 +366,7 @@ fn content_id(part: &Part<'_>) -> Option<String> {
     msg_ids(&f.unfolded()).into_iter().next()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod convert;
 pub mod delivery_status;
 pub mod extract;
+pub mod hidden;
 pub mod input;
 mod run;
 pub mod schema;

@@ -6,6 +6,7 @@
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use mailpipe::message::auth_results::{AuthResults, DkimSignature};
 use mailpipe::message::Mailbox;
 
 /// Bumped when a field changes meaning or type; adding a field does not bump it.
@@ -13,7 +14,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The fields a record can hold, in output order. `headers` and `parts` are
 /// only written when asked for (`--headers`, `--parts`, or `--fields`).
-pub const FIELD_NAMES: [&str; 25] = [
+pub const FIELD_NAMES: [&str; 27] = [
     "schema",
     "source",
     "size",
@@ -32,6 +33,8 @@ pub const FIELD_NAMES: [&str; 25] = [
     "text",
     "html",
     "attachments",
+    "auth",
+    "dkim_signatures",
     "headers",
     "parts",
     "defects",
@@ -50,7 +53,7 @@ pub struct FieldSet(u32);
 impl FieldSet {
     pub fn default_set() -> FieldSet {
         let mut s = FieldSet(0);
-        for name in &FIELD_NAMES[..23] {
+        for name in &FIELD_NAMES[..25] {
             if *name != "headers" && *name != "parts" {
                 s.insert(name);
             }
@@ -120,6 +123,13 @@ pub struct Attachment {
     pub size: u64,
     /// SHA-256 of the decoded content, lowercase hex.
     pub sha256: String,
+    /// Absent for MIME parts; `uuencode` or `tnef` for a file found inside
+    /// a part (see `hidden.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
+    /// The IMAP section number (`1`, `2.1`) of the part it was found in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_part: Option<String>,
     /// Where `--extract DIR` wrote the content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -163,7 +173,9 @@ pub struct PartNode {
 /// | `from`, `sender`, `reply_to`, `to`, `cc`, `bcc` | [`{name, address}`] | names decoded, groups flattened |
 /// | `subject` | string/null | decoded |
 /// | `text`, `html` | string/null | the body a reader would show, UTF-8, line ends LF |
-/// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, path?}`] | |
+/// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, origin?, origin_part?, path?}`] | MIME leaves, then files found inside them (`origin`: `uuencode`, `tnef`) |
+/// | `auth` | [`{authserv_id, results: [{method, version?, result, reason, properties}]}`] | each Authentication-Results field, parsed, in order |
+/// | `dkim_signatures` | [`{d, s, a}`] | the signer of each DKIM-Signature field (not verified) |
 /// | `headers` | [`{name, value}`] | all fields in order, decoded (`--headers`) |
 /// | `parts` | tree | the MIME structure (`--parts`) |
 /// | `delivery_status` | object | only in a delivery report: see `delivery_status.rs` |
@@ -192,6 +204,8 @@ pub struct Record {
     pub text: Option<String>,
     pub html: Option<String>,
     pub attachments: Vec<Attachment>,
+    pub auth: Vec<AuthResults>,
+    pub dkim_signatures: Vec<DkimSignature>,
     pub headers: Vec<HeaderField>,
     pub parts: Option<PartNode>,
     pub defects: Vec<String>,
@@ -220,6 +234,8 @@ impl Record {
             text: None,
             html: None,
             attachments: Vec::new(),
+            auth: Vec::new(),
+            dkim_signatures: Vec::new(),
             headers: Vec::new(),
             parts: None,
             defects: Vec::new(),
@@ -266,6 +282,8 @@ impl Serialize for Record {
         field!("text", &self.text);
         field!("html", &self.html);
         field!("attachments", &self.attachments);
+        field!("auth", &self.auth);
+        field!("dkim_signatures", &self.dkim_signatures);
         field!("headers", &self.headers);
         field!("parts", &self.parts);
         if let Some(status) = &self.delivery_status {
@@ -284,6 +302,7 @@ mod tests {
     fn field_sets() {
         let d = FieldSet::default_set();
         assert!(d.has("subject") && d.has("defects") && !d.has("headers") && !d.has("parts"));
+        assert!(d.has("auth") && d.has("dkim_signatures"));
         let s = FieldSet::parse("subject, addresses").expect("valid");
         assert!(s.has("subject") && s.has("cc") && !s.has("text"));
         assert!(FieldSet::parse("subjcet").is_err());

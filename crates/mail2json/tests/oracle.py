@@ -140,7 +140,13 @@ def mail2json_view(rec):
         "from": [a["address"].lower() for a in rec.get("from", [])],
         "to": [a["address"].lower() for a in rec.get("to", [])],
         "text": norm_text(rec.get("text")),
-        "attachments": [[a["filename"], a["size"]] for a in rec.get("attachments", [])],
+        # Files found inside parts (uuencode, winmail.dat) have an "origin";
+        # Python's email package does not see them.
+        "attachments": [
+            [a["filename"], a["size"]]
+            for a in rec.get("attachments", [])
+            if "origin" not in a
+        ],
     }
 
 

@@ -10,14 +10,20 @@
 //!   From_ line, the recipients of `smtp-send -t`);
 //! - [`idna`]: internationalized addresses (RFC 6530): the IDNA form of a
 //!   domain, and whether an address needs SMTPUTF8.
+//! - what a message hides inside its bodies and headers: [`uuencode`] blocks
+//!   in text, [`tnef`] (Outlook's winmail.dat) attachments, and
+//!   [`auth_results`] (Authentication-Results, DKIM-Signature signers).
 //!
 //! Parsing is lenient, as Python's email package is: irregularities become
 //! defects (strings, shown by mail2json) on a result that is still returned.
 
+pub mod auth_results;
 pub mod decode;
 pub mod envelope;
 pub mod idna;
 pub mod parse;
+pub mod tnef;
+pub mod uuencode;
 
 pub use parse::{Field, HeaderBlock, Mailbox};
 
