@@ -99,6 +99,11 @@ pub fn send_mbox(
                 }
             }
         }
+        if pending.is_empty() {
+            // The end: the window lands, and what a 421 left goes again.
+            batch.land_all()?;
+            pending.extend(batch.requeued.drain(..).map(Ok));
+        }
         let Some(front) = pending.pop_front() else {
             break;
         };
@@ -106,7 +111,14 @@ pub fn send_mbox(
             Ok(item) => item,
             Err(e) => {
                 batch.land_all()?;
-                return Err(e);
+                if batch.requeued.is_empty() {
+                    return Err(e);
+                }
+                pending.push_front(Err(e));
+                for item in batch.requeued.drain(..).rev() {
+                    pending.push_front(Ok(item));
+                }
+                continue;
             }
         };
         if item.prepared.is_ok() && batch.session.is_none() && unreachable.is_none() {
@@ -177,7 +189,6 @@ pub fn send_mbox(
         };
         batch.finish(&item, result.as_ref())?;
     }
-    batch.land_all()?;
     progress.finish();
     if let Some(s) = batch.session {
         s.quit();
