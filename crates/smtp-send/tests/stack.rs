@@ -443,22 +443,13 @@ fn mbox_sends_100_over_one_connection() {
     let tag = unique("mbox");
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
-    let mut mbox = Vec::new();
-    let mut messages = Vec::new();
-    for i in 1..=101 {
-        let to = if i == 51 {
+    let (mbox, messages) = numbered_mbox(&tag, 101, |i| {
+        if i == 51 {
             stack.reject_rcpt.clone()
         } else {
             stack.user2.clone()
-        };
-        let m = format!(
-            "From: alice@example.test\nTo: {to}\nSubject: {tag} #{i:03}\n\nmessage {i} of {tag}\nFrom the middle\n"
-        );
-        mailpipe::mbox::MboxWriter::new(&mut mbox)
-            .write_message("alice@example.test", chrono::Utc::now(), m.as_bytes())
-            .expect("mbox");
-        messages.push(m.into_bytes());
-    }
+        }
+    });
     let out = run(
         smtps(&stack)
             .args(["--mbox", "-t", "-v", "--report", "json", "--dead-letter"])
@@ -497,22 +488,11 @@ fn mbox_from_a_file_sends_several_messages_per_round_trip() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
     let failing = [(30, 67, 550), (31, 67, 550), (60, 75, 451)];
-    let mut mbox = Vec::new();
-    let mut messages = Vec::new();
-    for i in 1..=100 {
-        let to = match i {
-            30 | 31 => stack.reject_rcpt.clone(),
-            60 => stack.defer_rcpt.clone(),
-            _ => stack.user2.clone(),
-        };
-        let m = format!(
-            "From: alice@example.test\nTo: {to}\nSubject: {tag} #{i:03}\n\nmessage {i}\n.\nFrom the middle\n"
-        );
-        mailpipe::mbox::MboxWriter::new(&mut mbox)
-            .write_message("alice@example.test", chrono::Utc::now(), m.as_bytes())
-            .expect("mbox");
-        messages.push(m.into_bytes());
-    }
+    let (mbox, messages) = numbered_mbox(&tag, 100, |i| match i {
+        30 | 31 => stack.reject_rcpt.clone(),
+        60 => stack.defer_rcpt.clone(),
+        _ => stack.user2.clone(),
+    });
     let out = run_with_file_stdin(
         smtps(&stack)
             .args(["--mbox", "-t", "-v", "--report", "json", "--dead-letter"])
@@ -627,4 +607,22 @@ fn assert_reports_match_deliveries(
         let (_, sent_body) = split(&messages[i]);
         assert_eq!(body, sent_body);
     }
+}
+
+/// An mbox of `count` messages, `{tag} #NNN` each, message i to `to(i)`, and
+/// the messages as written.
+fn numbered_mbox(tag: &str, count: usize, to: impl Fn(usize) -> String) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut mbox = Vec::new();
+    let mut messages = Vec::new();
+    for i in 1..=count {
+        let m = format!(
+            "From: alice@example.test\nTo: {}\nSubject: {tag} #{i:03}\n\nmessage {i} of {tag}\nFrom the middle\n",
+            to(i)
+        );
+        mailpipe::mbox::MboxWriter::new(&mut mbox)
+            .write_message("alice@example.test", chrono::Utc::now(), m.as_bytes())
+            .expect("mbox");
+        messages.push(m.into_bytes());
+    }
+    (mbox, messages)
 }
