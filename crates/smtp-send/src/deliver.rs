@@ -78,11 +78,23 @@ pub fn send(
 ) -> Result<(Transaction, Option<Session>), Error> {
     let mut session = session;
     let next = next.map(|p| (&p.envelope, p.data.as_slice()));
-    let mut t = session.send(&prepared.envelope, &prepared.data, options.partial, next)?;
+    let t = session.send(&prepared.envelope, &prepared.data, options.partial, next)?;
     if t.closed.is_none() {
         return Ok((t, Some(session)));
     }
     drop(session);
+    Ok(resume(t, open, prepared, options))
+}
+
+/// After the server ended the session (421) while recipients were tried:
+/// with `--partial`, the recipients accepted or not yet tried again over new
+/// sessions (see `send`); the result, and the last session if it is usable.
+pub fn resume(
+    mut t: Transaction,
+    open: &dyn Fn() -> Result<Session, Error>,
+    prepared: &Prepared,
+    options: &Options,
+) -> (Transaction, Option<Session>) {
     while options.partial && t.closed.is_some() {
         let again: Vec<usize> = (0..t.recipients.len())
             .filter(|&i| !t.recipients[i].delivered)
@@ -120,13 +132,13 @@ pub fn send(
         t.failure = retried.failure;
         t.closed = retried.closed;
         if t.closed.is_none() {
-            return Ok((t, Some(session)));
+            return (t, Some(session));
         }
         if !progress {
             break;
         }
     }
-    Ok((t, None))
+    (t, None)
 }
 
 /// Reports one message's outcome and keeps it in the dead-letter file when it

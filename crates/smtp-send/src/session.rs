@@ -49,6 +49,29 @@ pub struct Session {
     /// The next message's commands, sent after this message's final `.` in
     /// the same write (RFC 2920 3.1); the next `send` reads their replies.
     ahead: Option<Vec<u8>>,
+    /// Messages in the window (see `launch`), oldest first: whether each
+    /// one's commands began with RSET.
+    window: std::collections::VecDeque<bool>,
+    /// A transaction judged by `land` ended without the message accepted:
+    /// the session needs an RSET before the next MAIL FROM.
+    dirty: bool,
+    /// How the window stopped: the exit code and message of the error that
+    /// ended the session, and whether it was the server's 421 (after which it
+    /// processed nothing more) rather than a lost connection.
+    stopped: Option<(Exit, String, bool)>,
+    /// A 421 came in the window: the server processed nothing after it.
+    saw_421: bool,
+}
+
+/// What became of a message sent in the window.
+pub enum Landing {
+    /// Judged exactly as `Session::send` judges it; `Err` when the session
+    /// became unusable at it, or was lost before its replies came (its
+    /// outcome is unknown, as when a final reply is lost).
+    Judged(Result<Transaction, Error>),
+    /// The server ended the session (421) before reading this message's
+    /// commands: it was not taken, and can be sent again.
+    NotSent(Error),
 }
 
 impl Session {
@@ -79,6 +102,10 @@ impl Session {
             authenticated: None,
             data_buf: Vec::new(),
             ahead: None,
+            window: Default::default(),
+            dirty: false,
+            stopped: None,
+            saw_421: false,
         };
         session.note_tls();
         session.greeting = session.read_reply("the greeting")?;
@@ -169,6 +196,10 @@ impl Session {
             authenticated,
             data_buf,
             ahead,
+            window,
+            dirty,
+            stopped,
+            saw_421,
         } = self;
         let conn = wire::start_tls(conn, "STARTTLS", host, config)?;
         let mut session = Session {
@@ -180,6 +211,10 @@ impl Session {
             authenticated,
             data_buf,
             ahead,
+            window,
+            dirty,
+            stopped,
+            saw_421,
         };
         session.note_tls();
         session.hello()?;
@@ -434,6 +469,7 @@ impl Session {
     /// The commands are `group`'s; when the last message sent them ahead,
     /// only their replies are read. `ahead` (the next message's commands)
     /// follows the final `.` when this is the message's last transaction.
+    #[allow(clippy::too_many_arguments)] // one transaction's inputs, each used once
     fn transaction(
         &mut self,
         terms: &Terms<'_>,
@@ -725,6 +761,193 @@ impl Session {
             }
         }
         answer.ok_or_else(|| Error::protocol("no reply to BDAT"))
+    }
+
+    /// The commands that send `message` in the window, when it can go
+    /// there: PIPELINING and CHUNKING offered, one recipient (the outcome is
+    /// all or nothing, and no 452 can split it), one BDAT chunk, and its
+    /// checks pass (else it goes by `send`, which reports them). `MAIL, RCPT,
+    /// BDAT n LAST`: the message goes whatever the RCPT reply, and a refused
+    /// recipient makes the server refuse the BDAT too (no valid recipients).
+    pub fn window_flight(&self, envelope: &Envelope, message: &[u8]) -> Option<Vec<u8>> {
+        let [recipient] = envelope.recipients.as_slice() else {
+            return None;
+        };
+        if self.ahead.is_some()
+            || self.stopped.is_some()
+            || !self.offers("PIPELINING")
+            || !self.offers("CHUNKING")
+        {
+            return None;
+        }
+        let mut payload = Vec::new();
+        let size = message::encode_chunked(message, &mut payload);
+        if payload.len() > CHUNK {
+            return None;
+        }
+        let parameters = self.check_message(envelope, message, size, true).ok()?;
+        let mut flight = mail_command(envelope.sender.as_ref(), &parameters).into_bytes();
+        flight.extend_from_slice(rcpt_command(recipient, self.rcpt_dsn(envelope)).as_bytes());
+        push_chunk(&mut flight, &payload, true);
+        Some(flight)
+    }
+
+    /// Sends a `window_flight` without waiting for the replies of the
+    /// messages before it; `land` reads them, oldest first.
+    ///
+    /// Each transaction must not depend on the one before, whose outcome is
+    /// not known yet, so its commands begin with RSET whenever a message is
+    /// in flight (or the last one was refused): RFC 3030 2 leaves the state
+    /// after a refused BDAT undefined until RSET, and Postfix keeps the
+    /// transaction of a refused recipient open (a MAIL FROM after it would
+    /// be a nested MAIL, 503). RSET costs one line and one reply line in the
+    /// same flight, and is valid anywhere in a pipelined group (RFC 2920 3.1).
+    pub fn launch(&mut self, flight: &[u8]) -> Result<(), Error> {
+        let rset = self.dirty || !self.window.is_empty();
+        self.window.push_back(rset);
+        if rset {
+            let mut bytes = Rset.to_string().into_bytes();
+            bytes.extend_from_slice(flight);
+            self.write(&bytes, "MAIL FROM")
+        } else {
+            self.write(flight, "MAIL FROM")
+        }
+    }
+
+    /// Whether messages are in the window, waiting for `land`.
+    pub fn in_flight(&self) -> usize {
+        self.window.len()
+    }
+
+    /// Whether the session ended while messages were in the window.
+    pub fn stopped(&self) -> bool {
+        self.stopped.is_some()
+    }
+
+    /// Reads the replies to the oldest message in the window and judges them
+    /// as `send` judges its one-recipient BDAT transaction, except that the
+    /// RSET after a refusal is the next flight's (or `settle`'s). Once the
+    /// session has ended, the later messages are `NotSent` after a 421 and
+    /// judged lost (`Err`, kept as when a final reply is lost) otherwise.
+    pub fn land(&mut self, envelope: &Envelope) -> Landing {
+        let rset = self.window.pop_front().unwrap_or(false);
+        if let Some((exit, text, by_server)) = &self.stopped {
+            let e = Error::new(*exit, text.clone());
+            return if *by_server {
+                Landing::NotSent(e)
+            } else {
+                Landing::Judged(Err(e))
+            };
+        }
+        if rset {
+            // Any refusal other than 421 leaves the state unknown: the
+            // message may still have gone, so it is judged lost.
+            let reply = self
+                .window_reply("RSET", "the reply to RSET")
+                .and_then(|reply| {
+                    if reply.is_positive_completion() {
+                        Ok(())
+                    } else {
+                        Err(refusal("RSET", &reply))
+                    }
+                });
+            match reply {
+                Ok(()) => self.dirty = false,
+                Err(e) if self.saw_421 => {
+                    self.stopped = Some((e.exit(), e.message().to_string(), true));
+                    return Landing::NotSent(e);
+                }
+                Err(e) => return self.lost(e),
+            }
+        }
+        self.dirty = true;
+        let mut t = Transaction::default();
+        match self.judge_flight(envelope, &mut t) {
+            Ok(()) if t.closed.is_some() => {
+                let e = t
+                    .closed
+                    .as_ref()
+                    .map(|e| (e.exit(), e.message().to_string()));
+                if let Some((exit, text)) = e {
+                    self.stopped = Some((exit, text, true));
+                }
+                Landing::Judged(Ok(t))
+            }
+            Ok(()) => Landing::Judged(Ok(t)),
+            Err(e) => self.lost(e),
+        }
+    }
+
+    /// The session ended at a message in the window, by the server's 421 or
+    /// a lost connection.
+    fn lost(&mut self, e: Error) -> Landing {
+        let by_server = self.saw_421;
+        self.stopped = Some((e.exit(), e.message().to_string(), by_server));
+        Landing::Judged(Err(e))
+    }
+
+    /// The replies to `MAIL, RCPT, BDAT n LAST` for one recipient.
+    fn judge_flight(&mut self, envelope: &Envelope, t: &mut Transaction) -> Result<(), Error> {
+        let waiting = "the replies to MAIL FROM, RCPT TO and the end of the message";
+        let reply = self.window_reply("MAIL FROM", waiting)?;
+        if !reply.is_positive_completion() {
+            t.failure = Some(refusal("MAIL FROM", &reply));
+            self.window_reply("RCPT TO", waiting)?;
+            self.window_reply("end of message", waiting)?;
+            return Ok(());
+        }
+        let recipient = envelope.recipients.first().map(Address::to_string);
+        let reply = self.read_reply(waiting)?;
+        if reply.code() == 421 {
+            // Postfix after smtpd_hard_error_limit refusals: the session is over.
+            t.recipients.push(RecipientResult::new(
+                recipient.unwrap_or_default(),
+                reply.clone(),
+                false,
+            ));
+            t.closed = Some(refusal("RCPT TO", &reply));
+            return Ok(());
+        }
+        let accepted = reply.is_positive_completion();
+        t.recipients.push(RecipientResult::new(
+            recipient.unwrap_or_default(),
+            reply,
+            true,
+        ));
+        let reply = self.window_reply("end of message", waiting)?;
+        if !accepted {
+            return Ok(());
+        }
+        if !reply.is_positive_completion() {
+            t.failure = Some(refusal("end of message", &reply));
+            return Ok(());
+        }
+        for r in &mut t.recipients {
+            r.delivered = true;
+        }
+        t.accepted.push(reply);
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// A reply in the window; a 421 ends the session (as `command_reply`),
+    /// and is remembered: the server took nothing after it.
+    fn window_reply(&mut self, name: &str, waiting_for: &str) -> Result<Reply, Error> {
+        let reply = self.read_reply(waiting_for)?;
+        if reply.code() == 421 {
+            self.saw_421 = true;
+            return Err(refusal(name, &reply));
+        }
+        Ok(reply)
+    }
+
+    /// RSET if the last message judged in the window was refused, before a
+    /// message goes by `send` (which expects a clean session).
+    pub fn settle(&mut self) -> Result<(), Error> {
+        if std::mem::take(&mut self.dirty) {
+            self.reset()?;
+        }
+        Ok(())
     }
 
     /// RSET: forget the current transaction.

@@ -180,7 +180,8 @@ fn refusals_are_reported_the_same_over_every_listener() {
 /// 40 messages from a file with a refused one, a half-refused one and a
 /// deferred one among them, over each listener: every other message arrives
 /// exactly once, the failures are kept, and the session is reset only after
-/// them.
+/// them (with PIPELINING and CHUNKING, at the head of each flight sent while
+/// others are in flight).
 #[test]
 fn mbox_arrives_whole_and_once_over_every_listener() {
     let stack = Stack::get();
@@ -226,12 +227,31 @@ fn mbox_arrives_whole_and_once_over_every_listener() {
         let tail = &err[err.len().saturating_sub(3000)..];
         assert_eq!(code(&out), 75, "{}: {tail}", listener.name);
         assert_eq!(err.matches("C: EHLO").count(), 1, "{}", listener.name);
-        assert_eq!(
-            err.matches("C: RSET").count(),
-            3,
-            "{}: RSET after each failure only",
-            listener.name
-        );
+        if listener.pipelining && listener.chunking {
+            // Several messages per round trip: each flight sent while
+            // others are in flight begins with its own RSET; a message that
+            // cannot go in the window (two recipients, over 1 MiB) waits for
+            // the window to land, and for an RSET if the last one failed.
+            let lines: Vec<&str> = err.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                if *line == "C: RSET" {
+                    assert!(
+                        lines[i + 1].starts_with("C: MAIL FROM:")
+                            || lines[i + 1].starts_with("S: 250"),
+                        "{}: RSET heads a flight: {}",
+                        listener.name,
+                        lines[i + 1]
+                    );
+                }
+            }
+        } else {
+            assert_eq!(
+                err.matches("C: RSET").count(),
+                3,
+                "{}: RSET after each failure only",
+                listener.name
+            );
+        }
         assert!(
             err.contains("3 of 40 messages not delivered"),
             "{}: {tail}",

@@ -7,7 +7,7 @@ use std::process::Command;
 use base64::Engine;
 use mailpipe_e2e::fault_proxy::{Fault, FaultProxy, Options};
 use mailpipe_e2e::mail::{crlf_to_lf, header_fields, read_mbox, split, unique};
-use mailpipe_e2e::{code, run_with_stdin as run, stderr, Stack, Tool};
+use mailpipe_e2e::{code, run_with_file_stdin, run_with_stdin as run, stderr, Stack, Tool};
 
 /// `smtp-send --server URL` as user 1 (see [`Stack::user1`]).
 fn client(stack: &Stack, url: &str) -> Command {
@@ -443,22 +443,13 @@ fn mbox_sends_100_over_one_connection() {
     let tag = unique("mbox");
     let dir = tempfile::tempdir().expect("temp dir");
     let dead = dir.path().join("dead.mbox");
-    let mut mbox = Vec::new();
-    let mut messages = Vec::new();
-    for i in 1..=101 {
-        let to = if i == 51 {
+    let (mbox, messages) = numbered_mbox(&tag, 101, |i| {
+        if i == 51 {
             stack.reject_rcpt.clone()
         } else {
             stack.user2.clone()
-        };
-        let m = format!(
-            "From: alice@example.test\nTo: {to}\nSubject: {tag} #{i:03}\n\nmessage {i} of {tag}\nFrom the middle\n"
-        );
-        mailpipe::mbox::MboxWriter::new(&mut mbox)
-            .write_message("alice@example.test", chrono::Utc::now(), m.as_bytes())
-            .expect("mbox");
-        messages.push(m.into_bytes());
-    }
+        }
+    });
     let out = run(
         smtps(&stack)
             .args(["--mbox", "-t", "-v", "--report", "json", "--dead-letter"])
@@ -480,42 +471,52 @@ fn mbox_sends_100_over_one_connection() {
         "{err}"
     );
     assert!(err.contains("1 of 101 messages not delivered"), "{err}");
-    let reports: Vec<serde_json::Value> = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("JSON line"))
-        .collect();
-    assert_eq!(reports.len(), 101);
-    let delivered = stack.wait_for(&stack.user2, &tag, 100);
-    assert_eq!(delivered.len(), 100, "100 delivered");
-    for (i, report) in reports.iter().enumerate() {
-        assert_eq!(report["message"], i + 1, "reports in input order");
-        if i == 50 {
-            assert_eq!(report["exit"], 67);
-            assert_eq!(report["recipients"][0]["code"], 550);
-            continue;
-        }
-        assert_eq!(report["exit"], 0, "{report}");
-        let reply = report["server_reply"].as_str().expect("accepted");
-        let queue_id = reply.rsplit(' ').next().expect("queue id");
-        let subject = format!("Subject: {tag} #{:03}\n", i + 1);
-        let copy = delivered
-            .iter()
-            .find(|m| memchr::memmem::find(m, subject.as_bytes()).is_some())
-            .unwrap_or_else(|| panic!("message {} not delivered", i + 1));
-        let at = memchr::memmem::find(copy, format!(" id {queue_id}").as_bytes());
-        let after = at.and_then(|i| copy.get(i + 4 + queue_id.len()));
-        assert!(
-            matches!(after, Some(b';' | b'\n' | b' ')),
-            "message {} was not the one accepted as {queue_id}",
-            i + 1
-        );
-        let (_, body) = split(copy);
-        let (_, sent_body) = split(&messages[i]);
-        assert_eq!(body, sent_body);
-    }
+    assert_reports_match_deliveries(&stack, &out.stdout, &tag, &messages, &[(51, 67, 550)]);
     assert_eq!(read_mbox(&dead), vec![messages[50].clone()]);
+}
+
+/// The same from a file, where messages go several per round trip (a
+/// window over PIPELINING and CHUNKING), with two refused recipients in a
+/// row and a deferred one among them: one connection, many messages in
+/// flight before the first is answered, each other message delivered once
+/// as the one accepted under its reported queue id, the failures reported
+/// and kept byte for byte.
+#[test]
+fn mbox_from_a_file_sends_several_messages_per_round_trip() {
+    let stack = Stack::get();
+    let tag = unique("window");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = dir.path().join("dead.mbox");
+    let failing = [(30, 67, 550), (31, 67, 550), (60, 75, 451)];
+    let (mbox, messages) = numbered_mbox(&tag, 100, |i| match i {
+        30 | 31 => stack.reject_rcpt.clone(),
+        60 => stack.defer_rcpt.clone(),
+        _ => stack.user2.clone(),
+    });
+    let out = run_with_file_stdin(
+        smtps(&stack)
+            .args(["--mbox", "-t", "-v", "--report", "json", "--dead-letter"])
+            .arg(&dead),
+        dir.path(),
+        &mbox,
+    );
+    let err = stderr(&out);
+    assert_eq!(code(&out), 75, "{}", &err[err.len().saturating_sub(3000)..]);
+    assert_eq!(err.matches("C: EHLO").count(), 1, "one connection");
+    assert!(err.contains("3 of 100 messages not delivered"), "{err}");
+    let first_reply = err
+        .lines()
+        .position(|l| l.starts_with("S: 250 ") && l.contains(" queued as "))
+        .unwrap_or(0);
+    let ahead = err
+        .lines()
+        .take(first_reply)
+        .filter(|l| l.starts_with("C: MAIL FROM"))
+        .count();
+    assert!(ahead >= 8, "{ahead} in flight before the first reply");
+    assert_reports_match_deliveries(&stack, &out.stdout, &tag, &messages, &failing);
+    let kept: Vec<Vec<u8>> = failing.iter().map(|f| messages[f.0 - 1].clone()).collect();
+    assert_eq!(read_mbox(&dead), kept);
 }
 
 #[test]
@@ -555,4 +556,73 @@ fn eight_bit_and_utf8_addresses_go_through_where_offered() {
     assert!(err.contains("BODY=8BITMIME"), "{err}");
     let got = stack.wait_for(&stack.user2, &tag, 1);
     assert_eq!(split(&got[0]).1, "Prüfung — 试验\n".as_bytes());
+}
+
+/// The JSON reports of an mbox of `messages` (subjects `{tag} #NNN`), all to
+/// user 2 but the `failing` ones (number from 1, exit code, RCPT reply
+/// code): one report per message in input order, each failure as given, and
+/// every other message delivered exactly once, as the one the server
+/// accepted under the queue id in its report, body intact.
+fn assert_reports_match_deliveries(
+    stack: &Stack,
+    stdout: &[u8],
+    tag: &str,
+    messages: &[Vec<u8>],
+    failing: &[(usize, i64, i64)],
+) {
+    let reports: Vec<serde_json::Value> = stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("JSON line"))
+        .collect();
+    assert_eq!(reports.len(), messages.len());
+    let delivered = stack.wait_for(&stack.user2, tag, messages.len() - failing.len());
+    assert_eq!(delivered.len(), messages.len() - failing.len());
+    for (i, report) in reports.iter().enumerate() {
+        assert_eq!(report["message"], i + 1, "reports in input order");
+        let subject = format!("Subject: {tag} #{:03}\n", i + 1);
+        let copies: Vec<&Vec<u8>> = delivered
+            .iter()
+            .filter(|m| memchr::memmem::find(m, subject.as_bytes()).is_some())
+            .collect();
+        if let Some((_, exit, rcpt)) = failing.iter().find(|f| f.0 == i + 1) {
+            assert_eq!(report["exit"], *exit, "{report}");
+            assert_eq!(report["recipients"][0]["code"], *rcpt, "{report}");
+            assert!(copies.is_empty(), "message {} delivered", i + 1);
+            continue;
+        }
+        assert_eq!(copies.len(), 1, "message {} delivered once", i + 1);
+        assert_eq!(report["exit"], 0, "{report}");
+        let reply = report["server_reply"].as_str().expect("accepted");
+        let queue_id = reply.rsplit(' ').next().expect("queue id");
+        let copy = copies[0];
+        let at = memchr::memmem::find(copy, format!(" id {queue_id}").as_bytes());
+        let after = at.and_then(|i| copy.get(i + 4 + queue_id.len()));
+        assert!(
+            matches!(after, Some(b';' | b'\n' | b' ')),
+            "message {} was not the one accepted as {queue_id}",
+            i + 1
+        );
+        let (_, body) = split(copy);
+        let (_, sent_body) = split(&messages[i]);
+        assert_eq!(body, sent_body);
+    }
+}
+
+/// An mbox of `count` messages, `{tag} #NNN` each, message i to `to(i)`, and
+/// the messages as written.
+fn numbered_mbox(tag: &str, count: usize, to: impl Fn(usize) -> String) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut mbox = Vec::new();
+    let mut messages = Vec::new();
+    for i in 1..=count {
+        let m = format!(
+            "From: alice@example.test\nTo: {}\nSubject: {tag} #{i:03}\n\nmessage {i} of {tag}\nFrom the middle\n",
+            to(i)
+        );
+        mailpipe::mbox::MboxWriter::new(&mut mbox)
+            .write_message("alice@example.test", chrono::Utc::now(), m.as_bytes())
+            .expect("mbox");
+        messages.push(m.into_bytes());
+    }
+    (mbox, messages)
 }
