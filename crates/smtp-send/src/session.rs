@@ -469,7 +469,6 @@ impl Session {
     /// The commands are `group`'s; when the last message sent them ahead,
     /// only their replies are read. `ahead` (the next message's commands)
     /// follows the final `.` when this is the message's last transaction.
-    #[allow(clippy::too_many_arguments)] // one transaction's inputs, each used once
     fn transaction(
         &mut self,
         terms: &Terms<'_>,
