@@ -6,12 +6,15 @@
 //!   encodings);
 //! - [`parse`]: the structure (header block, MIME tree with its limits,
 //!   RFC 2231 parameters, addresses, dates);
+//! - [`body`]: which parts are the text, the HTML and the attachments
+//!   (RFC 8621's body model);
 //! - [`envelope`]: what the tools ask of a header (the sender and date of a
 //!   From_ line, the recipients of `smtp-send -t`).
 //!
 //! Parsing is lenient, as Python's email package is: irregularities become
 //! defects (strings, shown by mail2json) on a result that is still returned.
 
+pub mod body;
 pub mod decode;
 pub mod envelope;
 pub mod parse;
