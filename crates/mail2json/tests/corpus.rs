@@ -9,8 +9,11 @@ use std::process::Command;
 
 use mailpipe_e2e::Tool;
 
+/// `MAIL2JSON_CORPUS` when set (a worktree beside the workspace root).
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    std::env::var_os("MAIL2JSON_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"))
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
