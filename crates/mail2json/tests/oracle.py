@@ -259,7 +259,7 @@ def explained(field, mine, theirs, rec):
     """A difference in non-ASCII characters only, where Python could not
     decode the bytes (U+FFFD, surrogate escapes, LookupError) or mail2json
     reports that the label was wrong or missing. Each such case is listed in
-    docs/mail2json-vs-python.md."""
+    docs/mail2json-oracles.md."""
     structure = theirs["defects"]["structure"]
     if field in ("text", "attachments") and any(d in STRUCTURE_FAILURES for d in structure):
         # Python could not find the boundaries or the header block it
