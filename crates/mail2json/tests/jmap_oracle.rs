@@ -8,8 +8,11 @@
 //! `attachments`. docs/mail2json-oracles.md explains each class of
 //! difference; `MAIL2JSON_ORACLE_VERBOSE=1` prints every disagreement.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{corpus_dir, files_under};
 use mail_parser::{MessageParser, PartType};
 use mailpipe::message::body::BodyParts;
 use mailpipe::message::parse::{Part, Walker};
@@ -165,21 +168,6 @@ fn theirs(data: &[u8]) -> Option<(Lists, Shape)> {
     Some((lists, shape))
 }
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("directory is readable")
-        .map(|e| e.expect("directory entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if path.file_name().is_some_and(|n| n != "SOURCES.md") {
-            out.push(path);
-        }
-    }
-}
-
 /// Every message under `dir`, mboxes split with mailpipe's reader.
 fn messages(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
@@ -318,9 +306,7 @@ fn body_model_agrees_with_mail_parser_on_the_fixtures() {
 
 #[test]
 fn body_model_agrees_with_mail_parser_on_the_shared_corpus() {
-    let dir = std::env::var_os("MAIL2JSON_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    let dir = corpus_dir();
     if !dir.is_dir() {
         return;
     }
