@@ -139,7 +139,13 @@ fn four_compressed_connections_give_the_bytes_of_one_plain_one() {
     let proxy = FaultProxy::start_opts(stack.imaps_port, Fault::none(), options);
     let fast = mb.run(
         proxy.port(),
-        &["--compress=always", "--batch-size", "32K", "--connections", "4"],
+        &[
+            "--compress=always",
+            "--batch-size",
+            "32K",
+            "--connections",
+            "4",
+        ],
     );
     let fast = ok(&fast).to_vec();
     assert!(

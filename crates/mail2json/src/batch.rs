@@ -204,16 +204,19 @@ fn serialize(record: &Record, pretty: bool) -> Done {
 
 fn extract(record: &mut Record, extractor: &Extractor, outcome: &mut Outcome) {
     for a in &mut record.attachments {
-        let Some(content) = a.content.take() else {
-            continue;
-        };
-        match extractor.write(a.filename.as_deref(), &a.content_type, &content) {
-            Ok(path) => a.path = Some(path.to_string_lossy().into_owned()),
-            Err(e) => {
-                let e = Error::io("--extract", e);
-                mailpipe::exit::report("mail2json", &e);
-                outcome.record(e.exit());
+        if let Some(content) = a.content.take() {
+            match extractor.write(a.filename.as_deref(), &a.content_type, &content) {
+                Ok(path) => a.path = Some(path.to_string_lossy().into_owned()),
+                Err(e) => {
+                    let e = Error::io("--extract", e);
+                    mailpipe::exit::report("mail2json", &e);
+                    outcome.record(e.exit());
+                }
             }
+        }
+        // An attached message's attachments are written too, after it.
+        if let Some(inner) = &mut a.message {
+            extract(inner, extractor, outcome);
         }
     }
 }

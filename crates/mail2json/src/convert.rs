@@ -1,18 +1,19 @@
 //! One message's bytes to one [`Record`].
 //!
-//! The body a reader would show is chosen as Python's `get_body` chooses it
-//! (depth first, skipping parts with `Content-Disposition: attachment`, the
-//! `start` part of multipart/related, never inside message/rfc822). Every
-//! other leaf is an attachment, except alternative renderings: a text part
-//! without a filename inside multipart/alternative that was not chosen.
-//! message/rfc822 parts are attachments whole.
+//! Which parts are text, HTML and attachments is RFC 8621's body model
+//! (`mailpipe::message::body`); `text` and `html` join the text/plain and
+//! text/html parts of its `textBody` and `htmlBody`. An attached message
+//! (message/rfc822 or message/global, any transfer encoding) also gets its
+//! own record, `message`, bounded by [`MAX_NESTING`] and [`MAX_NESTED_BYTES`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use sha2::{Digest, Sha256};
 
 use crate::schema::{Attachment, FieldSet, HeaderField, PartNode, Record, Source};
+use mailpipe::message::body::BodyParts;
 use mailpipe::message::decode::{charset, transfer, Charset, HeaderDecoder, TransferEncoding};
+use mailpipe::message::parse::mime::is_message;
 use mailpipe::message::parse::{address, header, params};
 use mailpipe::message::parse::{HeaderBlock, Mailbox, ParamValue, Part, Walker};
 
@@ -41,6 +42,14 @@ pub fn convert_safely(data: &[u8], source: Source, options: &Options) -> Record 
 }
 
 pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
+    let mut nesting = Nesting {
+        depth: 0,
+        budget: MAX_NESTED_BYTES,
+    };
+    convert_nested(data, source, options, &mut nesting)
+}
+
+fn convert_nested(data: &[u8], source: Source, options: &Options, nesting: &mut Nesting) -> Record {
     let fields = options.fields;
     let mut record = Record::new(fields, source, data.len() as u64);
     if data.iter().all(u8::is_ascii_whitespace) {
@@ -86,7 +95,7 @@ pub fn convert(data: &[u8], source: Source, options: &Options) -> Record {
     };
     fill_headers(&mut record, header, &mut decoder);
     if let Some(part) = &tree {
-        fill_body(&mut record, part, &mut decoder, options);
+        fill_body(&mut record, part, &mut decoder, options, nesting);
         if fields.has("delivery_status") {
             record.delivery_status = crate::delivery_status::find(part, decoder.defects);
         }
@@ -197,47 +206,6 @@ fn fill_headers(record: &mut Record, header: &HeaderBlock<'_>, decoder: &mut Hea
     }
 }
 
-fn is_attachment(part: &Part<'_>) -> bool {
-    part.header.first("content-disposition").is_some_and(|f| {
-        let v = f.unfolded();
-        let main = v.split(|&b| b == b';').next().unwrap_or(&[]);
-        String::from_utf8_lossy(main)
-            .trim()
-            .eq_ignore_ascii_case("attachment")
-    })
-}
-
-/// Python's `_find_body` for a one-subtype preference list.
-fn find_body<'p, 'a>(part: &'p Part<'a>, subtype: &str) -> Option<&'p Part<'a>> {
-    if is_attachment(part) {
-        return None;
-    }
-    let (main, sub) = part
-        .mime_type()
-        .split_once('/')
-        .unwrap_or(("text", "plain"));
-    if main == "text" {
-        return (sub == subtype).then_some(part);
-    }
-    if main != "multipart" || !part.is_multipart() {
-        return None;
-    }
-    if sub != "related" {
-        return part.children.iter().find_map(|c| find_body(c, subtype));
-    }
-    let start = part.content_type.get("start").map(|s| s.trim().to_string());
-    let candidate = start
-        .and_then(|s| {
-            part.children.iter().find(|c| {
-                c.header
-                    .first("content-id")
-                    .is_some_and(|f| String::from_utf8_lossy(&f.unfolded()) == s.as_str())
-            })
-        })
-        .or_else(|| part.children.first())?;
-    find_body(candidate, subtype)
-}
-
 pub(crate) fn transfer_encoding(part: &Part<'_>, defects: &mut Vec<String>) -> TransferEncoding {
     let Some(f) = part.header.first("content-transfer-encoding") else {
         return TransferEncoding::Identity;
@@ -268,71 +236,89 @@ pub(crate) fn decoded_text(part: &Part<'_>, decoder: &mut HeaderDecoder<'_>) -> 
     }
 }
 
+/// Where a nested message is in its outermost message, and what is left of
+/// the bytes nested messages may take.
+struct Nesting {
+    depth: usize,
+    budget: usize,
+}
+
+/// Attached messages deeper than this are attachments without `message`.
+pub const MAX_NESTING: usize = 8;
+/// Bytes of attached messages (decoded, summed over all levels) parsed for
+/// one message; beyond, an attached message is left unparsed.
+pub const MAX_NESTED_BYTES: usize = 32 << 20;
+
 fn fill_body(
     record: &mut Record,
     top: &Part<'_>,
     decoder: &mut HeaderDecoder<'_>,
     options: &Options,
+    nesting: &mut Nesting,
 ) {
-    let text_part = find_body(top, "plain");
-    let html_part = find_body(top, "html");
+    let body = BodyParts::of(top);
     if record.fields.has("text") {
-        record.text = text_part.map(|p| decoded_text(p, decoder));
+        record.text = joined_text(&body.text, "text/plain", decoder);
     }
     if record.fields.has("html") {
-        record.html = html_part.map(|p| decoded_text(p, decoder));
+        record.html = joined_text(&body.html, "text/html", decoder);
     }
     if record.fields.has("attachments") {
-        let bodies = [text_part, html_part];
-        collect_attachments(
-            top,
-            &bodies,
-            false,
-            decoder,
-            options,
-            &mut record.attachments,
-        );
+        // RFC 8621's attachments, then the inline media it lists only as
+        // body (shown inline in both bodies), so that nothing is lost.
+        let media = body.inline_media();
+        let mut list = Vec::new();
+        for part in body.attachments.iter().chain(&media) {
+            list.push(attachment(part, decoder, options, nesting));
+        }
+        // Files found inside parts (uuencode, TNEF) follow, from hidden.rs.
+        record.attachments = list;
     }
 }
 
-fn same(a: &Part<'_>, b: Option<&Part<'_>>) -> bool {
-    b.is_some_and(|b| std::ptr::eq(a, b))
+/// The parts of `body` of type `mime_type`, decoded, in order; a line end
+/// is put between two parts when the first does not end with one.
+fn joined_text(
+    body: &[&Part<'_>],
+    mime_type: &str,
+    decoder: &mut HeaderDecoder<'_>,
+) -> Option<String> {
+    let mut joined: Option<String> = None;
+    for part in body.iter().filter(|p| p.mime_type() == mime_type) {
+        let text = decoded_text(part, decoder);
+        match &mut joined {
+            None => joined = Some(text),
+            Some(j) => {
+                if !j.is_empty() && !j.ends_with('\n') {
+                    j.push('\n');
+                }
+                j.push_str(&text);
+            }
+        }
+    }
+    joined
 }
 
-fn collect_attachments(
+fn attachment(
     part: &Part<'_>,
-    bodies: &[Option<&Part<'_>>; 2],
-    in_alternative: bool,
     decoder: &mut HeaderDecoder<'_>,
     options: &Options,
-    out: &mut Vec<Attachment>,
-) {
-    if part.is_multipart() {
-        let alternative = part.mime_type() == "multipart/alternative";
-        for child in &part.children {
-            collect_attachments(child, bodies, alternative, decoder, options, out);
-        }
-        return;
-    }
-    if same(part, bodies[0]) || same(part, bodies[1]) {
-        return;
-    }
+    nesting: &mut Nesting,
+) -> Attachment {
     let disposition = part
         .header
         .first("content-disposition")
         .map(|f| params::parse(&f.unfolded(), decoder));
     let filename = filename(part, disposition.as_ref(), decoder);
-    if in_alternative
-        && part.mime_type().starts_with("text/")
-        && filename.is_none()
-        && !is_attachment(part)
-    {
-        return;
-    }
     let encoding = transfer_encoding(part, decoder.defects);
     let content = transfer::decode(part.body, encoding, decoder.defects);
     let sha256 = hex(&Sha256::digest(&content));
-    out.push(Attachment {
+    let message = if is_message(part.mime_type()) {
+        nested(&content, options, nesting, decoder.defects)
+    } else {
+        None
+    };
+    Attachment {
         filename,
         content_type: part.mime_type().to_string(),
         disposition: disposition.map(|d| d.value).filter(|d| !d.is_empty()),
@@ -342,8 +328,45 @@ fn collect_attachments(
         origin: None,
         origin_part: None,
         path: None,
+        message,
         content: options.keep_content.then(|| content.into_owned()),
-    });
+    }
+}
+
+/// The record of an attached message, within the depth and size bounds.
+fn nested(
+    data: &[u8],
+    options: &Options,
+    nesting: &mut Nesting,
+    defects: &mut Vec<String>,
+) -> Option<Box<Record>> {
+    if nesting.depth >= MAX_NESTING {
+        defects.push(format!(
+            "nested-message-too-deep: not parsed beyond {MAX_NESTING} levels"
+        ));
+        return None;
+    }
+    if data.len() > nesting.budget {
+        defects.push(format!(
+            "nested-message-too-large: not parsed beyond {} MiB of attached messages",
+            MAX_NESTED_BYTES >> 20
+        ));
+        return None;
+    }
+    nesting.budget -= data.len();
+    let mut fields = options.fields;
+    for f in ["schema", "source", "parts"] {
+        fields.remove(f);
+    }
+    let inner = Options { fields, ..*options };
+    let source = Source {
+        path: String::new(),
+        offset: None,
+    };
+    nesting.depth += 1;
+    let record = convert_nested(data, source, &inner, nesting);
+    nesting.depth -= 1;
+    Some(Box::new(record))
 }
 
 /// Content-Disposition filename, else Content-Type name (Python's order).

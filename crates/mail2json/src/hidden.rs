@@ -175,6 +175,7 @@ fn attachment(
         origin: Some(origin),
         origin_part: Some(section.to_string()),
         path: None,
+        message: None,
         content: keep_content.then(|| data.to_vec()),
     }
 }

@@ -1,4 +1,4 @@
-//! The output record: one JSON object per message. Schema version 1.
+//! The output record: one JSON object per message. Schema version 2.
 //!
 //! docs/mail2json-schema.md is the long form of this comment; keep both in step
 //! and bump [`SCHEMA_VERSION`] when a field changes meaning or type.
@@ -10,7 +10,7 @@ use mailpipe::message::auth_results::{AuthResults, DkimSignature};
 use mailpipe::message::Mailbox;
 
 /// Bumped when a field changes meaning or type; adding a field does not bump it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The fields a record can hold, in output order. `headers` and `parts` are
 /// only written when asked for (`--headers`, `--parts`, or `--fields`).
@@ -94,6 +94,12 @@ impl FieldSet {
         }
     }
 
+    pub fn remove(&mut self, name: &str) {
+        if let Some(i) = FIELD_NAMES.iter().position(|n| *n == name) {
+            self.0 &= !(1 << i);
+        }
+    }
+
     pub fn has(&self, name: &str) -> bool {
         FIELD_NAMES
             .iter()
@@ -112,7 +118,7 @@ pub struct Source {
     pub offset: Option<u64>,
 }
 
-/// One attachment: a part that is not the message's text or HTML body.
+/// One attachment: a part of RFC 8621's `attachments` (or inline media).
 #[derive(Debug, Clone, Serialize)]
 pub struct Attachment {
     pub filename: Option<String>,
@@ -133,6 +139,9 @@ pub struct Attachment {
     /// Where `--extract DIR` wrote the content.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// An attached message's own record (without `schema`, `source`, `parts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Box<Record>>,
     /// The decoded content, kept only while `--extract` needs it.
     #[serde(skip)]
     pub content: Option<Vec<u8>>,
@@ -159,11 +168,11 @@ pub struct PartNode {
     pub parts: Vec<PartNode>,
 }
 
-/// A message as JSON: schema 1.
+/// A message as JSON: schema 2.
 ///
 /// | field | type | meaning |
 /// |---|---|---|
-/// | `schema` | number | 1 |
+/// | `schema` | number | 2 |
 /// | `source` | `{path, offset?}` | file (`-` = stdin) and mbox byte offset |
 /// | `size` | number | bytes of the message (mboxrd quoting undone) |
 /// | `message_id`, `in_reply_to` | string/null | without angle brackets |
@@ -172,8 +181,8 @@ pub struct PartNode {
 /// | `date_raw` | string/null | the Date header as written |
 /// | `from`, `sender`, `reply_to`, `to`, `cc`, `bcc` | [`{name, address}`] | names decoded, groups flattened |
 /// | `subject` | string/null | decoded |
-/// | `text`, `html` | string/null | the body a reader would show, UTF-8, line ends LF |
-/// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, origin?, origin_part?, path?}`] | MIME leaves, then files found inside them (`origin`: `uuencode`, `tnef`) |
+/// | `text`, `html` | string/null | the text/plain (text/html) parts of RFC 8621's `textBody` (`htmlBody`) joined, UTF-8, line ends LF |
+/// | `attachments` | [`{filename, content_type, disposition, content_id, size, sha256, origin?, origin_part?, path?, message?}`] | RFC 8621's `attachments`, then inline media of both bodies, then files found inside them (`origin`: `uuencode`, `tnef`); `message`: an attached message's record |
 /// | `auth` | [`{authserv_id, results: [{method, version?, result, reason, properties}]}`] | each Authentication-Results field, parsed, in order |
 /// | `dkim_signatures` | [`{d, s, a}`] | the signer of each DKIM-Signature field (not verified) |
 /// | `headers` | [`{name, value}`] | all fields in order, decoded (`--headers`) |

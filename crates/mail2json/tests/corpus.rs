@@ -4,29 +4,13 @@
 //! same messages. Skips, saying so, only when the corpus does not exist.
 //! `MAIL2JSON_ORACLE_KEEP=DIR` keeps the split messages and the report there.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{corpus_dir, files_under};
 use mailpipe_e2e::Tool;
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus directory is readable")
-        .map(|e| e.expect("directory entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if path.file_name().is_some_and(|n| n != "SOURCES.md") {
-            out.push(path);
-        }
-    }
-}
 
 /// Writes each message of the corpus to its own file in `into`.
 fn split_corpus(corpus: &Path, into: &Path) -> Vec<PathBuf> {

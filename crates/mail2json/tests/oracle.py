@@ -6,11 +6,11 @@
                                               when agreement is under --min
 
 Each FILE is one message. Fields compared: subject, from and to addresses,
-the text body (get_body(('plain',))), attachment names and sizes.
-Attachments follow mail2json's rule (see convert.rs): every leaf that is not
-the plain or html body, except an unnamed, non-attachment text part inside
-multipart/alternative; message/rfc822 parts are leaves (their size is not
-compared: Python re-serialises them).
+the text body, attachment names and sizes. The body model is RFC 8621's
+(section 4.1.4, written again here over Python's MIME tree), as mail2json's
+schema 2 uses it: `text` joins the text/plain parts of textBody; attachments
+are RFC 8621's, then inline media shown in both bodies; message/rfc822 parts
+are leaves (their size is not compared: Python re-serialises them).
 """
 import email
 import json
@@ -55,24 +55,97 @@ def text_of(part):
         return "<python-error: %s>" % type(e).__name__
 
 
-def attachments(msg, bodies):
-    out = []
+def is_inline_media(ctype):
+    return ctype.split("/")[0] in ("image", "audio", "video")
 
-    def walk(part, in_alt):
+
+def has_name(part):
+    try:
+        return part.get_param("name") is not None or part.get_param(
+            "filename", header="content-disposition") is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def parse_structure(parts, multipart_type, in_alternative, html_body, text_body, attachments):
+    """RFC 8621 section 4.1.4, written from the RFC again over Python's tree."""
+    text_length = len(text_body) if text_body is not None else -1
+    html_length = len(html_body) if html_body is not None else -1
+    for i, part in enumerate(parts):
         ctype = part.get_content_type()
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
-            alt = ctype == "multipart/alternative"
-            for child in part.get_payload():
-                walk(child, alt)
-            return
-        if any(part is b for b in bodies):
-            return
+        is_multipart = part.get_content_maintype() == "multipart" and part.is_multipart()
+        is_inline = (part.get_content_disposition() != "attachment"
+                     and (ctype in ("text/plain", "text/html") or is_inline_media(ctype))
+                     and (i == 0 or (multipart_type != "related"
+                                     and (is_inline_media(ctype) or not has_name(part)))))
+        if is_multipart:
+            sub = part.get_content_subtype()
+            parse_structure(part.get_payload(), sub, in_alternative or sub == "alternative",
+                            html_body, text_body, attachments)
+        elif is_inline:
+            if multipart_type == "alternative":
+                if ctype == "text/plain":
+                    if text_body is not None:
+                        text_body.append(part)
+                elif ctype == "text/html":
+                    if html_body is not None:
+                        html_body.append(part)
+                else:
+                    attachments.append(part)
+                continue
+            if in_alternative:
+                if ctype == "text/plain":
+                    html_body = None
+                if ctype == "text/html":
+                    text_body = None
+            if text_body is not None:
+                text_body.append(part)
+            if html_body is not None:
+                html_body.append(part)
+            if (text_body is None or html_body is None) and is_inline_media(ctype):
+                attachments.append(part)
+        else:
+            attachments.append(part)
+    if multipart_type == "alternative" and text_body is not None and html_body is not None:
+        if text_length == len(text_body) and html_length != len(html_body):
+            text_body.extend(html_body[html_length:])
+        if html_length == len(html_body) and text_length != len(text_body):
+            html_body.extend(text_body[text_length:])
+
+
+def body_model(msg):
+    """textBody, htmlBody, and attachments as mail2json lists them: RFC 8621's,
+    then the inline media it lists only in both bodies."""
+    text, html, att = [], [], []
+    parse_structure([msg], "mixed", False, html, text, att)
+    for p in text + html:
+        if is_inline_media(p.get_content_type()) and not any(p is a for a in att):
+            att.append(p)
+    return text, html, att
+
+
+def joined_text(parts, ctype):
+    joined = None
+    for p in parts:
+        if p.get_content_type() != ctype:
+            continue
+        t = text_of(p)
+        if joined is None:
+            joined = t
+        else:
+            if joined and not joined.endswith("\n"):
+                joined += "\n"
+            joined += t
+    return joined
+
+
+def attachments(parts):
+    out = []
+    for part in parts:
         try:
             name = part.get_filename()
         except Exception:  # noqa: BLE001
             name = "<python-error>"
-        if in_alt and part.get_content_maintype() == "text" and name is None and not part.is_attachment():
-            return
         if part.get_content_maintype() == "message":
             size = None
         else:
@@ -82,8 +155,6 @@ def attachments(msg, bodies):
             except Exception:  # noqa: BLE001
                 size = None
         out.append([name, size])
-
-    walk(msg, False)
     return out
 
 
@@ -96,20 +167,16 @@ def extract(path):
     except Exception as e:  # noqa: BLE001
         subject = "<python-error: %s>" % type(e).__name__
     try:
-        plain = msg.get_body(("plain",))
+        text_body, _, attached = body_model(msg)
     except Exception:  # noqa: BLE001
-        plain = None
-    try:
-        html = msg.get_body(("html",))
-    except Exception:  # noqa: BLE001
-        html = None
+        text_body, attached = [], []
     return {
         "file": path,
         "subject": subject,
         "from": addresses(msg, "from"),
         "to": addresses(msg, "to"),
-        "text": text_of(plain),
-        "attachments": attachments(msg, [plain, html]),
+        "text": joined_text(text_body, "text/plain"),
+        "attachments": attachments(attached),
         "defects": {
             "subject": header_defects(msg, "subject"),
             "from": header_defects(msg, "from"),
@@ -198,7 +265,7 @@ def explained(field, mine, theirs, rec):
     """A difference in non-ASCII characters only, where Python could not
     decode the bytes (U+FFFD, surrogate escapes, LookupError) or mail2json
     reports that the label was wrong or missing. Each such case is listed in
-    docs/mail2json-vs-python.md."""
+    docs/mail2json-oracles.md."""
     structure = theirs["defects"]["structure"]
     if field in ("text", "attachments") and any(d in STRUCTURE_FAILURES for d in structure):
         # Python could not find the boundaries or the header block it

@@ -6,6 +6,8 @@
 //!   encodings);
 //! - [`parse`]: the structure (header block, MIME tree with its limits,
 //!   RFC 2231 parameters, addresses, dates);
+//! - [`body`]: which parts are the text, the HTML and the attachments
+//!   (RFC 8621's body model);
 //! - [`envelope`]: what the tools ask of a header (the sender and date of a
 //!   From_ line, the recipients of `smtp-send -t`);
 //! - [`idna`]: internationalized addresses (RFC 6530): the IDNA form of a
@@ -18,6 +20,7 @@
 //! defects (strings, shown by mail2json) on a result that is still returned.
 
 pub mod auth_results;
+pub mod body;
 pub mod decode;
 pub mod envelope;
 pub mod idna;

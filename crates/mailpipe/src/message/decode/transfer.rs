@@ -34,17 +34,20 @@ impl TransferEncoding {
 /// LF, as in Python's email package, so that sizes and hashes do not depend
 /// on where the message was kept. Encoded content is left byte for byte.
 fn crlf_to_lf(body: &[u8]) -> Cow<'_, [u8]> {
-    if memchr::memmem::find(body, b"\r\n").is_none() {
+    // One searcher for the whole body, not one per line.
+    let finder = memchr::memmem::Finder::new(b"\r\n");
+    let mut found = finder.find_iter(body).peekable();
+    if found.peek().is_none() {
         return Cow::Borrowed(body);
     }
     let mut out = Vec::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(i) = memchr::memmem::find(rest, b"\r\n") {
-        out.extend_from_slice(&rest[..i]);
+    let mut start = 0;
+    for i in found {
+        out.extend_from_slice(&body[start..i]);
         out.push(b'\n');
-        rest = &rest[i + 2..];
+        start = i + 2;
     }
-    out.extend_from_slice(rest);
+    out.extend_from_slice(&body[start..]);
     Cow::Owned(out)
 }
 
@@ -106,5 +109,11 @@ mod tests {
     fn uu() {
         let body = b"begin 644 a.txt\n#86)C\n`\nend\n";
         assert_eq!(uudecode(body), b"abc");
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_cr_stays() {
+        assert_eq!(&*crlf_to_lf(b"a\r\nb\rc\r\n\r\n"), b"a\nb\rc\n\n");
+        assert!(matches!(crlf_to_lf(b"a\nb\r"), Cow::Borrowed(_)));
     }
 }

@@ -7,7 +7,7 @@
 //! and a message nested deeper than its recursion limit of 100 is refused too. Here depth and part count are
 //! bounded, and every irregularity becomes a defect on a tree that is still
 //! returned. Over that corpus this walk is also faster (figures in
-//! docs/mail2json-vs-python.md).
+//! docs/mail2json-oracles.md).
 //!
 //! Boundary lines follow RFC 2046 and Python's email package: `--boundary`
 //! at the start of a line, then optionally `--`, then only whitespace.
