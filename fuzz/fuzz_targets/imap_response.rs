@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     match read_fetch_response(&mut input, budget) {
-        Ok(fetched) => {
+        Ok((fetched, _tag)) => {
             let bodies: usize = fetched
                 .iter()
                 .filter_map(|f| f.body.as_ref().map(Vec::len))

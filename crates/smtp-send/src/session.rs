@@ -187,35 +187,9 @@ impl Session {
                 format!("TLS: STARTTLS refused: {}", reply.summary()),
             ));
         }
-        let Session {
-            conn,
-            greeting,
-            ehlo,
-            info,
-            size_limit,
-            authenticated,
-            data_buf,
-            ahead,
-            window,
-            dirty,
-            stopped,
-            saw_421,
-        } = self;
-        let conn = wire::start_tls(conn, "STARTTLS", host, config)?;
-        let mut session = Session {
-            conn,
-            greeting,
-            ehlo,
-            info,
-            size_limit,
-            authenticated,
-            data_buf,
-            ahead,
-            window,
-            dirty,
-            stopped,
-            saw_421,
-        };
+        let conn = wire::start_tls(self.conn, "STARTTLS", host, config)?;
+        // The same session over TLS: everything else stays as it was.
+        let mut session = Session { conn, ..self };
         session.note_tls();
         session.hello()?;
         Ok(session)
