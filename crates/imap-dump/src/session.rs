@@ -175,8 +175,11 @@ impl Session {
     /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said
     /// while we logged in, usually with its capabilities) and deflates every
     /// later byte, the imap crate's and ours. A NO leaves the session as it was.
-    fn compress(&mut self, endpoint: &Endpoint) -> Result<(), Error> {
-        if !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
+    fn compress(&mut self, endpoint: &Endpoint, when: Compress) -> Result<(), Error> {
+        if when == Compress::Never || !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
+            return Ok(());
+        }
+        if when == Compress::Auto && !Compress::far(self.round_trip(endpoint)?) {
             return Ok(());
         }
         self.imap
@@ -308,6 +311,13 @@ impl Session {
             .is_some_and(|caps| caps.has_str(name)))
     }
 
+    /// How long a NOOP takes: one round trip, the server doing next to nothing.
+    fn round_trip(&mut self, endpoint: &Endpoint) -> Result<Duration, Error> {
+        let sent = Instant::now();
+        self.imap.noop().map_err(|e| imap_error(endpoint, e))?;
+        Ok(sent.elapsed())
+    }
+
     /// Whether COMPRESS=DEFLATE is on for this connection.
     pub fn compressing(&self) -> bool {
         self.stream.lock().get_ref().0.get_ref().is_compressing()
@@ -349,7 +359,6 @@ pub fn quoted(name: &str) -> String {
 /// server offers it, starts COMPRESS=DEFLATE.
 pub fn open(endpoint: &Endpoint, compress: Compress) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
-    let connecting = Instant::now();
     // Every error of a session names its server, as the others do.
     let raw = endpoint
         .open(&config)
@@ -362,7 +371,6 @@ pub fn open(endpoint: &Endpoint, compress: Compress) -> Result<Session, Error> {
     wire.read_line(&mut line, MAX_LINE, &deadline, "the greeting")
         .map_err(|e| e.context(url))?;
     check_greeting(endpoint, &line)?;
-    let compress = compress.wanted(connecting.elapsed());
     let greeting_id = id::greeting_lists_id(&line);
     if url.security == Security::StartTls {
         wire.write_all(b"s0 STARTTLS\r\n")
@@ -447,9 +455,7 @@ pub fn open(endpoint: &Endpoint, compress: Compress) -> Result<Session, Error> {
     };
     let seen = session.stream.lock().get_mut().1.take().unwrap_or_default();
     session.capabilities = listed_capabilities(&seen);
-    if compress {
-        session.compress(endpoint)?;
-    }
+    session.compress(endpoint, compress)?;
     session.id_sent = id::introduce(&mut session, endpoint, greeting_id)?;
     Ok(session)
 }
