@@ -67,7 +67,8 @@ pub fn read_stdin(draft: bool) -> Result<Stdin, Error> {
     let limit = threshold()?;
     let read_error = |e| Error::io("reading stdin", e);
     let mut stdin = io::stdin().lock();
-    let mut held = Vec::new();
+    // Room for exactly what is held, so that reading it does not double it.
+    let mut held = Vec::with_capacity(limit.min(THRESHOLD).saturating_add(1) as usize);
     (&mut stdin)
         .take(limit.saturating_add(1))
         .read_to_end(&mut held)
