@@ -4,7 +4,8 @@
 //! header block itself and walks the tree out. A file's body is never held
 //! in memory: it is encoded a chunk at a time as it is written (`encode`),
 //! and read once more before that when `SOURCE_DATE_EPOCH` needs a digest of
-//! the encoded bytes.
+//! the encoded bytes. So is a large text (`text::TextSource`): its part is
+//! built from its scan and its body streamed like a file's.
 //!
 //! Structure: text, or multipart/alternative(text, html); the html wrapped in
 //! multipart/related with the inline files; all of it first in a
@@ -27,13 +28,14 @@ use crate::headers::{format_date, Fields};
 use crate::reproducible::{self, Ids};
 use crate::scan::Scan;
 use crate::source::Source;
+use crate::text::{Text, TextSource};
 
 /// What goes into the body.
 #[derive(Debug, Default)]
 pub struct Content {
     /// The text/plain part; left out only when there is HTML and no text.
-    pub text: Option<String>,
-    pub html: Option<String>,
+    pub text: Option<Text>,
+    pub html: Option<Text>,
     /// Files the HTML shows (`cid:`), or shown inline when there is no HTML.
     pub inline: Vec<FilePart>,
     pub attachments: Vec<FilePart>,
@@ -41,11 +43,51 @@ pub struct Content {
     pub progress: Progress,
 }
 
-/// A leaf part: its headers (and a text body) from lettre; a file's body is
-/// read from the file when it is needed.
+/// A leaf part: its headers (and a held text's body) from lettre; a file's
+/// or a streamed text's body is read when it is needed.
 struct Leaf {
     part: SinglePart,
-    file: Option<(Source, ContentTransferEncoding)>,
+    file: Option<(Stream, ContentTransferEncoding)>,
+}
+
+/// Where a streamed body comes from.
+enum Stream {
+    File(Source),
+    Text(TextSource),
+}
+
+impl Stream {
+    fn pass(&self, each: impl FnMut(&[u8]) -> Result<bool, Error>) -> Result<(), Error> {
+        match self {
+            Stream::File(source) => source.pass(each),
+            Stream::Text(text) => text.pass(each),
+        }
+    }
+
+    /// Bytes before encoding.
+    fn len(&self) -> u64 {
+        match self {
+            Stream::File(source) => source.len(),
+            Stream::Text(text) => text.len(),
+        }
+    }
+
+    fn contains(&self, needle: &[u8]) -> Result<bool, Error> {
+        match self {
+            Stream::File(source) => source.contains(needle),
+            Stream::Text(text) => text.contains(needle),
+        }
+    }
+
+    /// Whether a body sent as it is still is what its scan found (7bit for
+    /// a file, the same text for a text); an error if not.
+    fn unchanged(&self, scan: &Scan) -> Result<(), Error> {
+        match self {
+            Stream::File(source) if !scan.finish().seven_bit => Err(source.changed_content()),
+            Stream::Text(text) if scan.finish() != text.found() => Err(text.changed_content()),
+            _ => Ok(()),
+        }
+    }
 }
 
 enum Node {
@@ -123,6 +165,14 @@ pub fn choose_text_encoding(text: &str) -> ContentTransferEncoding {
     }
 }
 
+/// The error for `--encoding` that the text cannot be sent in.
+fn refused(label: &str, encoding: ContentTransferEncoding) -> Error {
+    Error::data(format!(
+        "--encoding {encoding}: the {label} cannot be sent {encoding} \
+         (NUL, non-ASCII text for 7bit, or lines over 76 characters)"
+    ))
+}
+
 fn text_body(
     label: &str,
     text: &str,
@@ -135,12 +185,7 @@ fn text_body(
                 encoding,
                 ContentTransferEncoding::SevenBit | ContentTransferEncoding::EightBit
             ) || !text.contains('\0');
-            let refused = || {
-                Error::data(format!(
-                    "--encoding {encoding}: the {label} cannot be sent {encoding} \
-                     (NUL, non-ASCII text for 7bit, or lines over 76 characters)"
-                ))
-            };
+            let refused = || refused(label, encoding);
             if !raw_ok {
                 return Err(refused());
             }
@@ -154,6 +199,29 @@ fn text_body(
                 Body::new_with_encoding(buf, ContentTransferEncoding::QuotedPrintable)
                     .map_err(|_| Error::data(format!("the {label} cannot be encoded")))
             })
+        }
+    }
+}
+
+/// The text or HTML part for `text`: a held text's body encoded by lettre,
+/// a streamed one's encoded as it is written, the same bytes either way.
+fn text_leaf(
+    content_type: ContentType,
+    label: &str,
+    text: Text,
+    forced: Option<ContentTransferEncoding>,
+) -> Result<Node, Error> {
+    let builder = SinglePart::builder().header(content_type);
+    match text {
+        Text::Held(text) => Ok(Leaf::text(builder.body(text_body(label, &text, forced)?))),
+        Text::Streamed(text) => {
+            let encoding = text
+                .encoding(forced)
+                .map_err(|encoding| refused(label, encoding))?;
+            Ok(Node::Leaf(Leaf {
+                part: builder.body(Body::dangerous_pre_encoded(Vec::new(), encoding)),
+                file: Some((Stream::Text(text), encoding)),
+            }))
         }
     }
 }
@@ -201,7 +269,7 @@ fn file_part(part: FilePart, disposition: &str) -> Result<Leaf, Error> {
         .body(Body::dangerous_pre_encoded(Vec::new(), encoding));
     Ok(Leaf {
         part,
-        file: Some((source, encoding)),
+        file: Some((Stream::File(source), encoding)),
     })
 }
 
@@ -209,7 +277,7 @@ fn file_part(part: FilePart, disposition: &str) -> Result<Leaf, Error> {
 /// 7bit file that is no longer 7bit (changed since it was scanned) is an
 /// error rather than a part that could break the message's structure.
 fn stream_file(
-    source: &Source,
+    source: &Stream,
     encoding: ContentTransferEncoding,
     sink: &mut dyn Write,
     progress: Option<&Progress>,
@@ -230,18 +298,14 @@ fn stream_file(
                 }
                 Ok(true)
             })?;
-            if scan.finish().seven_bit {
-                Ok(())
-            } else {
-                Err(source.changed_content())
-            }
+            source.unchanged(&scan)
         }
     }
 }
 
 /// `source` through the encoder `E` into `sink`.
 fn encoded<E: Encoder>(
-    source: &Source,
+    source: &Stream,
     sink: &mut dyn Write,
     progress: Option<&Progress>,
 ) -> Result<(), Error> {
@@ -291,11 +355,66 @@ impl Leaf {
         }
     }
 
+    /// Writes the body of the message's only part; true if a CRLF must
+    /// follow it: always after a file, after text that does not end with
+    /// one (lettre's rule, which a streamed text keeps).
+    fn write_only_body(
+        &self,
+        out: &mut dyn Write,
+        progress: Option<&Progress>,
+    ) -> Result<bool, Error> {
+        match &self.file {
+            None => {
+                self.write_body(out, progress)?;
+                let body = self.part.raw_body();
+                Ok(!body.is_empty() && !body.ends_with(b"\r\n"))
+            }
+            Some((Stream::File(_), _)) => {
+                self.write_body(out, progress)?;
+                Ok(true)
+            }
+            Some((Stream::Text(_), _)) => {
+                let mut tail = Tail {
+                    inner: out,
+                    last: [0; 2],
+                    written: 0,
+                };
+                self.write_body(&mut tail, progress)?;
+                Ok(tail.written > 0 && (tail.written < 2 || tail.last != *b"\r\n"))
+            }
+        }
+    }
+
     fn is_raw(&self) -> bool {
         !matches!(
             self.part.headers().get::<ContentTransferEncoding>(),
             Some(ContentTransferEncoding::Base64 | ContentTransferEncoding::QuotedPrintable)
         )
+    }
+}
+
+/// Passes writes on, remembering the last two bytes.
+struct Tail<'a> {
+    inner: &'a mut dyn Write,
+    last: [u8; 2],
+    written: u64,
+}
+
+impl Write for Tail<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let buf = &buf[..n];
+        match buf {
+            [.., a, b] => self.last = [*a, *b],
+            [b] => self.last = [self.last[1], *b],
+            [] => {}
+        }
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -377,24 +496,21 @@ pub fn compose(
     epoch: Option<i64>,
 ) -> Result<Composed, Error> {
     let html = match content.html {
-        Some(html) => Some(Leaf::text(
-            SinglePart::builder()
-                .header(ContentType::TEXT_HTML)
-                .body(text_body("HTML part", &html, encoding)?),
-        )),
+        Some(html) => Some(text_leaf(
+            ContentType::TEXT_HTML,
+            "HTML part",
+            html,
+            encoding,
+        )?),
         None => None,
     };
     let text = match (content.text, &html) {
         (Some(text), _) if !text.is_empty() => Some(text),
-        (_, None) => Some(String::new()),
+        (_, None) => Some(Text::Held(String::new())),
         _ => None,
     };
     let text = match text {
-        Some(text) => Some(Leaf::text(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(text_body("text", &text, encoding)?),
-        )),
+        Some(text) => Some(text_leaf(ContentType::TEXT_PLAIN, "text", text, encoding)?),
         None => None,
     };
     let mut inline = Vec::new();
@@ -484,9 +600,7 @@ impl Composed {
         match &self.tree {
             Node::Leaf(leaf) => {
                 write!(out, "{}\r\n", leaf.part.headers()).map_err(failed)?;
-                leaf.write_body(out, Some(&self.progress))?;
-                let body = leaf.part.raw_body();
-                if leaf.file.is_some() || (!body.is_empty() && !body.ends_with(b"\r\n")) {
+                if leaf.write_only_body(out, Some(&self.progress))? {
                     out.write_all(b"\r\n").map_err(failed)?;
                 }
                 Ok(())

@@ -14,5 +14,7 @@ pub mod reproducible;
 mod run;
 pub mod scan;
 pub mod source;
+pub mod spool;
+pub mod text;
 
 pub use run::run;

@@ -9,18 +9,34 @@ use crate::attach::FileSpec;
 use crate::build::Content;
 use crate::cli::Args;
 use crate::headers::{Fields, Kind};
+use crate::source::Source;
+use crate::spool::{self, Stdin};
+use crate::text::{not_utf8, Text, TextSource};
 use crate::{attach, build, draft, headers, json_input, reproducible};
 
 /// Files of this many bytes in all take long enough to encode to show progress.
 const SHOW_PROGRESS_FROM: u64 = 8 << 20;
 
 fn utf8(what: &str, bytes: Vec<u8>) -> Result<String, Error> {
-    String::from_utf8(bytes).map_err(|e| {
-        Error::data(format!(
-            "{what} is not UTF-8 (byte {} is invalid)",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(what, e.utf8_error().valid_up_to() as u64))
+}
+
+/// The `--html` file: streamed if it is a regular file over the spool
+/// threshold, held otherwise (a pipe is read once).
+fn html(path: &std::path::Path) -> Result<Text, Error> {
+    let what = format!("--html {}", path.display());
+    let threshold = spool::threshold()?;
+    let large = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > threshold);
+    if large {
+        let source = Source::open(path)?;
+        return Ok(Text::Streamed(TextSource::scan(
+            &what,
+            0,
+            Vec::new(),
+            source,
+        )?));
+    }
+    Ok(Text::Held(utf8(&what, attach::read_file(path)?)?))
 }
 
 /// Flags last: they add recipients and replace everything else.
@@ -67,24 +83,34 @@ fn apply_flags(args: &Args, fields: &mut Fields) -> Result<(), Error> {
 /// Does what the command line asks; the error's kind is the exit status.
 pub fn run(args: Args) -> Result<(), Error> {
     let epoch = reproducible::source_date_epoch()?;
-    let mut input = Vec::new();
-    io::stdin()
-        .lock()
-        .read_to_end(&mut input)
-        .map_err(|e| Error::io("reading stdin", e))?;
+    let input = if args.json {
+        let mut input = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut input)
+            .map_err(|e| Error::io("reading stdin", e))?;
+        Stdin::Held(input)
+    } else {
+        spool::read_stdin(args.draft)?
+    };
 
     let mut fields = Fields::default();
     let mut content = Content::default();
     let mut attachments: Vec<(String, FileSpec)> = Vec::new();
+    let (input, streamed) = match input {
+        Stdin::Held(input) => (input, None),
+        Stdin::Spooled { head, body } => (head.into_bytes(), Some(body)),
+    };
     if args.json {
         let json = json_input::apply(&input, &mut fields)?;
-        content.text = json.text;
-        content.html = json.html;
+        content.text = json.text.map(Text::Held);
+        content.html = json.html.map(Text::Held);
         for (i, spec) in json.attachments.into_iter().enumerate() {
             attachments.push((format!("json field \"attachments[{i}]\""), spec));
         }
     } else if args.draft {
-        let draft = draft::parse(&utf8("stdin", input)?)?;
+        let head = utf8("stdin", input)?;
+        let draft = draft::parse(&head)?;
         for (line, name, value) in &draft.headers {
             let label = format!("draft line {line}:");
             if name.trim().eq_ignore_ascii_case("attach") {
@@ -95,9 +121,21 @@ pub fn run(args: Args) -> Result<(), Error> {
                 fields.apply(&label, name.trim_end(), value)?;
             }
         }
-        content.text = Some(draft.body);
+        content.text = Some(match streamed {
+            None => Text::Held(draft.body),
+            // A body that began before the held head's end (not after a
+            // blank line) goes first.
+            Some(body) if !draft.body.is_empty() => {
+                let offset = (head.len() - draft.body.len()) as u64;
+                Text::Streamed(body.with_prefix("stdin", offset, draft.body.into_bytes())?)
+            }
+            Some(body) => Text::Streamed(body),
+        });
     } else {
-        content.text = Some(utf8("stdin", input)?);
+        content.text = Some(match streamed {
+            None => Text::Held(utf8("stdin", input)?),
+            Some(body) => Text::Streamed(body),
+        });
     }
     apply_flags(&args, &mut fields)?;
     if fields.from.is_empty() {
@@ -111,8 +149,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     fields.check()?;
 
     if let Some(path) = &args.html {
-        let bytes = attach::read_file(path)?;
-        content.html = Some(utf8(&format!("--html {}", path.display()), bytes)?);
+        content.html = Some(html(path)?);
     }
     for spec in &args.attach {
         attachments.push(("--attach".to_string(), attach::parse_spec(spec)));
@@ -138,9 +175,17 @@ pub fn run(args: Args) -> Result<(), Error> {
         content.inline.push(attach::load("--inline", spec)?);
     }
 
+    let texts: u64 = [&content.text, &content.html]
+        .into_iter()
+        .map(|text| match text {
+            Some(Text::Streamed(text)) => text.len(),
+            _ => 0,
+        })
+        .sum();
     let files: u64 = (content.attachments.iter().chain(&content.inline))
         .map(|f| f.source.len())
-        .sum();
+        .sum::<u64>()
+        + texts;
     if files >= SHOW_PROGRESS_FROM {
         content.progress = Progress::new(args.quiet, false);
         content.progress.start("encoding", None, Some(files));

@@ -64,6 +64,12 @@ pub struct Found {
     /// Mostly-ASCII UTF-8 with CRLF line ends only: quoted-printable keeps
     /// it exact (and is short enough).
     pub crlf_text: bool,
+    pub nul: bool,
+    /// A line (CRs not counted) of more than 76 bytes.
+    pub long_line: bool,
+    /// At most a third of the bytes (CRs not counted) are ones
+    /// quoted-printable escapes.
+    pub few_escapes: bool,
 }
 
 /// How much of the file the caller still needs to know about, so that a
@@ -187,14 +193,17 @@ impl Scan {
         // choose_text_encoding on the text with LF line ends: 7bit, or
         // quoted-printable when at most a third of its bytes are escaped.
         let text_len = self.total - self.crs;
-        let not_base64 =
-            (self.ascii && !self.nul && !self.long_line) || self.escaped * 3 <= text_len;
+        let few_escapes = self.escaped * 3 <= text_len;
+        let not_base64 = (self.ascii && !self.nul && !self.long_line) || few_escapes;
         Found {
             seven_bit,
             utf8,
             ascii: self.ascii,
             looks_like_text: utf8 && !self.control,
             crlf_text: utf8 && crlf_only && not_base64,
+            nul: self.nul,
+            long_line: self.long_line,
+            few_escapes,
         }
     }
 }

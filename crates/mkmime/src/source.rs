@@ -71,6 +71,19 @@ impl Source {
         })
     }
 
+    /// A regular file already open, named `name` in errors (stdin spooled
+    /// to a temporary file).
+    pub fn from_file(name: &str, file: File) -> Result<Source, Error> {
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {name}"), e))?
+            .len();
+        Ok(Source {
+            path: PathBuf::from(name),
+            bytes: Bytes::File { file, size },
+        })
+    }
+
     /// Bytes given directly (tests, fuzzing).
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Source {
         Source {

@@ -980,3 +980,95 @@ fn inline_without_html_html_only_json_and_empty_body() {
     let v = python(&ok(&["--from", "a@example.org"], b""));
     assert_eq!(leaves(&v)[0]["text"], json!(""));
 }
+
+/// Issue 16: a body spooled to a temporary file (`MKMIME_SPOOL_THRESHOLD`,
+/// the test knob, sends these small inputs that way) and a streamed
+/// `--html` file are refused exactly as held ones: same exit status, same
+/// stderr line (the same byte offset for bad UTF-8), nothing on stdout. A
+/// spool that cannot be created is 74 naming the directory.
+#[test]
+fn a_spooled_body_is_refused_as_a_held_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_html = dir.path().join("bad.html");
+    std::fs::write(&bad_html, b"<p>ok</p>\n<p>caf\xe9</p>\n").unwrap();
+    let mut html_args = BASE.to_vec();
+    html_args.extend(["--html", s(&bad_html)]);
+    let forced = |encoding: &'static str| {
+        let mut args = BASE.to_vec();
+        args.extend(["--encoding", encoding]);
+        args
+    };
+    let long_line = "x".repeat(75) + "\n" + &"y".repeat(75);
+    let cases: Vec<(Vec<&str>, Vec<u8>)> = vec![
+        (BASE.to_vec(), b"caf\xe9\n".to_vec()),
+        (
+            BASE.to_vec(),
+            [&"中文".repeat(9).into_bytes()[..], b"\xe4\xb8"].concat(),
+        ),
+        (
+            BASE.to_vec(),
+            [&"中文".repeat(9).into_bytes()[..], b"\xe4\xb8A"].concat(),
+        ),
+        (forced("7bit"), "中文\n".as_bytes().to_vec()),
+        (forced("7bit"), long_line.clone().into_bytes()),
+        (forced("8bit"), long_line.into_bytes()),
+        (forced("8bit"), b"nul \0 here\n".to_vec()),
+        (html_args, b"text\n".to_vec()),
+        (
+            vec!["--draft"],
+            b"From: a@example.org\nSubject: \xff\n\nbody".to_vec(),
+        ),
+        (
+            vec!["--draft"],
+            b"From: a@example.org\nSubject: s\n\nbody \xff and more".to_vec(),
+        ),
+        (
+            vec!["--draft"],
+            b"To: a@example.org\nnot a header\n\nbody".to_vec(),
+        ),
+        (vec!["--draft"], b"To: a@example.org\n\nbody".to_vec()),
+    ];
+    for (args, stdin) in &cases {
+        let held = mkmime(args, stdin);
+        let stderr = String::from_utf8_lossy(&held.stderr).into_owned();
+        assert!(!held.status.success(), "{args:?} {stdin:?}");
+        assert!(held.stdout.is_empty());
+        for threshold in ["0", "1", "7"] {
+            let spooled = mkmime_env(
+                args,
+                stdin,
+                &[
+                    ("SOURCE_DATE_EPOCH", EPOCH),
+                    ("MKMIME_SPOOL_THRESHOLD", threshold),
+                ],
+            );
+            assert_eq!(
+                (
+                    spooled.status.code(),
+                    String::from_utf8_lossy(&spooled.stderr)
+                ),
+                (held.status.code(), stderr.as_str().into()),
+                "{args:?} {stdin:?} threshold {threshold}"
+            );
+            assert!(spooled.stdout.is_empty());
+        }
+    }
+
+    let missing = dir.path().join("no such dir");
+    let out = mkmime_env(
+        &BASE,
+        b"body\n",
+        &[
+            ("MKMIME_SPOOL_THRESHOLD", "0"),
+            ("TMPDIR", missing.to_str().unwrap()),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.starts_with("mkmime: spooling stdin to a temporary file in ")
+            && stderr.contains("no such dir"),
+        "{stderr}"
+    );
+}

@@ -247,21 +247,30 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
-#[test]
-fn outputs_match_the_recorded_bytes() {
+/// Runs every case (stdin spooled above `threshold(stdin)` bytes, if
+/// given) and returns how each output differs from its recorded bytes.
+fn check(threshold: Option<fn(&[u8]) -> usize>) -> Vec<String> {
     let i = inputs();
-    let bless = std::env::var_os("MKMIME_BLESS").is_some();
+    let bless = threshold.is_none() && std::env::var_os("MKMIME_BLESS").is_some();
     let mut wrong = Vec::new();
     for (name, args, stdin) in cases(&i) {
         let mut cmd = Command::new(Tool::Mkmime.path());
         cmd.args(&args).env("SOURCE_DATE_EPOCH", EPOCH);
+        let name = match threshold {
+            Some(threshold) => {
+                let bytes = threshold(&stdin);
+                cmd.env("MKMIME_SPOOL_THRESHOLD", bytes.to_string());
+                format!("{name} (spool threshold {bytes}, stdin {})", stdin.len())
+            }
+            None => name.to_string(),
+        };
         let out = mailpipe_e2e::run_with_stdin(&mut cmd, &stdin);
         assert!(
             out.status.success(),
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let path = golden_dir().join(format!("{name}.eml"));
+        let path = golden_dir().join(format!("{}.eml", name.split(' ').next().unwrap()));
         if bless {
             std::fs::create_dir_all(golden_dir()).unwrap();
             std::fs::write(&path, &out.stdout).unwrap();
@@ -283,5 +292,22 @@ fn outputs_match_the_recorded_bytes() {
             ));
         }
     }
+    wrong
+}
+
+#[test]
+fn outputs_match_the_recorded_bytes() {
+    let wrong = check(None);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The same bytes when stdin (and an --html file) is spooled to a file and
+/// streamed (threshold 0: everything; one byte under stdin's size), and when
+/// stdin is exactly at the threshold and held.
+#[test]
+fn spooled_stdin_gives_the_same_bytes() {
+    let mut wrong = check(Some(|_| 0));
+    wrong.extend(check(Some(|stdin| stdin.len().saturating_sub(1))));
+    wrong.extend(check(Some(|stdin| stdin.len())));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -189,6 +189,19 @@ fn skeleton(r: impl Read) -> Skeleton {
 /// mkmime with `args` under GNU time: (its output's skeleton, its peak RSS
 /// in kB, seconds taken).
 fn run_measured(args: &[&str], epoch: Option<&str>) -> (Skeleton, u64, f64) {
+    let (seen, kb, seconds, ()) = run_measured_with(args, epoch, |mut stdin| {
+        stdin.write_all(b"the file is attached\n").unwrap();
+    });
+    (seen, kb, seconds)
+}
+
+/// The same with stdin written by `feed` (in a thread, while the output is
+/// read), which returns what it wants to tell.
+fn run_measured_with<T: Send + 'static>(
+    args: &[&str],
+    epoch: Option<&str>,
+    feed: impl FnOnce(ChildStdin) -> T + Send + 'static,
+) -> (Skeleton, u64, f64, T) {
     assert!(
         Path::new("/usr/bin/time").exists(),
         "GNU time is missing: apt-get install time (scripts/test does)"
@@ -209,14 +222,11 @@ fn run_measured(args: &[&str], epoch: Option<&str>) -> (Skeleton, u64, f64) {
     }
     let started = Instant::now();
     let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"the file is attached\n")
-        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || feed(stdin));
     let seen = skeleton(child.stdout.take().unwrap());
     let out = child.wait_with_output().unwrap();
+    let told = writer.join().unwrap();
     let seconds = started.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -225,7 +235,7 @@ fn run_measured(args: &[&str], epoch: Option<&str>) -> (Skeleton, u64, f64) {
     );
     let kb = std::fs::read_to_string(&rss).unwrap();
     let kb: u64 = kb.lines().last().unwrap().trim().parse().unwrap();
-    (seen, kb, seconds)
+    (seen, kb, seconds, told)
 }
 
 fn sparse(dir: &Path, name: &str, len: u64) -> PathBuf {
@@ -281,6 +291,126 @@ fn two_gib_sparse_attachment_streams_in_bounded_memory() {
     assert_eq!(body.sha256, sha);
     assert_eq!(reference.bodies[0].sha256, file_sha256(&small));
     assert!(kb < 32 * 1024, "peak RSS {kb} kB for a 2 GiB attachment");
+}
+
+/// A MiB or so of Chinese text in CRLF lines (base64 in a message), the
+/// same for the same `seed`.
+fn chinese_block(seed: u32) -> Vec<u8> {
+    const CHARS: [&str; 8] = ["邮", "件", "测", "试", "正", "文", "，", "。"];
+    let mut text = format!("第 {seed} 块\r\n");
+    let mut x = seed;
+    while text.len() < 1 << 20 {
+        for _ in 0..(x >> 27) + 10 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            text.push_str(CHARS[(x >> 29) as usize]);
+        }
+        text.push_str("\r\n");
+    }
+    text.into_bytes()
+}
+
+/// Issue 16: a body of any size on stdin is spooled to a temporary file and
+/// streamed, so 1 GiB of text costs no more memory than a short one, and it
+/// decodes to exactly the bytes sent (CRLF text, so nothing is normalized).
+#[test]
+fn one_gib_body_on_stdin_streams_in_bounded_memory() {
+    // A small attachment too: the checker reads a multipart message.
+    let dir = tempfile::tempdir().unwrap();
+    let small = sparse(dir.path(), "small.bin", 1000);
+    let args = [
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@example.org",
+        "-s",
+        "大",
+        "-a",
+        small.to_str().unwrap(),
+    ];
+    let (seen, kb, seconds, (sent, sha)) = run_measured_with(&args, None, |mut stdin| {
+        let mut h = Sha256::new();
+        let mut sent = 0u64;
+        for seed in 0..1024 {
+            let block = chinese_block(seed);
+            h.update(&block);
+            sent += block.len() as u64;
+            stdin.write_all(&block).unwrap();
+        }
+        (sent, hex(&h.finalize()))
+    });
+    eprintln!("1 GiB body on stdin: {seconds:.1} s, peak RSS {kb} kB");
+    assert!(sent >= 1 << 30);
+    assert!(
+        seen.lines
+            .iter()
+            .any(|l| l == "Content-Type: text/plain; charset=utf-8"),
+        "{:?}",
+        seen.lines
+    );
+    assert_eq!(seen.bodies.len(), 2, "{:?}", seen.bodies);
+    assert_eq!(seen.bodies[0].bytes, sent);
+    assert_eq!(seen.bodies[0].sha256, sha);
+    assert!(kb < 32 * 1024, "peak RSS {kb} kB for a 1 GiB body");
+}
+
+/// Python's email package reads a 50 MB spooled body (quoted-printable:
+/// mostly ASCII, long lines, LF line ends) back as the same text.
+#[test]
+fn python_reads_a_50_mb_body_back_as_the_same_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.txt");
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 50 << 20 {
+        let line = match i % 4 {
+            0 => format!(
+                "Zeile {i}: Grüße aus Köln = {} ",
+                "lang ".repeat((i % 30) as usize)
+            ),
+            1 => String::new(),
+            2 => format!("{}\tTab", "x".repeat((i % 200) as usize)),
+            _ => "a = b; ümlaut, déjà vu".to_string(),
+        };
+        text.push_str(&line);
+        text.push('\n');
+        i += 1;
+    }
+    std::fs::write(&body, &text).unwrap();
+    let eml = dir.path().join("out.eml");
+    let status = Command::new(Tool::Mkmime.path())
+        .args(["--from", "a@example.org", "--to", "b@example.org"])
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .stdin(File::open(&body).unwrap())
+        .stdout(File::create(&eml).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let script = r#"
+import email, hashlib, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=policy.default)
+assert not m.defects, m.defects
+text = m.get_content().replace("\r\n", "\n").encode()
+print(m["Content-Transfer-Encoding"], len(text), hashlib.sha256(text).hexdigest())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&eml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!(
+            "quoted-printable {} {}",
+            text.len(),
+            hex(&Sha256::digest(text.as_bytes()))
+        )
+    );
 }
 
 #[test]
