@@ -23,7 +23,7 @@ Files: FILE[;type=TYPE][;name=NAME][;cid=ID]. The type is guessed from the conte
 magic number (PDF, PNG, JPEG, GIF, WebP, gzip, 7z), then the name, then whether it is text.
 Attachments arrive byte for byte: 7bit only if the file already is CRLF 7bit text,
 quoted-printable for mostly-ASCII CRLF text, base64 otherwise. Files are streamed,
-read more than once: a pipe (-a <(cmd)) is taken up to 16 MiB. A body over 8 MiB on
+read more than once: a pipe (-a <(cmd)) is taken up to 16 MiB. A body over 1 MiB on
 stdin (not --json) is spooled to a temporary file in $TMPDIR and streamed the same way.
 International addresses (RFC 6530): user@例子.中国 is written with the domain's IDNA form
 (user@xn--fsqu00a.xn--fiqs8s), plain ASCII that every server takes; 张三@例子.中国 (a UTF-8

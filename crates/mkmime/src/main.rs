@@ -3,7 +3,7 @@
 //! Input: stdin is the body text (UTF-8) with headers from flags; or, with
 //! `--draft`, a header block, a blank line and the body; or, with `--json`,
 //! one JSON object with mail2json's field names. Files come from `--attach`,
-//! `--inline` and `--html`. A body over 8 MiB is spooled to a temporary
+//! `--inline` and `--html`. A body over 1 MiB is spooled to a temporary
 //! file and streamed (`spool`); JSON is held whole.
 //!
 //! Output: the message on stdout, CRLF line ends (`--lf` for LF), files
