@@ -20,6 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use mkmime::attach::{self, FileSpec};
 use mkmime::build::{self, Content};
 use mkmime::headers::Fields;
+use mkmime::text::Text;
 use mkmime::{draft, headers, json_input};
 
 fn attachment_file() -> &'static PathBuf {
@@ -77,13 +78,13 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
         }
-        content.text = Some(parsed.body);
+        content.text = Some(Text::Held(parsed.body));
     } else {
         let Ok(json) = json_input::apply(input, &mut fields) else {
             return;
         };
-        content.text = json.text;
-        content.html = json.html;
+        content.text = json.text.map(Text::Held);
+        content.html = json.html.map(Text::Held);
         specs = json.attachments;
     }
     if fields.from.is_empty() || fields.check().is_err() {
