@@ -363,6 +363,14 @@ fn accept_loop(
     }
 }
 
+/// A read that only timed out (the proxies poll) or was interrupted: try again.
+pub(crate) fn read_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// One connection from a non-blocking listener, or `None` after a short
 /// sleep when none is waiting (the caller looks at its stop flag).
 pub(crate) fn accept_polling(listener: &TcpListener) -> io::Result<Option<TcpStream>> {
@@ -533,16 +541,7 @@ fn pump(dir: Dir, mut from: TcpStream, mut to: TcpStream, conn: &Connection, sha
         let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if read_again(&e) => continue,
             Err(_) => break,
         };
         if dir == Dir::ToServer {

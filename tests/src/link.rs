@@ -28,7 +28,7 @@
 //! Threads, no async runtime: two per direction of each connection, polling
 //! a stop flag every [`TICK`]; dropping the [`Link`] ends everything.
 
-use crate::fault_proxy::{accept_polling, lock, Dir};
+use crate::fault_proxy::{accept_polling, lock, read_again, Dir};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -395,16 +395,7 @@ fn read_side(dir: Dir, conn: &Conn) {
         let item = match read {
             Ok(0) => Item::Eof(at),
             Ok(n) => Item::Data(at, buf[..n].to_vec()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if read_again(&e) => continue,
             Err(_) => Item::Reset(at),
         };
         let last = !matches!(item, Item::Data(..));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use mailpipe::{ByteSize, ServerArgs};
 
-use crate::compress::Compress;
+use crate::when::When;
 
 /// The examples and notes `--help` shows after the options and before the exit table.
 pub const EXAMPLES: &str = "\
@@ -99,7 +99,7 @@ pub struct Args {
     /// on this machine or a LAN, where the server's deflate is slower than
     /// the link), always, or never; account key `compress`
     #[arg(long, value_enum, value_name = "WHEN")]
-    pub compress: Option<Compress>,
+    pub compress: Option<When>,
     /// The same as --compress never
     #[arg(long, conflicts_with = "compress")]
     pub no_compress: bool,

@@ -12,7 +12,6 @@ use chrono::Utc;
 use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
-use crate::compress::Compress;
 use crate::criteria::{self, Literals};
 use crate::id;
 use crate::lanes::{self, uid_set, Fetch, Planner};
@@ -21,6 +20,7 @@ use crate::mutf7;
 use crate::output::MboxOutput;
 use crate::session::{self, imap_error, Session};
 use crate::state::{MailboxState, StateFile};
+use crate::when::When;
 
 /// What the user asked for that applies to every mailbox.
 pub struct DumpOptions {
@@ -45,12 +45,12 @@ pub struct Sessions {
     /// A connection was refused (a server's limit per user): open no more.
     refused: bool,
     /// Whether helpers ask for COMPRESS=DEFLATE (as the main one did).
-    compress: Compress,
+    compress: When,
 }
 
 impl Sessions {
     /// `connections` at most, helpers opened with `compress`.
-    pub fn new(main: Session, connections: usize, compress: Compress) -> Sessions {
+    pub fn new(main: Session, connections: usize, compress: When) -> Sessions {
         Sessions {
             main,
             helpers: (1..connections.max(1)).map(|_| None).collect(),
@@ -94,7 +94,7 @@ fn prepare_helper(
     slot: &mut Option<Session>,
     refused: &mut bool,
     endpoint: &Endpoint,
-    compress: Compress,
+    compress: When,
     wire_name: &str,
     uid_validity: u32,
 ) -> bool {

@@ -6,61 +6,26 @@
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::session::Session;
+use crate::when::When;
 
-/// When to send ID: `--id`, `--no-id`, the account's `imap_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdMode {
-    /// When the server lists ID among its capabilities (the default).
-    Auto,
-    /// Even when it does not (`--id`).
-    Always,
-    /// Never (`--no-id`).
-    Never,
+/// When to send ID: `--id` or `--no-id`, else the account's `imap_id`,
+/// else `Auto` (when the server lists ID among its capabilities).
+pub fn choose(id: bool, no_id: bool, account: Option<&str>) -> Result<When, Error> {
+    let flag = if id {
+        Some(When::Always)
+    } else {
+        no_id.then_some(When::Never)
+    };
+    When::choose(flag, "imap_id", account)
 }
 
-impl IdMode {
-    /// The flags, else the account's `imap_id`, else `Auto`; a bad account
-    /// value is 78.
-    pub fn choose(id: bool, no_id: bool, account: Option<&str>) -> Result<IdMode, Error> {
-        match (id, no_id, account) {
-            (true, _, _) => Ok(IdMode::Always),
-            (_, true, _) => Ok(IdMode::Never),
-            (_, _, None) => Ok(IdMode::Auto),
-            (_, _, Some(value)) => IdMode::parse(value).ok_or_else(|| {
-                Error::config(format!(
-                    "account key imap_id: {value:?} is not auto, always or never"
-                ))
-            }),
-        }
-    }
-
-    fn parse(value: &str) -> Option<IdMode> {
-        match value.to_ascii_lowercase().as_str() {
-            "auto" => Some(IdMode::Auto),
-            "always" => Some(IdMode::Always),
-            "never" => Some(IdMode::Never),
-            _ => None,
-        }
-    }
-
-    /// The account value that means this mode (what `run` leaves in the
-    /// endpoint for every connection to read).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdMode::Auto => "auto",
-            IdMode::Always => "always",
-            IdMode::Never => "never",
-        }
-    }
-
-    /// The endpoint's mode, as `run` settled it.
-    pub fn of(endpoint: &Endpoint) -> IdMode {
-        endpoint
-            .imap_id
-            .as_deref()
-            .and_then(IdMode::parse)
-            .unwrap_or(IdMode::Auto)
-    }
+/// The endpoint's mode, as `run` settled it.
+pub fn mode(endpoint: &Endpoint) -> When {
+    endpoint
+        .imap_id
+        .as_deref()
+        .and_then(When::parse)
+        .unwrap_or(When::Auto)
 }
 
 /// The command: name and version only (privacy: no OS, host or user).
@@ -89,11 +54,11 @@ pub fn introduce(
     endpoint: &Endpoint,
     greeting_id: Option<bool>,
 ) -> Result<bool, Error> {
-    let send = match IdMode::of(endpoint) {
-        IdMode::Never => false,
-        IdMode::Always => true,
-        IdMode::Auto if greeting_id == Some(true) => true,
-        IdMode::Auto => session.has_capability(endpoint, "ID")?,
+    let send = match mode(endpoint) {
+        When::Never => false,
+        When::Always => true,
+        When::Auto if greeting_id == Some(true) => true,
+        When::Auto => session.has_capability(endpoint, "ID")?,
     };
     if !send {
         return Ok(false);
@@ -121,8 +86,8 @@ pub fn is_unsafe_login(text: &str) -> bool {
 /// server's words and what to do (77: the server refuses this client, the
 /// mailbox exists).
 pub fn unsafe_login_error(endpoint: &Endpoint, mailbox: &str, text: &str) -> Error {
-    let why = match IdMode::of(endpoint) {
-        IdMode::Never => "no IMAP ID was sent (--no-id or imap_id = \"never\"): drop it",
+    let why = match mode(endpoint) {
+        When::Never => "no IMAP ID was sent (--no-id or imap_id = \"never\"): drop it",
         _ => "no IMAP ID was sent, the server did not list ID: try --id",
     };
     Error::new(
@@ -155,20 +120,11 @@ mod tests {
 
     #[test]
     fn flags_beat_the_account() {
-        assert_eq!(
-            IdMode::choose(false, true, Some("always")).ok(),
-            Some(IdMode::Never)
-        );
-        assert_eq!(
-            IdMode::choose(true, false, Some("never")).ok(),
-            Some(IdMode::Always)
-        );
-        assert_eq!(
-            IdMode::choose(false, false, Some("Never")).ok(),
-            Some(IdMode::Never)
-        );
-        assert_eq!(IdMode::choose(false, false, None).ok(), Some(IdMode::Auto));
-        let e = IdMode::choose(false, false, Some("yes")).expect_err("refused");
+        assert_eq!(choose(false, true, Some("always")).ok(), Some(When::Never));
+        assert_eq!(choose(true, false, Some("never")).ok(), Some(When::Always));
+        assert_eq!(choose(false, false, Some("Never")).ok(), Some(When::Never));
+        assert_eq!(choose(false, false, None).ok(), Some(When::Auto));
+        let e = choose(false, false, Some("yes")).expect_err("refused");
         assert_eq!(e.exit(), Exit::Config);
     }
 

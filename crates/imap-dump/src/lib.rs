@@ -16,5 +16,6 @@ pub mod output;
 mod run;
 pub mod session;
 pub mod state;
+pub mod when;
 
 pub use run::run;

@@ -6,12 +6,11 @@ use mailpipe::progress::Progress;
 use mailpipe::{ByteSize, Error, Protocol};
 
 use crate::cli::Args;
-use crate::compress::Compress;
 use crate::dump::{self, DumpOptions, Sessions};
-use crate::id::IdMode;
 use crate::output::{self, MboxOutput};
 use crate::state::StateFile;
-use crate::{list, session};
+use crate::when::When;
+use crate::{id, list, session};
 
 /// Does what the command line asks; the error's kind is the exit status.
 pub fn run(args: Args) -> Result<(), Error> {
@@ -39,14 +38,15 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     let mut endpoint = args.server.resolve(Protocol::Imap)?;
     // Every connection (the helper too) reads the mode from the endpoint.
-    let id_mode = IdMode::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
+    let id_mode = id::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
     endpoint.imap_id = Some(id_mode.as_str().to_string());
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
-    let compress = Compress::choose(
-        args.compress,
-        args.no_compress,
-        endpoint.compress.as_deref(),
-    )?;
+    let compress_flag = if args.no_compress {
+        Some(When::Never)
+    } else {
+        args.compress
+    };
+    let compress = When::choose(compress_flag, "compress", endpoint.compress.as_deref())?;
     // Two transcripts interleaved on stderr would be unreadable.
     let connections = if endpoint.verbose {
         1
@@ -56,9 +56,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     let session = session::open(&endpoint, compress)?;
     // Helpers do as the main connection did, whatever their greeting took.
     let helpers_compress = if session.compressing() {
-        Compress::Always
+        When::Always
     } else {
-        Compress::Never
+        When::Never
     };
     let mut sessions = Sessions::new(session, connections, helpers_compress);
     if args.list {

@@ -12,9 +12,9 @@ use mailpipe::tls::GOODBYE_WAIT;
 use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
-use crate::compress::Compress;
 use crate::fetch::{self, FetchError, Fetched, Part};
 use crate::id;
+use crate::when::When;
 
 /// The connection: TLS or plain, deflated after COMPRESS, logged for `-v`
 /// (the transcript sees the protocol, not deflate), with a read budget while
@@ -175,11 +175,11 @@ impl Session {
     /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said
     /// while we logged in, usually with its capabilities) and deflates every
     /// later byte, the imap crate's and ours. A NO leaves the session as it was.
-    fn compress(&mut self, endpoint: &Endpoint, when: Compress) -> Result<(), Error> {
-        if when == Compress::Never || !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
+    fn compress(&mut self, endpoint: &Endpoint, when: When) -> Result<(), Error> {
+        if when == When::Never || !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
             return Ok(());
         }
-        if when == Compress::Auto && !Compress::far(self.round_trip(endpoint)?) {
+        if when == When::Auto && !crate::compress::far(self.round_trip(endpoint)?) {
             return Ok(());
         }
         self.imap
@@ -357,7 +357,7 @@ pub fn quoted(name: &str) -> String {
 
 /// Connects, starts TLS as the URL says, logs in and, if `compress` and the
 /// server offers it, starts COMPRESS=DEFLATE.
-pub fn open(endpoint: &Endpoint, compress: Compress) -> Result<Session, Error> {
+pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
     // Every error of a session names its server, as the others do.
     let raw = endpoint

@@ -7,37 +7,12 @@
 //! fixtures wrap), the uuencode ones from the payloads that Python's
 //! `binascii.b2a_uu` encoded (tests/fixtures/SOURCES.md says how).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-use mailpipe_e2e::{run_with_stdin, Tool};
 use serde_json::Value;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/mail")
-        .join(name)
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    run_with_stdin(Command::new(Tool::Mail2json.path()).args(args), stdin)
-}
-
-/// The one record mail2json writes for `message`, after checking exit 0.
-fn record(args: &[&str], message: &[u8]) -> Value {
-    let out = run(args, message);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("output is UTF-8");
-    let mut lines = text.lines();
-    let r = serde_json::from_str(lines.next().expect("one record")).expect("JSON");
-    assert!(lines.next().is_none(), "one record only");
-    r
-}
+mod binary;
+use binary::{fixture, record};
 
 fn record_of(file: &str) -> Value {
     record(&[], &std::fs::read(fixture(file)).expect("fixture"))

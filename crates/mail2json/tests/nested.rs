@@ -4,40 +4,16 @@
 //! quoted-printable message/rfc822, the depth bound, `--extract` of inner
 //! attachments). Real messages from tests/fixtures/mail (SOURCES.md).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use mailpipe_e2e::{run_with_stdin, Tool};
 use serde_json::Value;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/mail")
-        .join(name)
-}
-
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    run_with_stdin(Command::new(Tool::Mail2json.path()).args(args), stdin)
-}
-
-/// The one record mail2json writes for `stdin` (or the file in `args`).
-fn one(args: &[&str], stdin: &[u8]) -> Value {
-    let out = run(args, stdin);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("UTF-8 output");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "one record: {text}");
-    serde_json::from_str(lines[0]).expect("JSON record")
-}
+mod binary;
+use binary::{fixture, record, run};
 
 fn file(name: &str) -> Value {
     let path = fixture(name);
-    one(&[path.to_str().expect("UTF-8 path")], b"")
+    record(&[path.to_str().expect("UTF-8 path")], b"")
 }
 
 fn types(attachments: &Value) -> Vec<&str> {
@@ -111,7 +87,7 @@ fn forwarded_message_and_its_attachment_are_extracted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("out");
     let path = fixture("webklex-embedded-email.eml");
-    let r = one(
+    let r = record(
         &[
             "--extract",
             out_dir.to_str().expect("UTF-8"),
@@ -233,22 +209,22 @@ fn quoted_printable(data: &[u8]) -> String {
 
 #[test]
 fn nesting_is_bounded_with_a_defect_and_every_encoding_parses() {
-    let r = one(&["-"], &nested(12));
+    let r = record(&["-"], &nested(12));
     assert_eq!(r["subject"], "level 12");
-    let mut record = &r;
+    let mut inner_most = &r;
     let mut seen = Vec::new();
-    while let Some(inner) = record["attachments"][0].get("message") {
-        record = inner;
-        seen.push(record["subject"].as_str().expect("subject").to_string());
+    while let Some(inner) = inner_most["attachments"][0].get("message") {
+        inner_most = inner;
+        seen.push(inner_most["subject"].as_str().expect("subject").to_string());
         assert_eq!(
-            record["text"].as_str().map(str::trim),
+            inner_most["text"].as_str().map(str::trim),
             Some(format!("text {}", 12 - seen.len()).as_str())
         );
     }
     // Eight levels below the message, each encoding among them.
     assert_eq!(seen.len(), 8, "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("level 4"));
-    let defects = record["defects"].as_array().expect("defects");
+    let defects = inner_most["defects"].as_array().expect("defects");
     assert!(
         defects
             .iter()
@@ -256,17 +232,24 @@ fn nesting_is_bounded_with_a_defect_and_every_encoding_parses() {
         "{defects:?}"
     );
     // Cut, not dropped: the unparsed message is still an attachment.
-    assert_eq!(record["attachments"][0]["content_type"], "message/rfc822");
+    assert_eq!(
+        inner_most["attachments"][0]["content_type"],
+        "message/rfc822"
+    );
 
     // Within the bound nothing is cut.
-    let r = one(&["-"], &nested(8));
-    let mut record = &r;
+    let r = record(&["-"], &nested(8));
+    let mut inner_most = &r;
     let mut depth = 0;
-    while let Some(inner) = record["attachments"][0].get("message") {
-        record = inner;
+    while let Some(inner) = inner_most["attachments"][0].get("message") {
+        inner_most = inner;
         depth += 1;
-        assert_eq!(record["defects"], serde_json::json!([]), "level {depth}");
+        assert_eq!(
+            inner_most["defects"],
+            serde_json::json!([]),
+            "level {depth}"
+        );
     }
     assert_eq!(depth, 8);
-    assert_eq!(record["text"], "innermost\n");
+    assert_eq!(inner_most["text"], "innermost\n");
 }

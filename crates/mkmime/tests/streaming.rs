@@ -6,6 +6,8 @@
 //! message.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -13,10 +15,27 @@ use std::process::{ChildStdin, Command, Stdio};
 use std::time::Instant;
 
 use base64::Engine as _;
+use common::noise;
 use mailpipe_e2e::Tool;
 use sha2::{Digest, Sha256};
 
 const EPOCH: &str = "1700000000";
+
+/// What a Python script given `eml` prints (trimmed), after checking it
+/// succeeded: Python's email package as the independent reader.
+fn python_prints(script: &str, eml: &Path) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(eml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -393,18 +412,8 @@ assert not m.defects, m.defects
 text = m.get_content().replace("\r\n", "\n").encode()
 print(m["Content-Transfer-Encoding"], len(text), hashlib.sha256(text).hexdigest())
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&eml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap().trim(),
+        python_prints(script, &eml),
         format!(
             "quoted-printable {} {}",
             text.len(),
@@ -417,17 +426,7 @@ print(m["Content-Transfer-Encoding"], len(text), hashlib.sha256(text).hexdigest(
 fn python_reads_a_50_mb_attachment_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("数据 50.bin");
-    let mut f = File::create(&path).unwrap();
-    let mut x = 7u32;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..50 {
-        for b in block.iter_mut() {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            *b = (x >> 24) as u8;
-        }
-        f.write_all(&block).unwrap();
-    }
-    drop(f);
+    std::fs::write(&path, noise(50 << 20, 7)).unwrap();
     let eml = dir.path().join("out.eml");
     let status = Command::new(Tool::Mkmime.path())
         .args(["--from", "a@example.org", "--to", "b@example.org", "-a"])
@@ -447,18 +446,8 @@ assert not m.defects, m.defects
 data = a.get_payload(decode=True)
 print(a.get_filename(), len(data), hashlib.sha256(data).hexdigest())
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&eml)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap().trim(),
+        python_prints(script, &eml),
         format!("数据 50.bin {} {}", 50 << 20, file_sha256(&path))
     );
 }
