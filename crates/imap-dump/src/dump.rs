@@ -1,5 +1,5 @@
-//! Dumping one mailbox: EXAMINE (read-only), UID SEARCH, the sizes of the
-//! messages found, then UID FETCH of `BODY.PEEK[]` in batches over one or
+//! Dumping one mailbox: EXAMINE (read-only), the UIDs and sizes to fetch (one
+//! UID FETCH of RFC822.SIZE, or UID SEARCH first for --search), then UID FETCH of `BODY.PEEK[]` in batches over one or
 //! more connections that keep several FETCHes in flight (lanes.rs), read by
 //! `fetch.rs` (not the imap crate's parser, which was the bottleneck). The
 //! main thread writes the batches in UID order, each once its tagged OK has
@@ -172,28 +172,29 @@ pub fn dump_mailbox(
     if selected.exists == 0 {
         return Ok(0);
     }
-    let uids = search(
-        session,
-        endpoint,
-        options.search.as_deref(),
-        after_uid,
-        &retry,
-    )?;
+    let mut sized = match options.search.as_deref() {
+        Some(criteria) => {
+            let uids = search(session, endpoint, criteria, after_uid, &retry)?;
+            sizes(session, endpoint, &uids)?
+        }
+        // Without criteria the sizes come from one FETCH over the UID range:
+        // a round trip less than UID SEARCH first.
+        None => sizes_from(session, endpoint, after_uid, &retry)?,
+    };
     let uid_next = selected.uid_next.unwrap_or(0);
     if state.is_some()
         && after_uid > 0
         && options.search.is_none()
         && uid_next > after_uid + 1
-        && !uids.iter().any(|&u| u > after_uid)
+        && !sized.iter().any(|&(u, _)| u > after_uid)
     {
         eprintln!(
-            "imap-dump: {mailbox}: warning: UIDNEXT is {uid_next} but UID SEARCH UID {}:* \
-             found nothing: the newer messages were deleted, or the server's search is broken \
-             (GNU Mailutils imap4d is known to); nothing new was fetched",
+            "imap-dump: {mailbox}: warning: UIDNEXT is {uid_next} but UID FETCH {}:* \
+             found nothing: the newer messages were deleted, or the server's UID ranges are \
+             broken; nothing new was fetched",
             after_uid + 1
         );
     }
-    let mut sized = sizes(session, endpoint, &uids)?;
     // Still skipped for size: kept in the state below the last UID written.
     let mut too_big: Vec<u32> = Vec::new();
     if let Some(max) = options.max_size {
@@ -356,7 +357,7 @@ pub fn dump_mailbox(
 fn search(
     session: &mut Session,
     endpoint: &Endpoint,
-    criteria: Option<&str>,
+    criteria: &str,
     after_uid: u32,
     retry: &[u32],
 ) -> Result<Vec<u32>, Error> {
@@ -365,26 +366,24 @@ fn search(
         (n, []) => format!("UID {}:*", n + 1),
         (n, retry) => format!("OR UID {}:* UID {}", n + 1, uid_set(retry)),
     };
-    let query = match criteria {
-        Some(c) if criteria::needs_encoding(c) => {
-            let literals = if session.has_capability(endpoint, "LITERAL+")? {
-                Literals::Plus
-            } else if session.has_capability(endpoint, "LITERAL-")? {
-                Literals::Minus
-            } else {
-                Literals::None
-            };
-            format!("{} {range}", criteria::encode(c, literals))
-        }
-        Some(c) => format!("{c} {range}"),
-        None => range,
+    let query = if criteria::needs_encoding(criteria) {
+        let literals = if session.has_capability(endpoint, "LITERAL+")? {
+            Literals::Plus
+        } else if session.has_capability(endpoint, "LITERAL-")? {
+            Literals::Minus
+        } else {
+            Literals::None
+        };
+        format!("{} {range}", criteria::encode(criteria, literals))
+    } else {
+        format!("{criteria} {range}")
     };
     let found = session.uid_search(&query).map_err(|e| match e {
-        imap::Error::No(r) if criteria.is_some() => Error::usage(format!(
+        imap::Error::No(r) => Error::usage(format!(
             "{}: the server refused --search: {}",
             endpoint.url, r.information
         )),
-        imap::Error::Bad(r) if criteria.is_some() => Error::usage(format!(
+        imap::Error::Bad(r) => Error::usage(format!(
             "{}: the server refused --search: {}",
             endpoint.url, r.information
         )),
@@ -397,6 +396,32 @@ fn search(
         .collect();
     uids.sort_unstable();
     Ok(uids)
+}
+
+/// `(uid, RFC822.SIZE)` of every message above `after_uid` or among `retry`,
+/// ascending by UID, from one UID FETCH.
+fn sizes_from(
+    session: &mut Session,
+    endpoint: &Endpoint,
+    after_uid: u32,
+    retry: &[u32],
+) -> Result<Vec<(u32, u32)>, Error> {
+    let range = match retry {
+        [] => format!("{}:*", after_uid + 1),
+        retry => format!("{}:*,{}", after_uid + 1, uid_set(retry)),
+    };
+    let fetches = session
+        .uid_fetch(range, "RFC822.SIZE")
+        .map_err(|e| imap_error(endpoint, e))?;
+    // `n:*` names the last message even when its UID is below n.
+    let mut sized: Vec<(u32, u32)> = fetches
+        .iter()
+        .filter_map(|f| Some((f.uid?, f.size?)))
+        .filter(|&(uid, _)| uid > after_uid || retry.binary_search(&uid).is_ok())
+        .collect();
+    sized.sort_unstable();
+    sized.dedup_by_key(|(uid, _)| *uid);
+    Ok(sized)
 }
 
 /// `(uid, RFC822.SIZE)` of each message, ascending by UID.

@@ -175,12 +175,25 @@ impl Session {
     /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said
     /// while we logged in, usually with its capabilities) and deflates every
     /// later byte, the imap crate's and ours. A NO leaves the session as it was.
-    fn compress(&mut self, endpoint: &Endpoint, when: When) -> Result<(), Error> {
+    /// `measured`: a round trip already timed (the ID command's); without one,
+    /// `auto` times a NOOP.
+    fn compress(
+        &mut self,
+        endpoint: &Endpoint,
+        when: When,
+        measured: Option<Duration>,
+    ) -> Result<(), Error> {
         if when == When::Never || !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
             return Ok(());
         }
-        if when == When::Auto && !crate::compress::far(self.round_trip(endpoint)?) {
-            return Ok(());
+        if when == When::Auto {
+            let rtt = match measured {
+                Some(rtt) => rtt,
+                None => self.round_trip(endpoint)?,
+            };
+            if !crate::compress::far(rtt) {
+                return Ok(());
+            }
         }
         self.imap
             .run_command("COMPRESS DEFLATE")
@@ -455,8 +468,11 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     };
     let seen = session.stream.lock().get_mut().1.take().unwrap_or_default();
     session.capabilities = listed_capabilities(&seen);
-    session.compress(endpoint, compress)?;
+    // ID first: its round trip is the one `--compress auto` judges the link by.
+    let asked = Instant::now();
     session.id_sent = id::introduce(&mut session, endpoint, greeting_id)?;
+    let id_round_trip = session.id_sent.then(|| asked.elapsed());
+    session.compress(endpoint, compress, id_round_trip)?;
     Ok(session)
 }
 
