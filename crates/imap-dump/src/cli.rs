@@ -77,6 +77,13 @@ pub struct Args {
     /// of stdout; appended to with --state, replaced without
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Give each message to CMD (run by `sh -c`) on its stdin instead of
+    /// writing an mbox: one process per message, the bytes as the server
+    /// holds them (no From_ line, no quoting), MAILPIPE_* variables naming it
+    /// (see below); with --state a message counts as done only when CMD
+    /// exits 0, and a failing CMD stops the run (75)
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["output_dir", "list"])]
+    pub exec: Option<String>,
     /// Add an X-Mailbox: header naming the mailbox to each message
     #[arg(long)]
     pub tag_mailbox: bool,

@@ -56,6 +56,14 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub max_size: Option<ByteSize>,
 
+    /// Give each message to CMD (run by `sh -c`) on its stdin instead of
+    /// writing an mbox: one process per message, the bytes as RETR gives them
+    /// (no From_ line, no quoting), MAILPIPE_* variables naming it (see
+    /// below); with --state a message counts as done only when CMD exits 0,
+    /// and a failing CMD stops the run (75)
+    #[arg(long, value_name = "CMD", conflicts_with = "list")]
+    pub exec: Option<String>,
+
     /// Export only each message's header (TOP n 0)
     #[arg(long, conflicts_with = "list")]
     pub headers_only: bool,
