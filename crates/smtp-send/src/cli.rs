@@ -132,6 +132,31 @@ pub struct Args {
     #[arg(long)]
     pub require_dsn: bool,
 
+    /// When the server cannot be reached or answers 4xx (the cases of exit
+    /// 75, 68, and 69 "cannot connect"), keep the message in the outbox DIR
+    /// (created if needed) and exit 0 with one line saying where; every run
+    /// first flushes what DIR holds (see --flush)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "partial", "dry_run", "check"])]
+    pub queue: Option<PathBuf>,
+
+    /// Send what the outbox DIR holds, oldest first, removing each message
+    /// only after the server's final 250 for every recipient; a message
+    /// refused for good (5xx) moves to DIR/dead/ with the replies; a 4xx keeps
+    /// it. Two flushes at once never send a message twice (DIR/.lock)
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "queue", "mbox", "partial", "dry_run", "check", "recipients", "read_recipients",
+        "from", "dead_letter", "dsn_notify", "dsn_ret", "envid", "require_dsn",
+    ])]
+    pub flush: Option<PathBuf>,
+
+    /// Show the outbox DIR, one line per message, tab-separated: id, queued or
+    /// dead, age, size, sender, recipients, last error; connects to nothing
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "queue", "flush", "mbox", "partial", "dry_run", "check", "recipients", "read_recipients",
+        "from", "dead_letter", "dsn_notify", "dsn_ret", "envid", "require_dsn",
+    ])]
+    pub list: Option<PathBuf>,
+
     /// Ignored (sendmail's "a lone dot does not end the message"; it never does here)
     #[arg(short = 'i', hide = true)]
     pub ignore_dots: bool,
