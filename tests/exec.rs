@@ -61,8 +61,7 @@ fn messages(tag: &str, stack: &Stack) -> Vec<Vec<u8>> {
                     "Return-Path: <sender{i}@example.org>\n\
                      From: sender{i}@example.org\nTo: {to}\nSubject: {tag} {i}\n\
                      Message-ID: <{tag}.{i}@example.org>\n\n\
-                     message {i}\nFrom here on, no From_ quoting.\n"
-                    ,
+                     message {i}\nFrom here on, no From_ quoting.\n",
                     to = stack.user1
                 )
                 .as_bytes(),
@@ -102,7 +101,10 @@ fn imap_dump_exec_stops_at_a_failing_command_and_resumes_from_the_state() {
         err.contains("UID 2") && err.contains("exit status 3"),
         "{err}"
     );
-    assert!(first.stdout.is_empty(), "nothing on stdout but the command's");
+    assert!(
+        first.stdout.is_empty(),
+        "nothing on stdout but the command's"
+    );
     let saved: serde_json::Value =
         serde_json::from_slice(&fs::read(&state).expect("state saved")).expect("state json");
     let key = format!("{}@localhost", s.user1);

@@ -42,13 +42,20 @@ fn message(s: &Stack, to: &str, id: &str) -> Vec<u8> {
 
 fn queue_offline(s: &Stack, outbox: &Path, bytes: &[u8]) -> Output {
     let dir = outbox.to_str().expect("utf-8 path");
-    run_with_stdin(&mut smtp_send(s, closed_port(), &["-t", "--queue", dir]), bytes)
+    run_with_stdin(
+        &mut smtp_send(s, closed_port(), &["-t", "--queue", dir]),
+        bytes,
+    )
 }
 
 fn list(s: &Stack, outbox: &Path) -> Vec<Vec<String>> {
-    let out = smtp_send(s, closed_port(), &["--list", outbox.to_str().expect("path")])
-        .output()
-        .expect("smtp-send --list");
+    let out = smtp_send(
+        s,
+        closed_port(),
+        &["--list", outbox.to_str().expect("path")],
+    )
+    .output()
+    .expect("smtp-send --list");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     String::from_utf8(out.stdout)
         .expect("utf-8")
@@ -139,7 +146,11 @@ fn five_messages_queued_offline_are_delivered_once_by_two_flushes_at_once() {
     // With the server up, --queue sends at once and queues nothing.
     let now = format!("{tag}.now");
     let out = run_with_stdin(
-        &mut smtp_send(&s, s.smtps_port, &["-t", "--queue", outbox.to_str().expect("path")]),
+        &mut smtp_send(
+            &s,
+            s.smtps_port,
+            &["-t", "--queue", outbox.to_str().expect("path")],
+        ),
         &message(&s, &s.user2, &now),
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -183,10 +194,9 @@ fn a_message_refused_with_550_goes_to_the_dead_letter_and_the_rest_are_delivered
     assert_eq!(dead.len(), 1, "{dead:?}");
     let dead_path = outbox.join("dead").join(&dead[0]);
     assert_eq!(fs::read(&dead_path).expect("dead letter"), refused);
-    let sidecar: serde_json::Value = serde_json::from_slice(
-        &fs::read(dead_path.with_extension("json")).expect("sidecar"),
-    )
-    .expect("json");
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&fs::read(dead_path.with_extension("json")).expect("sidecar"))
+            .expect("json");
     let reply = sidecar["last_error"].as_str().expect("the reply");
     assert!(
         reply.contains(&s.reject_rcpt) && reply.contains("550"),

@@ -139,8 +139,13 @@ mod tests {
 
     #[test]
     fn a_failure_names_the_message_and_the_status() {
-        let e = run("cat >/dev/null; exit 3", b"x\n", &delivery(), "UID 7 in INBOX")
-            .expect_err("fails");
+        let e = run(
+            "cat >/dev/null; exit 3",
+            b"x\n",
+            &delivery(),
+            "UID 7 in INBOX",
+        )
+        .expect_err("fails");
         assert_eq!(e.exit(), Exit::TempFail);
         assert!(e.message().contains("UID 7 in INBOX"), "{e}");
         assert!(e.message().contains("exit status 3"), "{e}");

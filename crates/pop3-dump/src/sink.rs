@@ -59,7 +59,9 @@ impl<W: Write> Sink<'_, W> {
                     }
                     None => format!("message {}", entry.number),
                 };
-                mailpipe::progress::suspend(|| exec::run(&target.command, message, &delivery, &what))
+                mailpipe::progress::suspend(|| {
+                    exec::run(&target.command, message, &delivery, &what)
+                })
             }
         }
     }

@@ -39,9 +39,15 @@ pub fn judge(t: &Transaction) -> Verdict {
         return Verdict::Sent;
     };
     let permanent = t.recipients.iter().any(|r| r.is_refused())
-        || t.failure.as_ref().is_some_and(|e| e.exit() != Exit::TempFail);
+        || t.failure
+            .as_ref()
+            .is_some_and(|e| e.exit() != Exit::TempFail);
     let mut text = error.message().to_string();
-    for r in t.recipients.iter().filter(|r| r.tried && r.reply.code() >= 400) {
+    for r in t
+        .recipients
+        .iter()
+        .filter(|r| r.tried && r.reply.code() >= 400)
+    {
         text.push_str(&format!("; {}: {}", r.address, r.reply.summary()));
     }
     let error = Error::new(error.exit(), text);

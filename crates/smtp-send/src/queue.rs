@@ -132,10 +132,17 @@ impl Meta {
             .as_array()
             .ok_or("no recipients")?
             .iter()
-            .map(|r| r.as_str().map(str::to_string).ok_or("a recipient not a string"))
+            .map(|r| {
+                r.as_str()
+                    .map(str::to_string)
+                    .ok_or("a recipient not a string")
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let utf8_header = v["utf8_header"].as_array().and_then(|pair| {
-            Some((pair.first()?.as_str()?.into(), pair.get(1)?.as_str()?.into()))
+            Some((
+                pair.first()?.as_str()?.into(),
+                pair.get(1)?.as_str()?.into(),
+            ))
         });
         Ok(Meta {
             sender: text("sender"),
@@ -417,12 +424,18 @@ mod tests {
         let entries = queue.entries(false).expect("entries");
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].meta, m);
-        assert_eq!(fs::read(&entries[0].path).expect("read"), b"Subject: x\r\n\r\nbody\r\n");
+        assert_eq!(
+            fs::read(&entries[0].path).expect("read"),
+            b"Subject: x\r\n\r\nbody\r\n"
+        );
         let envelope = entries[0].meta.envelope().expect("envelope");
         assert_eq!(envelope.recipients.len(), 2);
         assert_eq!(envelope.dsn.ret, Some(Ret::Hdrs));
         assert!(envelope.dsn.require);
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
 
         let dead = queue.bury(&entries[0]).expect("bury");
         assert!(dead.exists());
@@ -431,19 +444,34 @@ mod tests {
         let mut listed = Vec::new();
         list(dir.path(), &mut listed).expect("list");
         let listed = String::from_utf8(listed).expect("utf8");
-        assert!(listed.contains("\tdead\t0s\t20\ta@example.org\tb@example.org,c@"), "{listed}");
+        assert!(
+            listed.contains("\tdead\t0s\t20\ta@example.org\tb@example.org,c@"),
+            "{listed}"
+        );
     }
 
     #[test]
     fn only_waitable_failures_are_queued() {
         assert!(worth_queueing(&Error::new(Exit::TempFail, "451 later")));
-        assert!(worth_queueing(&Error::new(Exit::NoHost, "cannot resolve host x")));
+        assert!(worth_queueing(&Error::new(
+            Exit::NoHost,
+            "cannot resolve host x"
+        )));
         assert!(worth_queueing(&Error::new(
             Exit::Unavailable,
             "smtps://x: cannot connect to x:465: Connection refused"
         )));
-        assert!(!worth_queueing(&Error::new(Exit::Unavailable, "TLS: certificate expired")));
-        assert!(!worth_queueing(&Error::new(Exit::NoPerm, "authentication failed")));
-        assert!(!worth_queueing(&Error::new(Exit::NoUser, "550 no such user")));
+        assert!(!worth_queueing(&Error::new(
+            Exit::Unavailable,
+            "TLS: certificate expired"
+        )));
+        assert!(!worth_queueing(&Error::new(
+            Exit::NoPerm,
+            "authentication failed"
+        )));
+        assert!(!worth_queueing(&Error::new(
+            Exit::NoUser,
+            "550 no such user"
+        )));
     }
 }
