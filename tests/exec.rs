@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use mailpipe_e2e::mail::{crlf, inbox_lock, unique};
 use mailpipe_e2e::{code, stderr, Stack, Tool};
@@ -70,8 +70,66 @@ fn messages(tag: &str, stack: &Stack) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn run(mut cmd: Command) -> std::process::Output {
+fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run the tool")
+}
+
+/// The first run, whose agent failed on its second message: 75 and one line
+/// naming `which` message and the status.
+fn assert_stopped(first: &Output, which: &str) {
+    assert_eq!(code(first), 75, "{}", stderr(first));
+    let err = stderr(first);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(which) && err.contains("exit status 3"),
+        "{err}"
+    );
+    assert!(
+        first.stdout.is_empty(),
+        "nothing on stdout but the command's"
+    );
+}
+
+/// After the second run (a good agent): the agent saw message 1, then 2
+/// (failed), then 2 again and 3, byte for byte, each with the variables
+/// both tools set. Returns each delivery's message number (1-based) and
+/// variables.
+fn assert_resumed(
+    dir: &Path,
+    second: &Output,
+    sent: &[Vec<u8>],
+    tool: &str,
+    mailbox: &str,
+    account: &str,
+) -> Vec<(usize, BTreeMap<String, String>)> {
+    assert_eq!(code(second), 0, "{}", stderr(second));
+    let got = delivered(dir);
+    let order: Vec<&[u8]> = got.iter().map(|(b, _)| b.as_slice()).collect();
+    assert_eq!(
+        order,
+        vec![&sent[0][..], &sent[1][..], &sent[1][..], &sent[2][..]],
+        "the exact bytes, each message done once"
+    );
+    let numbered: Vec<(usize, BTreeMap<String, String>)> = got
+        .into_iter()
+        .zip([1, 2, 2, 3])
+        .map(|((_, vars), n)| (n, vars))
+        .collect();
+    for (n, vars) in &numbered {
+        assert_eq!(
+            vars["MAILPIPE_SIZE"],
+            sent[n - 1].len().to_string(),
+            "{vars:?}"
+        );
+        assert_eq!(vars["MAILPIPE_MAILBOX"], mailbox);
+        assert_eq!(vars["MAILPIPE_TOOL"], tool);
+        assert_eq!(vars["MAILPIPE_ACCOUNT"], account);
+        assert_eq!(vars["SENDER"], format!("sender{n}@example.org"));
+        assert_eq!(vars["MAILPIPE_SENDER"], vars["SENDER"]);
+        assert!(vars.contains_key("MAILPIPE_DATE"), "{vars:?}");
+        assert!(vars.contains_key("MAILPIPE_SERVER"), "{vars:?}");
+    }
+    numbered
 }
 
 #[test]
@@ -94,17 +152,7 @@ fn imap_dump_exec_stops_at_a_failing_command_and_resumes_from_the_state() {
     };
 
     let first = dump(&agent(dir.path(), 2));
-    assert_eq!(code(&first), 75, "{}", stderr(&first));
-    let err = stderr(&first);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.contains("UID 2") && err.contains("exit status 3"),
-        "{err}"
-    );
-    assert!(
-        first.stdout.is_empty(),
-        "nothing on stdout but the command's"
-    );
+    assert_stopped(&first, "UID 2 in ");
     let saved: serde_json::Value =
         serde_json::from_slice(&fs::read(&state).expect("state saved")).expect("state json");
     let key = format!("{}@localhost", s.user1);
@@ -113,26 +161,11 @@ fn imap_dump_exec_stops_at_a_failing_command_and_resumes_from_the_state() {
         "the state stops at the first message: {saved}"
     );
 
-    let second = dump(&agent(dir.path(), 0));
-    assert_eq!(code(&second), 0, "{}", stderr(&second));
-    let got = delivered(dir.path());
     // Run 1 took message 1 and failed on 2; run 2 gave 2 again, then 3.
-    let order: Vec<&[u8]> = got.iter().map(|(b, _)| b.as_slice()).collect();
-    assert_eq!(
-        order,
-        vec![&sent[0][..], &sent[1][..], &sent[1][..], &sent[2][..]],
-        "the exact bytes, each message done once"
-    );
-    for (i, (_, vars)) in got.iter().enumerate() {
-        let uid = [1, 2, 2, 3][i];
-        let bytes = &sent[uid - 1];
+    let second = dump(&agent(dir.path(), 0));
+    let got = assert_resumed(dir.path(), &second, &sent, "imap-dump", &mailbox, &key);
+    for (uid, vars) in &got {
         assert_eq!(vars["MAILPIPE_UID"], uid.to_string(), "{vars:?}");
-        assert_eq!(vars["MAILPIPE_MAILBOX"], mailbox);
-        assert_eq!(vars["MAILPIPE_SIZE"], bytes.len().to_string());
-        assert_eq!(vars["MAILPIPE_ACCOUNT"], key);
-        assert_eq!(vars["MAILPIPE_TOOL"], "imap-dump");
-        assert_eq!(vars["SENDER"], format!("sender{uid}@example.org"));
-        assert_eq!(vars["MAILPIPE_SENDER"], vars["SENDER"]);
         assert!(vars.contains_key("MAILPIPE_UIDVALIDITY"), "{vars:?}");
     }
 
@@ -161,13 +194,7 @@ fn pop3_dump_exec_stops_at_a_failing_command_and_resumes_from_the_state() {
     };
 
     let first = dump(&agent(dir.path(), 2));
-    assert_eq!(code(&first), 75, "{}", stderr(&first));
-    let err = stderr(&first);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.contains("message 2 (UIDL") && err.contains("exit status 3"),
-        "{err}"
-    );
+    assert_stopped(&first, "message 2 (UIDL ");
     let got = delivered(dir.path());
     let first_uidl = got[0].1["MAILPIPE_UIDL"].clone();
     let state_text = fs::read_to_string(&state).expect("state saved");
@@ -178,22 +205,10 @@ fn pop3_dump_exec_stops_at_a_failing_command_and_resumes_from_the_state() {
     );
 
     let second = dump(&agent(dir.path(), 0));
-    assert_eq!(code(&second), 0, "{}", stderr(&second));
-    let got = delivered(dir.path());
-    let order: Vec<&[u8]> = got.iter().map(|(b, _)| b.as_slice()).collect();
-    assert_eq!(
-        order,
-        vec![&sent[0][..], &sent[1][..], &sent[1][..], &sent[2][..]],
-        "the exact bytes, each message done once"
-    );
-    for (i, (_, vars)) in got.iter().enumerate() {
-        let n = [1, 2, 2, 3][i];
+    let account = format!("{}@localhost", s.user1);
+    let got = assert_resumed(dir.path(), &second, &sent, "pop3-dump", "INBOX", &account);
+    for (n, vars) in &got {
         assert_eq!(vars["MAILPIPE_NUMBER"], n.to_string(), "{vars:?}");
-        assert_eq!(vars["MAILPIPE_SIZE"], sent[n - 1].len().to_string());
-        assert_eq!(vars["MAILPIPE_MAILBOX"], "INBOX");
-        assert_eq!(vars["MAILPIPE_TOOL"], "pop3-dump");
-        assert_eq!(vars["MAILPIPE_ACCOUNT"], format!("{}@localhost", s.user1));
-        assert_eq!(vars["SENDER"], format!("sender{n}@example.org"));
         assert!(!vars["MAILPIPE_UIDL"].is_empty());
     }
     assert_eq!(got[1].1["MAILPIPE_UIDL"], got[2].1["MAILPIPE_UIDL"]);

@@ -64,6 +64,17 @@ fn list(s: &Stack, outbox: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `smtp-send --flush DIR` against the stack's Postfix, to the end.
+fn flush(s: &Stack, outbox: &Path) -> Output {
+    smtp_send(
+        s,
+        s.smtps_port,
+        &["--flush", outbox.to_str().expect("path")],
+    )
+    .output()
+    .expect("smtp-send --flush")
+}
+
 fn eml_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|d| {
@@ -172,13 +183,7 @@ fn a_message_refused_with_550_goes_to_the_dead_letter_and_the_rest_are_delivered
         assert_eq!(code(&out), 0, "{}", stderr(&out));
     }
 
-    let out = smtp_send(
-        &s,
-        s.smtps_port,
-        &["--flush", outbox.to_str().expect("path")],
-    )
-    .output()
-    .expect("smtp-send --flush");
+    let out = flush(&s, &outbox);
     assert_eq!(code(&out), 67, "a refusal for good: {}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -209,13 +214,7 @@ fn a_message_refused_with_550_goes_to_the_dead_letter_and_the_rest_are_delivered
     assert!(listed[0][6].contains("550"), "{listed:?}");
 
     // A later flush has nothing to send and does not touch the dead letter.
-    let out = smtp_send(
-        &s,
-        s.smtps_port,
-        &["--flush", outbox.to_str().expect("path")],
-    )
-    .output()
-    .expect("smtp-send --flush");
+    let out = flush(&s, &outbox);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(dead_path.exists());
 }

@@ -8,7 +8,7 @@ use mailpipe::{ByteSize, Error, Protocol};
 use crate::cli::Args;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::{self, MboxOutput};
-use crate::sink::{ExecTarget, Sink};
+use crate::sink::Sink;
 use crate::state::StateFile;
 use crate::when::When;
 use crate::{id, list, session};
@@ -117,7 +117,7 @@ fn dump_all(
     };
     let progress = Progress::new(args.quiet, endpoint.verbose);
     let exec = match &args.exec {
-        Some(command) => Some(ExecTarget {
+        Some(command) => Some(mailpipe::exec::Target {
             command: command.clone(),
             account: options.account.clone(),
             server: endpoint.url.to_string(),

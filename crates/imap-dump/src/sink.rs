@@ -5,7 +5,7 @@
 //! (a command that fails stops the run, and what it was given before counts).
 
 use chrono::{DateTime, Utc};
-use mailpipe::exec::{self, Delivery};
+use mailpipe::exec::Target;
 use mailpipe::Error;
 
 use crate::output::MboxOutput;
@@ -23,18 +23,9 @@ pub struct Message<'a> {
     pub bytes: &'a [u8],
 }
 
-/// `--exec CMD` and what its variables say about the account.
-pub struct ExecTarget {
-    pub command: String,
-    /// `user@host`, MAILPIPE_ACCOUNT.
-    pub account: String,
-    /// The server URL, MAILPIPE_SERVER.
-    pub server: String,
-}
-
 pub enum Sink<'o> {
     Mbox(&'o mut MboxOutput),
-    Exec(&'o ExecTarget),
+    Exec(&'o Target),
 }
 
 impl Sink<'_> {
@@ -44,10 +35,8 @@ impl Sink<'_> {
         match self {
             Sink::Mbox(out) => out.write_message(message.sender, message.time, message.bytes),
             Sink::Exec(target) => {
-                let delivery = Delivery::default()
-                    .var("TOOL", "imap-dump")
-                    .var("ACCOUNT", &target.account)
-                    .var("SERVER", &target.server)
+                let delivery = target
+                    .delivery("imap-dump")
                     .var("MAILBOX", message.mailbox)
                     .var("UID", message.uid)
                     .var("UIDVALIDITY", message.uid_validity)
@@ -55,9 +44,7 @@ impl Sink<'_> {
                     .var("DATE", message.time.to_rfc3339())
                     .sender(message.sender);
                 let what = format!("UID {} in {}", message.uid, message.mailbox);
-                mailpipe::progress::suspend(|| {
-                    exec::run(&target.command, message.bytes, &delivery, &what)
-                })
+                target.run(message.bytes, &delivery, &what)
             }
         }
     }

@@ -14,6 +14,33 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use crate::exit::{Error, Exit};
 
+/// `--exec CMD` of a run: the command, and what its variables say about the
+/// account, the same for every message.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub command: String,
+    /// `user@host`: MAILPIPE_ACCOUNT.
+    pub account: String,
+    /// The server URL: MAILPIPE_SERVER.
+    pub server: String,
+}
+
+impl Target {
+    /// The variables every message of `tool` starts with: MAILPIPE_TOOL,
+    /// MAILPIPE_ACCOUNT, MAILPIPE_SERVER.
+    pub fn delivery(&self, tool: &'static str) -> Delivery {
+        Delivery::default()
+            .var("TOOL", tool)
+            .var("ACCOUNT", &self.account)
+            .var("SERVER", &self.server)
+    }
+
+    /// Runs the command on one message (see `run`).
+    pub fn run(&self, message: &[u8], delivery: &Delivery, what: &str) -> Result<(), Error> {
+        crate::progress::suspend(|| run(&self.command, message, delivery, what))
+    }
+}
+
 /// What the command learns about one message, as environment variables.
 #[derive(Debug, Default, Clone)]
 pub struct Delivery {

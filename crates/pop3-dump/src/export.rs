@@ -18,7 +18,7 @@ use mailpipe::{Error, Exit, Outcome};
 use crate::envelope::derive_envelope;
 use crate::maildrop::{Entry, Maildrop};
 use crate::session::Session;
-use crate::sink::{ExecTarget, Sink};
+use crate::sink::Sink;
 use crate::state::{maildrop_key, StateFile};
 
 /// Commands in flight at most when pipelining. Each is a dozen bytes, so the
@@ -42,7 +42,7 @@ pub struct ExportOptions {
     /// `-v`: the dialogue is on stderr, so no progress display.
     pub verbose: bool,
     /// `--exec CMD`: each message to CMD instead of the mbox on stdout.
-    pub exec: Option<ExecTarget>,
+    pub exec: Option<mailpipe::exec::Target>,
 }
 
 /// `user@host` of the maildrop, for the state file.

@@ -8,7 +8,6 @@ use crate::cli::Args;
 use crate::export::{self, ExportOptions, MaildropName};
 use crate::maildrop::{self, Maildrop};
 use crate::session::Session;
-use crate::sink::ExecTarget;
 use crate::state::maildrop_key;
 
 /// Does what the command line asks; the error's kind is the exit status.
@@ -49,7 +48,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         host: &endpoint.url.host,
     };
     let options = ExportOptions {
-        exec: args.exec.map(|command| ExecTarget {
+        exec: args.exec.map(|command| mailpipe::exec::Target {
             command,
             account: maildrop_key(name.user, name.host),
             server: endpoint.url.to_string(),

@@ -7,25 +7,15 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use mailpipe::exec::{self, Delivery};
+use mailpipe::exec::Target;
 use mailpipe::mbox::MboxWriter;
 use mailpipe::Error;
 
 use crate::maildrop::Entry;
 
-/// `--exec CMD` and what its variables say about the account.
-#[derive(Debug)]
-pub struct ExecTarget {
-    pub command: String,
-    /// `user@host`, MAILPIPE_ACCOUNT.
-    pub account: String,
-    /// The server URL, MAILPIPE_SERVER.
-    pub server: String,
-}
-
 pub enum Sink<'o, W: Write> {
     Mbox(MboxWriter<W>),
-    Exec(&'o ExecTarget),
+    Exec(&'o Target),
 }
 
 impl<W: Write> Sink<'_, W> {
@@ -43,10 +33,8 @@ impl<W: Write> Sink<'_, W> {
                 .write_message(sender, time, message)
                 .map_err(|e| Error::io("writing stdout", e)),
             Sink::Exec(target) => {
-                let mut delivery = Delivery::default()
-                    .var("TOOL", "pop3-dump")
-                    .var("ACCOUNT", &target.account)
-                    .var("SERVER", &target.server)
+                let mut delivery = target
+                    .delivery("pop3-dump")
                     .var("MAILBOX", "INBOX")
                     .var("NUMBER", entry.number)
                     .var("SIZE", message.len())
@@ -59,9 +47,7 @@ impl<W: Write> Sink<'_, W> {
                     }
                     None => format!("message {}", entry.number),
                 };
-                mailpipe::progress::suspend(|| {
-                    exec::run(&target.command, message, &delivery, &what)
-                })
+                target.run(message, &delivery, &what)
             }
         }
     }
