@@ -3,7 +3,8 @@
 //! and exits 0; `--list DIR` shows them; two `--flush DIR` at the same time
 //! deliver each exactly once (counted in the recipient's Maildir); a
 //! recipient Postfix refuses with 550 sends its message to `DIR/dead/` with
-//! the reply, and the others are still delivered.
+//! the reply, and the others are still delivered; one it defers with 451 is
+//! queued by `--queue` (exit 0) and kept by `--flush` (75).
 
 use std::fs;
 use std::net::TcpListener;
@@ -217,4 +218,41 @@ fn a_message_refused_with_550_goes_to_the_dead_letter_and_the_rest_are_delivered
     let out = flush(&s, &outbox);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(dead_path.exists());
+}
+
+#[test]
+fn a_4xx_answer_is_queued_and_a_flush_keeps_it_for_later() {
+    let s = Stack::get();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let outbox = tmp.path().join("outbox");
+    let tag = unique("queue451");
+    let bytes = message(&s, &s.defer_rcpt, &tag);
+    let dir = outbox.to_str().expect("path");
+    let out = run_with_stdin(
+        &mut smtp_send(&s, s.smtps_port, &["-t", "--queue", dir]),
+        &bytes,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("queued as ") && err.contains("451"), "{err}");
+
+    let out = flush(&s, &outbox);
+    assert_eq!(code(&out), 75, "kept for later: {}", stderr(&out));
+    let queued = eml_files(&outbox.join("new"));
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(
+        fs::read(outbox.join("new").join(&queued[0])).expect("queued message"),
+        bytes
+    );
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &fs::read(outbox.join("new").join(&queued[0]).with_extension("json")).expect("sidecar"),
+    )
+    .expect("json");
+    assert_eq!(sidecar["attempts"], 2, "{sidecar}");
+    let listed = list(&s, &outbox);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0][1], "queued");
+    assert!(listed[0][6].contains("451"), "{listed:?}");
+    assert!(eml_files(&outbox.join("dead")).is_empty());
 }

@@ -280,8 +280,13 @@ impl Queue {
         for id in ids {
             let path = dir.join(format!("{id}.eml"));
             let sidecar = dir.join(format!("{id}.json"));
-            let bytes = fs::read(&sidecar)
-                .map_err(|e| self.io(&format!("reading {}", sidecar.display()), e))?;
+            let bytes = match fs::read(&sidecar) {
+                Ok(b) => b,
+                // Sent and removed by a flush since the listing (the
+                // message goes first, then its sidecar).
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => continue,
+                Err(e) => return Err(self.io(&format!("reading {}", sidecar.display()), e)),
+            };
             let meta = Meta::from_json(&bytes).map_err(|e| {
                 Error::data(format!(
                     "outbox {}: {} is not a queue sidecar: {e}",
