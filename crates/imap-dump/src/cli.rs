@@ -17,6 +17,7 @@ Examples:
   imap-dump --account work --mailbox 已发送 --search 'SINCE 1-Nov-2026' | mail2json
   imap-dump --account work --search 'SUBJECT 周报 FROM 张伟' > reports.mbox
   imap-dump --account work --all --output-dir backup/ --state backup/.state
+  imap-dump --account qq --state ~/.cache/qq.state --exec 'mail2json --extract ~/att >> ~/mail.jsonl'
 
 Incremental runs: --state FILE remembers, per account (user@host) and mailbox,
 the UIDVALIDITY, the highest UID written and the UIDs below it that --max-size
@@ -32,6 +33,17 @@ says so and dumps the whole mailbox again. When appending to a file whose last
 message a killed run cut short, imap-dump first ends it with a blank line, so
 the next message is never swallowed. The state is per mailbox, not per
 --search: a later run with other criteria still starts after the saved UID.
+
+--exec CMD: each message goes to its own run of sh -c CMD on stdin, in UID
+order (MDA style, as fetchmail and getmail do): the bytes exactly as the server
+holds them (CRLF, no From_ line, no >From quoting). CMD's stdout and stderr are
+imap-dump's. Its environment: MAILPIPE_TOOL=imap-dump, MAILPIPE_ACCOUNT
+(user@host), MAILPIPE_SERVER, MAILPIPE_MAILBOX, MAILPIPE_UID,
+MAILPIPE_UIDVALIDITY, MAILPIPE_SIZE (bytes on stdin), MAILPIPE_DATE
+(INTERNALDATE, RFC 3339), MAILPIPE_SENDER and SENDER (the envelope sender). A
+message counts as done only when CMD exits 0: with --state the state advances
+after each one; a CMD that fails (non-zero, or killed by a signal) ends the
+run with 75 naming the UID and the status, and the next run gives it again.
 
 Output is mboxrd: lines matching >*From get one more '>', undone by readers
 of mboxrd (mailpipe, Python's mailbox, mutt). A message that does not end in
@@ -77,6 +89,13 @@ pub struct Args {
     /// of stdout; appended to with --state, replaced without
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Give each message to CMD (run by `sh -c`) on its stdin instead of
+    /// writing an mbox: one process per message, the bytes as the server
+    /// holds them (no From_ line, no quoting), MAILPIPE_* variables naming it
+    /// (see below); with --state a message counts as done only when CMD
+    /// exits 0, and a failing CMD stops the run (75)
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["output_dir", "list"])]
+    pub exec: Option<String>,
     /// Add an X-Mailbox: header naming the mailbox to each message
     #[arg(long)]
     pub tag_mailbox: bool,

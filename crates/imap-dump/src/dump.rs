@@ -17,8 +17,8 @@ use crate::id;
 use crate::lanes::{self, uid_set, Fetch, Planner};
 use crate::message;
 use crate::mutf7;
-use crate::output::MboxOutput;
 use crate::session::{self, imap_error, Session};
+use crate::sink::{Message, Sink};
 use crate::state::{MailboxState, StateFile};
 use crate::when::When;
 
@@ -119,12 +119,13 @@ fn prepare_helper(
 }
 
 /// Dumps `mailbox` (UTF-8 name) into `out`, advancing `state` after each
-/// batch is committed. Returns the number of messages written.
+/// batch is committed (after each message with `--exec`). Returns the
+/// number of messages written.
 pub fn dump_mailbox(
     sessions: &mut Sessions,
     endpoint: &Endpoint,
     mailbox: &str,
-    out: &mut MboxOutput,
+    out: &mut Sink<'_>,
     mut state: Option<&mut StateFile>,
     options: &DumpOptions,
     progress: &Progress,
@@ -294,6 +295,26 @@ pub fn dump_mailbox(
                 };
                 let (fetches, batch_bytes) = fetched?;
                 let mut last_uid = None;
+                // Advances the state to `last_uid` once `out` made it durable.
+                let mut advance = |last_uid: Option<u32>,
+                                   unwritten: &std::collections::BTreeSet<u32>,
+                                   out: &mut Sink<'_>|
+                 -> Result<(), Error> {
+                    out.commit(state.is_some())?;
+                    if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
+                        last_written = last_written.max(last_uid);
+                        state.save(
+                            &options.account,
+                            mailbox,
+                            MailboxState {
+                                uid_validity,
+                                last_uid: last_written,
+                                skipped: unwritten.range(..last_written).copied().collect(),
+                            },
+                        )?;
+                    }
+                    Ok(())
+                };
                 for fetch in &fetches {
                     // Unsolicited FETCH responses (flag changes) carry no body.
                     let (Some(body), Some(uid)) = (fetch.body.as_deref(), fetch.uid) else {
@@ -314,29 +335,31 @@ pub fn dump_mailbox(
                     if options.flags {
                         fields.extend(message::flag_fields(&fetch.flags));
                     }
-                    if fields.is_empty() {
-                        out.write_message(&sender, time, body)?;
+                    let tagged;
+                    let bytes = if fields.is_empty() {
+                        body
                     } else {
-                        let tagged = message::with_header_fields(body, &fields);
-                        out.write_message(&sender, time, &tagged)?;
-                    }
+                        tagged = message::with_header_fields(body, &fields);
+                        &tagged
+                    };
+                    out.deliver(&Message {
+                        mailbox,
+                        uid,
+                        uid_validity,
+                        sender: &sender,
+                        time,
+                        bytes,
+                    })?;
                     last_uid = last_uid.max(Some(uid));
                     unwritten.remove(&uid);
                     written += 1;
                     progress.advance(1, body.len() as u64);
+                    if out.per_message() {
+                        advance(Some(uid), &unwritten, out)?;
+                    }
                 }
-                out.commit(state.is_some())?;
-                if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
-                    last_written = last_written.max(last_uid);
-                    state.save(
-                        &options.account,
-                        mailbox,
-                        MailboxState {
-                            uid_validity,
-                            last_uid: last_written,
-                            skipped: unwritten.range(..last_written).copied().collect(),
-                        },
-                    )?;
+                if !out.per_message() {
+                    advance(last_uid, &unwritten, out)?;
                 }
                 planner.written(batch_bytes);
             }

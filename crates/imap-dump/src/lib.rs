@@ -15,6 +15,7 @@ pub mod mutf7;
 pub mod output;
 mod run;
 pub mod session;
+pub mod sink;
 pub mod state;
 pub mod when;
 

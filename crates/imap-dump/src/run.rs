@@ -8,6 +8,7 @@ use mailpipe::{ByteSize, Error, Protocol};
 use crate::cli::Args;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::{self, MboxOutput};
+use crate::sink::Sink;
 use crate::state::StateFile;
 use crate::when::When;
 use crate::{id, list, session};
@@ -33,7 +34,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     if args.batch_size.bytes() == 0 {
         return Err(Error::usage("--batch-size must be at least 1"));
     }
-    if args.state.is_some() && args.output_dir.is_none() {
+    if args.state.is_some() && args.output_dir.is_none() && args.exec.is_none() {
         mailpipe::durable::refuse_discarded_stdout("--state")?;
     }
     let mut endpoint = args.server.resolve(Protocol::Imap)?;
@@ -115,27 +116,48 @@ fn dump_all(
         connections: sessions.connections(),
     };
     let progress = Progress::new(args.quiet, endpoint.verbose);
-    let mut stdout = match args.output_dir {
-        Some(_) => None,
-        None => Some(MboxOutput::stdout()?),
+    let exec = match &args.exec {
+        Some(command) => Some(mailpipe::exec::Target {
+            command: command.clone(),
+            account: options.account.clone(),
+            server: endpoint.url.to_string(),
+        }),
+        None => None,
+    };
+    let mut stdout = match (&args.output_dir, &exec) {
+        (None, None) => Some(MboxOutput::stdout()?),
+        _ => None,
     };
     for name in &names {
         let mut file_output;
-        let out = match (&args.output_dir, stdout.as_mut()) {
-            (Some(root), _) => {
+        let out = match (&exec, &args.output_dir, stdout.as_mut()) {
+            (Some(target), _, _) => {
+                let mut sink = Sink::Exec(target);
+                dump::dump_mailbox(
+                    sessions,
+                    endpoint,
+                    name,
+                    &mut sink,
+                    state.as_deref_mut(),
+                    &options,
+                    &progress,
+                )?;
+                continue;
+            }
+            (None, Some(root), _) => {
                 let delimiter = delimiters.get(name.as_str()).copied().flatten();
                 let path = output::mailbox_path(root, name, delimiter);
                 file_output = MboxOutput::file(&path, state.is_some())?;
                 &mut file_output
             }
-            (None, Some(out)) => out,
-            (None, None) => unreachable!("stdout is open when there is no --output-dir"),
+            (None, None, Some(out)) => out,
+            (None, None, None) => unreachable!("stdout is open when there is no --output-dir"),
         };
         dump::dump_mailbox(
             sessions,
             endpoint,
             name,
-            out,
+            &mut Sink::Mbox(out),
             state.as_deref_mut(),
             &options,
             &progress,

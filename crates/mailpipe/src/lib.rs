@@ -4,6 +4,7 @@
 pub mod account;
 pub mod cli;
 pub mod durable;
+pub mod exec;
 pub mod exit;
 pub mod mbox;
 pub mod message;

@@ -15,6 +15,7 @@ Examples:
   pop3-dump --account work --list --json | jq -s 'map(.size) | add'
   pop3-dump --account work --delete >> archive.mbox      # move the mail off the server
   pop3-dump --account qq | mail2json --array > emails.json
+  pop3-dump --account qq --state ~/.cache/qq.state --exec 'procmail'
 
 The From_ line of each message takes its sender from Return-Path (else From)
 and its time from the Date header (else the newest Received, else now), in UTC.
@@ -22,7 +23,18 @@ With --delete, DELE is sent only after every message was written and flushed
 (and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
 With --delete or --state, stdout on /dev/null or closed (>&-) is refused, and on a
 pipe DELE and the state wait until the reader has taken every byte: a reader that
-exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.";
+exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.
+
+--exec CMD: each message goes to its own run of sh -c CMD on stdin (MDA
+style, as mpop and fetchmail do): the bytes as RETR gives them, dot-stuffing
+undone, no From_ line, no quoting. CMD's stdout and stderr are pop3-dump's.
+Its environment: MAILPIPE_TOOL=pop3-dump, MAILPIPE_ACCOUNT (user@host),
+MAILPIPE_SERVER, MAILPIPE_MAILBOX=INBOX, MAILPIPE_NUMBER, MAILPIPE_UIDL (when
+the server has UIDL), MAILPIPE_SIZE, MAILPIPE_DATE (the From_ line's time, RFC
+3339), MAILPIPE_SENDER and SENDER. A message counts as done only when CMD
+exits 0: with --state its UIDL is saved at once; a CMD that fails (non-zero,
+or killed by a signal) ends the run with 75 naming the message and the status,
+nothing is deleted, and the next run gives it again.";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]
@@ -55,6 +67,14 @@ pub struct Args {
     /// (1024, 1024², 1024³) allowed
     #[arg(long, value_name = "BYTES")]
     pub max_size: Option<ByteSize>,
+
+    /// Give each message to CMD (run by `sh -c`) on its stdin instead of
+    /// writing an mbox: one process per message, the bytes as RETR gives them
+    /// (no From_ line, no quoting), MAILPIPE_* variables naming it (see
+    /// below); with --state a message counts as done only when CMD exits 0,
+    /// and a failing CMD stops the run (75)
+    #[arg(long, value_name = "CMD", conflicts_with = "list")]
+    pub exec: Option<String>,
 
     /// Export only each message's header (TOP n 0)
     #[arg(long, conflicts_with = "list")]

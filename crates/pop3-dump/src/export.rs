@@ -18,6 +18,7 @@ use mailpipe::{Error, Exit, Outcome};
 use crate::envelope::derive_envelope;
 use crate::maildrop::{Entry, Maildrop};
 use crate::session::Session;
+use crate::sink::Sink;
 use crate::state::{maildrop_key, StateFile};
 
 /// Commands in flight at most when pipelining. Each is a dozen bytes, so the
@@ -40,6 +41,8 @@ pub struct ExportOptions {
     pub quiet: bool,
     /// `-v`: the dialogue is on stderr, so no progress display.
     pub verbose: bool,
+    /// `--exec CMD`: each message to CMD instead of the mbox on stdout.
+    pub exec: Option<mailpipe::exec::Target>,
 }
 
 /// `user@host` of the maildrop, for the state file.
@@ -80,42 +83,52 @@ pub fn export(
     };
     let chosen = choose(&maildrop, state.as_ref(), &key, options, &notice);
 
-    let mut out = MboxWriter::new(BufWriter::with_capacity(256 * 1024, io::stdout().lock()));
+    let mut out = match &options.exec {
+        Some(target) => Sink::Exec(target),
+        None => Sink::Mbox(MboxWriter::new(BufWriter::with_capacity(
+            256 * 1024,
+            io::stdout().lock(),
+        ))),
+    };
     let mut outcome = Outcome::default();
     let progress = Progress::new(options.quiet, options.verbose);
     // TOP n 0 fetches a fraction of the sizes LIST gave.
     let bytes = (!options.headers_only).then(|| chosen.iter().map(|e| e.size).sum());
     progress.start("", Some(chosen.len() as u64), bytes);
-    let written = retrieve(
+    let mut written = Vec::with_capacity(chosen.len());
+    // With --exec, the state advances past each message its command took.
+    let mut advance = |written: &[&Entry]| match &mut state {
+        Some(state) => save_state(state, &key, &maildrop, written),
+        None => Ok(()),
+    };
+    let retrieved = retrieve(
         session,
         &chosen,
         options.headers_only,
         pipelining,
         &mut out,
+        &mut written,
+        &mut advance,
         &mut outcome,
         &progress,
-    )?;
+    );
     progress.finish();
-    out.flush()
-        .and_then(|()| mailpipe::durable::sync_stdout())
-        .map_err(|e| Error::io("writing stdout", e))?;
-    if options.delete || options.state.is_some() {
-        // A pipe's reader must have taken every message before the server or
-        // the state may forget them.
-        mailpipe::durable::wait_stdout_read(
-            "nothing was deleted and the state file was not changed",
-        )?;
+    // Without QUIT (RETRs may still be in flight), POP3 deletes nothing.
+    retrieved?;
+    out.flush()?;
+    if !out.per_message() {
+        mailpipe::durable::sync_stdout().map_err(|e| Error::io("writing stdout", e))?;
+        if options.delete || options.state.is_some() {
+            // A pipe's reader must have taken every message before the server or
+            // the state may forget them.
+            mailpipe::durable::wait_stdout_read(
+                "nothing was deleted and the state file was not changed",
+            )?;
+        }
     }
 
     if let Some(state) = &mut state {
-        let on_server: Vec<&str> = maildrop
-            .entries
-            .iter()
-            .filter_map(|e| e.uidl.as_deref())
-            .collect();
-        let exported: Vec<&str> = written.iter().filter_map(|e| e.uidl.as_deref()).collect();
-        state.update(&key, &on_server, &exported);
-        state.save()?;
+        save_state(state, &key, &maildrop, &written)?;
     }
     let failed = outcome.worst().is_some();
     if options.delete && !failed && !written.is_empty() {
@@ -132,6 +145,24 @@ pub fn export(
         "{failures} of {} messages could not be retrieved",
         chosen.len()
     ))
+}
+
+/// Records in the state file that `written` were exported now, and forgets
+/// the UIDLs no longer on the server.
+fn save_state(
+    state: &mut StateFile,
+    key: &str,
+    maildrop: &Maildrop,
+    written: &[&Entry],
+) -> Result<(), Error> {
+    let on_server: Vec<&str> = maildrop
+        .entries
+        .iter()
+        .filter_map(|e| e.uidl.as_deref())
+        .collect();
+    let exported: Vec<&str> = written.iter().filter_map(|e| e.uidl.as_deref()).collect();
+    state.update(key, &on_server, &exported);
+    state.save()
 }
 
 /// The messages to fetch, in server order: not yet in the state, not over
@@ -166,18 +197,22 @@ fn choose<'a>(
     chosen
 }
 
-/// RETRs (or TOP n 0) the chosen messages and writes each whole. Returns the
-/// ones written. A message the server refuses is reported and recorded in
-/// `outcome`; a broken connection or output ends the run with an error.
+/// RETRs (or TOP n 0) the chosen messages and delivers each whole, adding
+/// it to `written` (and, with `--exec`, calling `advance` after each). A
+/// message the server refuses is reported and recorded in `outcome`; a
+/// broken connection, output or command ends the run with an error.
+#[allow(clippy::too_many_arguments)]
 fn retrieve<'a, W: Write>(
     session: &mut Session,
     chosen: &[&'a Entry],
     headers_only: bool,
     pipelining: bool,
-    out: &mut MboxWriter<W>,
+    out: &mut Sink<'_, W>,
+    written: &mut Vec<&'a Entry>,
+    advance: &mut dyn FnMut(&[&'a Entry]) -> Result<(), Error>,
     outcome: &mut Outcome,
     progress: &Progress,
-) -> Result<Vec<&'a Entry>, Error> {
+) -> Result<(), Error> {
     let client = &mut session.client;
     let command = |e: &Entry| match headers_only {
         true => format!("TOP {} 0", e.number),
@@ -189,7 +224,6 @@ fn retrieve<'a, W: Write>(
         false => e.size,
     };
     let mut window = Window::new(pipelining);
-    let mut written = Vec::with_capacity(chosen.len());
     let mut message = Vec::new();
     let mut sent = 0usize;
     for (i, entry) in chosen.iter().enumerate() {
@@ -213,12 +247,14 @@ fn retrieve<'a, W: Write>(
             continue;
         }
         let (sender, time) = derive_envelope(&message);
-        out.write_message(&sender, time, &message)
-            .map_err(|e| Error::io("writing stdout", e))?;
+        out.deliver(entry, &sender, time, &message)?;
         written.push(*entry);
         progress.advance(1, message.len() as u64);
+        if out.per_message() {
+            advance(written)?;
+        }
     }
-    Ok(written)
+    Ok(())
 }
 
 /// DELE for every written message; if the server refuses any, RSET so that

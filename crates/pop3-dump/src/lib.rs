@@ -10,6 +10,7 @@ pub mod protocol;
 pub mod response;
 mod run;
 pub mod session;
+pub mod sink;
 pub mod state;
 
 pub use run::run;

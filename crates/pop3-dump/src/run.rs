@@ -8,10 +8,13 @@ use crate::cli::Args;
 use crate::export::{self, ExportOptions, MaildropName};
 use crate::maildrop::{self, Maildrop};
 use crate::session::Session;
+use crate::state::maildrop_key;
 
 /// Does what the command line asks; the error's kind is the exit status.
 pub fn run(args: Args) -> Result<(), Error> {
-    if args.delete {
+    if args.exec.is_some() {
+        // The command keeps the messages, not stdout.
+    } else if args.delete {
         mailpipe::durable::refuse_discarded_stdout("--delete")?;
     } else if args.state.is_some() {
         mailpipe::durable::refuse_discarded_stdout("--state")?;
@@ -38,10 +41,19 @@ pub fn run(args: Args) -> Result<(), Error> {
         state: args.state,
         quiet: args.quiet,
         verbose: endpoint.verbose,
+        exec: None,
     };
     let name = MaildropName {
         user: endpoint.login()?,
         host: &endpoint.url.host,
+    };
+    let options = ExportOptions {
+        exec: args.exec.map(|command| mailpipe::exec::Target {
+            command,
+            account: maildrop_key(name.user, name.host),
+            server: endpoint.url.to_string(),
+        }),
+        ..options
     };
     let exported = export::export(&mut session, name, &options).map_err(|e| {
         if e.exit() == mailpipe::Exit::Io {

@@ -18,6 +18,9 @@ Examples:
   smtp-send --mbox -t --dead-letter failed.mbox < outbox.mbox
   smtp-send --check --account work -v                      # what does the server offer?
   smtp-send --dry-run -t < message.eml                     # envelope and message, no network
+  mkmime ... | smtp-send --account work -t --queue ~/.local/share/mailpipe/outbox
+  smtp-send --account work --flush ~/.local/share/mailpipe/outbox    # cron, when online
+  smtp-send --list ~/.local/share/mailpipe/outbox
 
 Recipients refused: if the server refuses any recipient with 5xx (4xx), nothing
 is sent (RSET), every recipient's reply is printed, and the exit status is 67
@@ -50,6 +53,17 @@ way to report to the envelope sender; each recipient also gets ORCPT (rfc822;
 xtext, or utf-8; for a UTF-8 address, RFC 6533). A server without DSN gets the
 message without them and one warning line; with --require-dsn, exit 69 instead.
   smtp-send -t --dsn-notify success,failure,delay --dsn-ret hdrs --envid report-42 < m.eml
+
+Outbox (--queue DIR): a message the server cannot take now (unreachable:
+68, 69 \"cannot connect\", a timeout; or a 4xx) is kept in DIR and the exit
+status is 0, with one line naming the file. DIR is maildir-like (tmp/, then a
+rename into new/, synced): ID.eml holds the message as it goes on the wire
+(Date and Message-ID added, Bcc removed), ID.json the envelope (sender,
+recipients not yet delivered to, DSN requests), when it was queued, the
+attempts and the last error. --flush DIR (also at the start of each --queue
+run) sends them oldest first and removes each only after the final 250 for
+every recipient; a 5xx moves it to DIR/dead/ with the replies in its ID.json;
+a 4xx keeps it. Flushes take turns on DIR/.lock: none sends a message twice.
 
 Line ends: a bare LF or a bare CR each become CRLF before dot-stuffing (RFC 5321
 2.3.8; as Python's smtplib), so no CR . CR LF can end the data early (SMTP
@@ -131,6 +145,31 @@ pub struct Args {
     /// instead of sending without the requests and warning
     #[arg(long)]
     pub require_dsn: bool,
+
+    /// When the server cannot be reached or answers 4xx (the cases of exit
+    /// 75, 68, and 69 "cannot connect"), keep the message in the outbox DIR
+    /// (created if needed) and exit 0 with one line saying where; every run
+    /// first flushes what DIR holds (see --flush)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "partial", "dry_run", "check"])]
+    pub queue: Option<PathBuf>,
+
+    /// Send what the outbox DIR holds, oldest first, removing each message
+    /// only after the server's final 250 for every recipient; a message
+    /// refused for good (5xx) moves to DIR/dead/ with the replies; a 4xx keeps
+    /// it. Two flushes at once never send a message twice (DIR/.lock)
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "queue", "mbox", "partial", "dry_run", "check", "recipients", "read_recipients",
+        "from", "dead_letter", "dsn_notify", "dsn_ret", "envid", "require_dsn",
+    ])]
+    pub flush: Option<PathBuf>,
+
+    /// Show the outbox DIR, one line per message, tab-separated: id, queued or
+    /// dead, age, size, sender, recipients, last error; connects to nothing
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "queue", "flush", "mbox", "partial", "dry_run", "check", "recipients", "read_recipients",
+        "from", "dead_letter", "dsn_notify", "dsn_ret", "envid", "require_dsn",
+    ])]
+    pub list: Option<PathBuf>,
 
     /// Ignored (sendmail's "a lone dot does not end the message"; it never does here)
     #[arg(short = 'i', hide = true)]

@@ -9,11 +9,22 @@ use crate::batch;
 use crate::cli::{Args, Auth, Report};
 use crate::deliver::{self, Options};
 use crate::envelope::EnvelopeArgs;
+use crate::flush;
+use crate::queue::{self, Meta, Queue};
+use crate::reply::Transaction;
 use crate::session::Session;
 
 /// Does what the command line asks; the error's kind is the exit status.
 pub fn run(args: Args) -> Result<(), Error> {
     let mechanism = args.auth.map(Auth::mechanism);
+    if let Some(dir) = &args.list {
+        return queue::list(dir, &mut std::io::stdout().lock());
+    }
+    if let Some(dir) = &args.flush {
+        let endpoint = args.server.resolve(Protocol::Smtp);
+        return flush::flush(&Queue::new(dir), endpoint.as_ref(), mechanism, args.quiet)
+            .into_result();
+    }
     if args.check {
         let endpoint = args.server.resolve(Protocol::Smtp)?;
         return check(&endpoint, mechanism, args.report == Report::Json);
@@ -44,6 +55,20 @@ pub fn run(args: Args) -> Result<(), Error> {
         let stdin = std::io::stdin().lock();
         return batch::send_mbox(stdin, endpoint, mechanism, &options);
     }
+    let outbox = args.queue.as_deref().map(Queue::new);
+    // What waits goes first. A server it could not reach is not tried again
+    // for the new message (twice the --timeout of a silent network).
+    let unreachable = match &outbox {
+        Some(queue) => match flush::flush(queue, endpoint.as_ref(), mechanism, args.quiet) {
+            flush::Flushed::Unreachable(e) => Some(e),
+            flush::Flushed::Tried(Err(e)) => {
+                mailpipe::exit::report(deliver::TOOL, &e);
+                None
+            }
+            flush::Flushed::Tried(Ok(())) => None,
+        },
+        None => None,
+    };
     let mut raw = Vec::new();
     std::io::stdin()
         .lock()
@@ -64,6 +89,11 @@ pub fn run(args: Args) -> Result<(), Error> {
         Ok(e) => e,
         Err(e) => return fail(&raw, Some(&prepared), &e, &options),
     };
+    if let (Some(queue), Some(e)) = (&outbox, &unreachable) {
+        let first = e.message().split("; ").next().unwrap_or_default();
+        let why = Error::new(e.exit(), first);
+        return enqueue(queue, &prepared, &[], &why);
+    }
     let sent = endpoint.tls_config().and_then(|config| {
         let open = || Session::open(&endpoint, &config, mechanism);
         let (transaction, session) = deliver::send(open()?, &open, &prepared, None, &options)?;
@@ -73,11 +103,56 @@ pub fn run(args: Args) -> Result<(), Error> {
         Ok(transaction)
     });
     let sent = sent.map_err(|e| e.context_once(&endpoint.url));
+    if let Some(queue) = &outbox {
+        if let Some(why) = queue_reason(&sent) {
+            let done: Vec<&str> = match &sent {
+                Ok(t) => t.delivered_to().map(|r| r.address.as_str()).collect(),
+                Err(_) => Vec::new(),
+            };
+            return enqueue(queue, &prepared, &done, &why);
+        }
+    }
     match deliver::finish(1, &raw, Some(&prepared), sent.as_ref(), &options)? {
         None => Ok(()),
         Some(e) if sent.is_ok() => Err(e.context_once(&endpoint.url)),
         Some(e) => Err(e),
     }
+}
+
+/// Why the message goes to the outbox, if it does: the server could not be
+/// reached, or its answer was temporary (not a refusal for good).
+fn queue_reason(sent: &Result<Transaction, Error>) -> Option<Error> {
+    match sent {
+        Err(e) if queue::worth_queueing(e) => Some(Error::new(e.exit(), e.message())),
+        Err(_) => None,
+        Ok(t) => match flush::judge(t) {
+            flush::Verdict::Keep(e) => Some(e),
+            _ => None,
+        },
+    }
+}
+
+/// Stores the message in the outbox for the recipients not `done` (after
+/// a 452, some may have been), and says so on one line.
+fn enqueue(
+    queue: &Queue,
+    prepared: &deliver::Prepared,
+    done: &[&str],
+    why: &Error,
+) -> Result<(), Error> {
+    let mut envelope = prepared.envelope.clone();
+    envelope
+        .recipients
+        .retain(|a| !done.contains(&a.to_string().as_str()));
+    let path = queue.add(&prepared.data, &Meta::new(&envelope, why.message()))?;
+    eprintln!(
+        "{}: queued as {} ({}); smtp-send --flush {} sends it",
+        deliver::TOOL,
+        path.display(),
+        why.message(),
+        queue.root().display()
+    );
+    Ok(())
 }
 
 /// A message that could not even be tried: report it, and keep it.
