@@ -5,6 +5,7 @@ pub mod account;
 pub mod cli;
 pub mod durable;
 pub mod exit;
+pub mod follow;
 pub mod mbox;
 pub mod message;
 pub mod progress;
