@@ -22,7 +22,18 @@ With --delete, DELE is sent only after every message was written and flushed
 (and the state file saved), then QUIT commits; a failed or killed run deletes nothing.
 With --delete or --state, stdout on /dev/null or closed (>&-) is refused, and on a
 pipe DELE and the state wait until the reader has taken every byte: a reader that
-exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.";
+exits first (| head -c 10) is exit 74, nothing deleted, the state unchanged.
+
+Live mail: --follow exports as usual, then logs in again every --interval
+(POP3 has no push, and a session sees the maildrop as it was at login) and
+writes what is new by UIDL (from --state, or a scratch state without it),
+flushed, the state saved after each poll as after a run. A lost or refused
+connection is retried after 1 s, doubling to 60 s. SIGINT or SIGTERM end it
+between polls: exit 0, the state saved. In follow mode each From_ line ends
+in mailpipe-length=N, the bytes of the entry after that line (the quoted
+message and its blank separator line), so that mail2json, reading a pipe,
+emits each message as soon as it is whole.
+  pop3-dump --account qq --follow --interval 5m | mail2json --fields from,subject";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]
@@ -64,6 +75,17 @@ pub struct Args {
     /// UIDL); errors still show
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// After the export, keep polling every --interval and write each new
+    /// message (by UIDL), flushed, its From_ line carrying mailpipe-length=N
+    /// (see below); SIGINT or SIGTERM end it (exit 0)
+    #[arg(long, conflicts_with_all = ["list", "headers_only"])]
+    pub follow: bool,
+
+    /// With --follow: how often to poll: seconds, or a number with ms, s, m
+    /// or h [default: 60s; account key `interval`]
+    #[arg(long, value_name = "DURATION", requires = "follow")]
+    pub interval: Option<String>,
 }
 
 #[cfg(test)]

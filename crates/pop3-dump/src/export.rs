@@ -40,6 +40,9 @@ pub struct ExportOptions {
     pub quiet: bool,
     /// `-v`: the dialogue is on stderr, so no progress display.
     pub verbose: bool,
+    /// `--follow`: each From_ line carries the entry's length (the live
+    /// framing of `mailpipe::mbox`), and a server without UIDL is refused.
+    pub follow: bool,
 }
 
 /// `user@host` of the maildrop, for the state file.
@@ -67,6 +70,12 @@ pub fn export(
     }
     let pipelining = caps.pipelining;
     let maildrop = Maildrop::scan(session, options.state.is_some())?;
+    if options.follow && !maildrop.has_uidl {
+        return Err(Error::new(
+            Exit::Unavailable,
+            "the server does not support UIDL, which --follow needs to tell new messages",
+        ));
+    }
     let key = maildrop_key(name.user, name.host);
     let mut state = match &options.state {
         Some(path) if maildrop.has_uidl => Some(StateFile::load(path)?),
@@ -81,6 +90,7 @@ pub fn export(
     let chosen = choose(&maildrop, state.as_ref(), &key, options, &notice);
 
     let mut out = MboxWriter::new(BufWriter::with_capacity(256 * 1024, io::stdout().lock()));
+    out.set_framed(options.follow);
     let mut outcome = Outcome::default();
     let progress = Progress::new(options.quiet, options.verbose);
     // TOP n 0 fetches a fraction of the sizes LIST gave.
