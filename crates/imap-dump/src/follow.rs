@@ -254,7 +254,9 @@ fn is_exists(line: &[u8]) -> bool {
     let mut words = text.split_ascii_whitespace();
     words.next() == Some("*")
         && words.next().is_some_and(|n| n.parse::<u32>().is_ok())
-        && words.next().is_some_and(|w| w.eq_ignore_ascii_case("EXISTS"))
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("EXISTS"))
 }
 
 /// `* BYE`: the server is going away (shutting down, logging us out): 75,

@@ -45,12 +45,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         (None, true) => Some(mailpipe::follow::scratch_state("imap-dump.state")?),
         _ => None,
     };
-    let state_path = args.state.as_deref().or(scratch.as_ref().map(|s| s.1.as_path()));
+    let state_path = args
+        .state
+        .as_deref()
+        .or(scratch.as_ref().map(|s| s.1.as_path()));
     let mut state = state_path.map(StateFile::load).transpose()?;
-    let interval = mailpipe::follow::choose_interval(
-        args.interval.as_deref(),
-        endpoint.interval.as_deref(),
-    )?;
+    let interval =
+        mailpipe::follow::choose_interval(args.interval.as_deref(), endpoint.interval.as_deref())?;
     let compress_flag = if args.no_compress {
         Some(When::Never)
     } else {

@@ -36,9 +36,8 @@ pub enum Item {
 /// flushed as soon as its message is read (`imap-dump --follow | mail2json`).
 pub fn is_live(inputs: &[PathBuf]) -> bool {
     use std::os::fd::AsFd;
-    let stream = |meta: std::io::Result<std::fs::Metadata>| {
-        meta.is_ok_and(|m| !m.is_file() && !m.is_dir())
-    };
+    let stream =
+        |meta: std::io::Result<std::fs::Metadata>| meta.is_ok_and(|m| !m.is_file() && !m.is_dir());
     let stdin = || {
         io::stdin()
             .as_fd()

@@ -202,7 +202,11 @@ fn python_mailbox_reads_the_same_messages_from_a_framed_mbox() {
         .arg(&path)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let theirs: Vec<String> = serde_json::from_slice(&out.stdout).expect("JSON");
     let ours: Vec<String> = ours
         .iter()

@@ -406,12 +406,7 @@ pub fn encode_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, mess
 
 /// The same entry with ` mailpipe-length=N` at the end of its From_ line:
 /// N bytes of quoted message and separator follow the From_ line's line end.
-pub fn encode_framed_entry(
-    entry: &mut Vec<u8>,
-    sender: &str,
-    time: DateTime<Utc>,
-    message: &[u8],
-) {
+pub fn encode_framed_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, message: &[u8]) {
     let mut body = Vec::with_capacity(message.len() + 16);
     encode_body(&mut body, message);
     entry.reserve(body.len() + 160);
@@ -696,7 +691,10 @@ mod tests {
         }));
         let m = reader.next_message().expect("read").expect("a message");
         assert_eq!(m.data, b"Subject: 1\n\nbody\n");
-        assert!(reader.next_message().is_err(), "the next read is a new read");
+        assert!(
+            reader.next_message().is_err(),
+            "the next read is a new read"
+        );
     }
 
     #[test]
@@ -745,7 +743,10 @@ mod tests {
             assert!(back.iter().any(|m| m.defect.is_some()), "{wrong}: a defect");
             assert_eq!(back.last().map(|m| m.data.as_slice()), Some(two), "{wrong}");
         }
-        assert_eq!(framed_length(b"From a Tue Nov  3 09:05:07 2026 mailpipe-length=x"), None);
+        assert_eq!(
+            framed_length(b"From a Tue Nov  3 09:05:07 2026 mailpipe-length=x"),
+            None
+        );
     }
 
     #[test]

@@ -17,10 +17,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         mailpipe::durable::refuse_discarded_stdout("--state")?;
     }
     let endpoint = args.server.resolve(Protocol::Pop3)?;
-    let interval = mailpipe::follow::choose_interval(
-        args.interval.as_deref(),
-        endpoint.interval.as_deref(),
-    )?;
+    let interval =
+        mailpipe::follow::choose_interval(args.interval.as_deref(), endpoint.interval.as_deref())?;
     let mut session = Session::open(&endpoint).map_err(|e| e.context_once(&endpoint.url))?;
     if args.list {
         let listed = Maildrop::scan(&mut session, true)
