@@ -30,8 +30,12 @@ impl Stop {
     pub fn on_signals() -> Result<Stop, Error> {
         let flag = Arc::new(AtomicBool::new(false));
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(signal, Arc::clone(&flag))
-                .map_err(|e| Error::os("cannot catch SIGINT and SIGTERM", &e))?;
+            signal_hook::flag::register(signal, Arc::clone(&flag)).map_err(|e| {
+                Error::new(
+                    Exit::Software,
+                    format!("cannot catch SIGINT and SIGTERM: {e}"),
+                )
+            })?;
         }
         Ok(Stop(flag))
     }
