@@ -179,6 +179,15 @@ fn state_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The last UID imap-dump's state file holds for user1's `mailbox`.
+fn last_uid(stack: &Stack, state: &Path, mailbox: &str) -> u64 {
+    let saved: serde_json::Value = serde_json::from_str(&state_text(state)).expect("state is JSON");
+    let account = format!("{}@localhost", stack.user1);
+    saved["accounts"][&account][mailbox]["last_uid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no last_uid for {mailbox} in {saved}"))
+}
+
 #[test]
 fn each_delivery_reaches_stdout_and_mail2json_at_once() {
     let _up = dovecot_stays_up();
@@ -402,13 +411,7 @@ fn a_dovecot_restart_loses_nothing_and_repeats_nothing() {
         "each once; stderr:\n{stderr}"
     );
     assert!(stderr.contains("reconnecting in"), "{stderr}");
-    let saved: serde_json::Value =
-        serde_json::from_str(&state_text(&state)).expect("state is JSON");
-    let account = format!("{}@localhost", stack.user1);
-    assert_eq!(
-        saved["accounts"][&account][&mailbox]["last_uid"], 4,
-        "{saved}"
-    );
+    assert_eq!(last_uid(&stack, &state, &mailbox), 4);
 }
 
 #[test]
@@ -441,10 +444,7 @@ fn sigterm_ends_the_follow_after_a_whole_message_with_the_state_saved() {
     assert!(messages.iter().all(|m| m.defect.is_none()), "whole entries");
     assert_eq!(subjects(&stdout), ["first", "big"]);
     assert_eq!(messages[1].data.len(), mailpipe_e2e::mail::crlf(&big).len());
-    let saved: serde_json::Value =
-        serde_json::from_str(&state_text(&state)).expect("state is JSON");
-    let account = format!("{}@localhost", stack.user1);
-    assert_eq!(saved["accounts"][&account][&mailbox]["last_uid"], 2);
+    assert_eq!(last_uid(&stack, &state, &mailbox), 2);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use mailpipe::{Endpoint, Error, Exit};
 use crate::cli::Args;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::MboxOutput;
-use crate::session::{self, imap_error, Session};
+use crate::session::{self, imap_error, Session, Wire};
 use crate::state::StateFile;
 use crate::when::When;
 
@@ -193,9 +193,7 @@ fn idle_until_news(session: &mut Session, endpoint: &Endpoint, stop: &Stop) -> R
     let tag = session.next_tag();
     let url = &endpoint.url;
     let mut wire = session.wire();
-    wire.write_all(format!("{tag} IDLE\r\n").as_bytes())
-        .and_then(|()| wire.flush())
-        .map_err(|e| wire::peer_error(e, "sending IDLE", endpoint.timeout).context(url))?;
+    send(&mut wire, endpoint, &format!("{tag} IDLE"))?;
     let mut line = Vec::new();
     let deadline = wire.deadline();
     loop {
@@ -234,9 +232,7 @@ fn idle_until_news(session: &mut Session, endpoint: &Endpoint, stop: &Stop) -> R
         check_bye(endpoint, &line)?;
         news = is_exists(&line);
     }
-    wire.write_all(b"DONE\r\n")
-        .and_then(|()| wire.flush())
-        .map_err(|e| wire::peer_error(e, "sending DONE", endpoint.timeout).context(url))?;
+    send(&mut wire, endpoint, "DONE")?;
     let deadline = wire.deadline();
     loop {
         wire.read_line(&mut line, MAX_IDLE_LINE, &deadline, "the reply to DONE")
@@ -246,6 +242,16 @@ fn idle_until_news(session: &mut Session, endpoint: &Endpoint, stop: &Stop) -> R
             return Ok(());
         }
     }
+}
+
+/// Writes `command` and its CRLF, flushed.
+fn send(wire: &mut Wire, endpoint: &Endpoint, command: &str) -> Result<(), Error> {
+    wire.write_all(format!("{command}\r\n").as_bytes())
+        .and_then(|()| wire.flush())
+        .map_err(|e| {
+            wire::peer_error(e, &format!("sending {command}"), endpoint.timeout)
+                .context(&endpoint.url)
+        })
 }
 
 /// `* N EXISTS`: a message was added to the mailbox.
