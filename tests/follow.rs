@@ -480,6 +480,27 @@ fn without_idle_noop_polling_picks_up_new_mail() {
 }
 
 #[test]
+fn several_mailboxes_are_followed_at_once() {
+    let _up = dovecot_stays_up();
+    let stack = Stack::get();
+    let (one, two) = (new_mailbox(&stack, "one"), new_mailbox(&stack, "two"));
+    let follower = Running::start(
+        imap_dump(&stack, &["-m", &one, "-m", &two, "--tag-mailbox"]),
+        None,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    stack.save(&stack.user1, &two, &message("in-two"));
+    follower.wait_for("Subject: in-two", Duration::from_secs(5));
+    stack.save(&stack.user1, &one, &message("in-one"));
+    follower.wait_for("Subject: in-one", Duration::from_secs(5));
+    let (codes, stdout, stderr) = follower.terminate();
+    assert_eq!(codes, [Some(0)], "{stderr}");
+    assert_eq!(subjects(&stdout), ["in-two", "in-one"]);
+    assert!(contains(&stdout, format!("X-Mailbox: {two}").as_bytes()));
+    assert!(contains(&stdout, format!("X-Mailbox: {one}").as_bytes()));
+}
+
+#[test]
 fn pop3_follow_polls_new_mail_without_duplicates() {
     let _up = dovecot_stays_up();
     let stack = Stack::get();

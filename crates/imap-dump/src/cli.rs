@@ -143,3 +143,26 @@ pub struct Args {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follow_flags_go_together() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        for refused in [
+            &["imap-dump", "--follow", "--all"][..],
+            &["imap-dump", "--follow", "--list"],
+            &["imap-dump", "--follow", "--output-dir", "x"],
+            &["imap-dump", "--interval", "5m"],
+            &["imap-dump", "--no-idle"],
+        ] {
+            assert!(Args::try_parse_from(refused).is_err(), "{refused:?}");
+        }
+        let args = Args::try_parse_from(["imap-dump", "--follow", "-m", "a", "-m", "b"])
+            .expect("several mailboxes");
+        assert!(args.follow && args.mailboxes.len() == 2);
+    }
+}

@@ -99,5 +99,8 @@ mod tests {
         assert!(Args::try_parse_from(["pop3-dump", "--delete", "--headers-only"]).is_err());
         assert!(Args::try_parse_from(["pop3-dump", "--json"]).is_err());
         assert!(Args::try_parse_from(["pop3-dump", "--list", "--delete"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--follow", "--list"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--interval", "5m"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--follow", "--interval", "5m"]).is_ok());
     }
 }
