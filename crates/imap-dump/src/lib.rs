@@ -7,6 +7,7 @@ pub mod compress;
 pub mod criteria;
 pub mod dump;
 pub mod fetch;
+pub mod follow;
 pub mod id;
 pub mod lanes;
 pub mod list;

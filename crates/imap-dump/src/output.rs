@@ -91,6 +91,12 @@ impl MboxOutput {
         }
     }
 
+    /// From now on each From_ line carries the entry's length (the live
+    /// framing of `mailpipe::mbox`), for `--follow`.
+    pub fn set_framed(&mut self, framed: bool) {
+        self.writer.set_framed(framed);
+    }
+
     pub fn write_message(
         &mut self,
         sender: &str,

@@ -41,7 +41,18 @@ pub fn run(args: Args) -> Result<(), Error> {
     // Every connection (the helper too) reads the mode from the endpoint.
     let id_mode = id::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
     endpoint.imap_id = Some(id_mode.as_str().to_string());
-    let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
+    // A follow without --state resumes after a reconnect from a scratch one.
+    let scratch = match (&args.state, args.follow) {
+        (None, true) => Some(mailpipe::follow::scratch_state("imap-dump.state")?),
+        _ => None,
+    };
+    let state_path = args
+        .state
+        .as_deref()
+        .or(scratch.as_ref().map(|s| s.1.as_path()));
+    let mut state = state_path.map(StateFile::load).transpose()?;
+    let interval =
+        mailpipe::follow::choose_interval(args.interval.as_deref(), endpoint.interval.as_deref())?;
     let compress_flag = if args.no_compress {
         Some(When::Never)
     } else {
@@ -72,7 +83,29 @@ pub fn run(args: Args) -> Result<(), Error> {
         return sessions.finish(listed);
     }
     let dumped = dump_all(&args, &endpoint, &mut sessions, state.as_mut());
-    sessions.finish(dumped)
+    sessions.finish(dumped)?;
+    match state {
+        Some(state) if args.follow => crate::follow::follow(&args, &endpoint, state, interval),
+        _ => Ok(()),
+    }
+}
+
+/// What the user asked for that applies to every mailbox.
+pub(crate) fn dump_options(
+    args: &Args,
+    endpoint: &mailpipe::Endpoint,
+    connections: usize,
+) -> Result<DumpOptions, Error> {
+    Ok(DumpOptions {
+        search: args.search.clone(),
+        limit: args.limit,
+        max_size: args.max_size.map(ByteSize::bytes),
+        batch_bytes: args.batch_size.bytes(),
+        flags: args.flags,
+        tag_mailbox: args.tag_mailbox,
+        account: endpoint.state_key()?,
+        connections,
+    })
 }
 
 /// The dump proper, once logged in: every mailbox asked for, in order.
@@ -105,16 +138,7 @@ fn dump_all(
         .map(|m| (m.name.as_str(), m.delimiter.as_deref()))
         .collect();
 
-    let options = DumpOptions {
-        search: args.search.clone(),
-        limit: args.limit,
-        max_size: args.max_size.map(ByteSize::bytes),
-        batch_bytes: args.batch_size.bytes(),
-        flags: args.flags,
-        tag_mailbox: args.tag_mailbox,
-        account: endpoint.state_key()?,
-        connections: sessions.connections(),
-    };
+    let options = dump_options(args, endpoint, sessions.connections())?;
     let progress = Progress::new(args.quiet, endpoint.verbose);
     let exec = match &args.exec {
         Some(command) => Some(mailpipe::exec::Target {
@@ -125,7 +149,11 @@ fn dump_all(
         None => None,
     };
     let mut stdout = match (&args.output_dir, &exec) {
-        (None, None) => Some(MboxOutput::stdout()?),
+        (None, None) => {
+            let mut out = MboxOutput::stdout()?;
+            out.set_framed(args.follow);
+            Some(out)
+        }
         _ => None,
     };
     for name in &names {

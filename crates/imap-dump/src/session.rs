@@ -19,7 +19,7 @@ use crate::when::When;
 /// The connection: TLS or plain, deflated after COMPRESS, logged for `-v`
 /// (the transcript sees the protocol, not deflate), with a read budget while
 /// a FETCH runs, read through the wire layer's buffer.
-type Wire = WireReader<ReadBudget<TranscriptStream<Deflate<Stream>>>>;
+pub type Wire = WireReader<ReadBudget<TranscriptStream<Deflate<Stream>>>>;
 
 /// The stream under the imap crate, shared so that `fetch.rs` can read the
 /// bulk FETCH from it while the crate does everything else. Both read
@@ -151,8 +151,7 @@ impl Session {
         set: &str,
         query: &str,
     ) -> Result<String, Error> {
-        self.tag += 1;
-        let tag = format!("p{}", self.tag);
+        let tag = self.next_tag();
         let mut wire = self.stream.lock();
         wire.write_all(format!("{tag} UID FETCH {set} {query}\r\n").as_bytes())
             .and_then(|()| wire.flush())
@@ -170,6 +169,17 @@ impl Session {
         let budget = BUDGET.with(|b| b.get());
         let mut wire = self.stream.lock();
         fetch::read_fetch_response(&mut wire, budget).map_err(|e| refused(endpoint, e))
+    }
+
+    /// A tag of our own (`p1`, `p2`, ...) for a command sent past the imap crate.
+    pub fn next_tag(&mut self) -> String {
+        self.tag += 1;
+        format!("p{}", self.tag)
+    }
+
+    /// The connection, for a command the imap crate cannot run (IDLE: follow.rs).
+    pub fn wire(&self) -> std::sync::MutexGuard<'_, Wire> {
+        self.stream.lock()
     }
 
     /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said

@@ -53,6 +53,9 @@ pub struct Output<'a> {
     pub extract: Option<&'a Extractor>,
     /// Messages and their bytes read, on a terminal.
     pub progress: &'a Progress,
+    /// Input from a pipe (`input::is_live`): each message is converted and
+    /// its record flushed as soon as it is read, not once a batch is full.
+    pub live: bool,
 }
 
 /// A converted item: serialized already, or a record still to finish
@@ -78,6 +81,7 @@ pub fn run(
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Vec<Item>>(2);
         let progress = output.progress;
+        let live = output.live;
         let reader = std::thread::Builder::new().name("reader".into());
         reader
             .spawn_scoped(scope, move || {
@@ -89,7 +93,7 @@ pub fn run(
                         progress.advance(1, data.len() as u64);
                     }
                     batch.push(item);
-                    if bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
+                    if live || bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
                         bytes = 0;
                         return tx.send(std::mem::take(&mut batch)).is_ok();
                     }
@@ -122,8 +126,13 @@ fn consume(
             .into_par_iter()
             .map(|item| match item {
                 Item::Failed(e) => Done::Failed(e),
-                Item::Message { source, data } => {
-                    let record = convert::convert_safely(&data, source, options);
+                Item::Message {
+                    source,
+                    data,
+                    defect,
+                } => {
+                    let mut record = convert::convert_safely(&data, source, options);
+                    record.defects.extend(defect.map(str::to_string));
                     if output.extract.is_some() {
                         Done::Record(Box::new(record))
                     } else {
@@ -170,6 +179,9 @@ fn consume(
             if !output.array {
                 out.write_all(b"\n").map_err(write_err)?;
             }
+        }
+        if output.live {
+            out.flush().map_err(write_err)?;
         }
     }
     if output.array {

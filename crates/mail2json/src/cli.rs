@@ -25,6 +25,12 @@ use crate::input::InputKind;
 /// files are messages (mairix and notmuch search folders); a dangling or
 /// looping link is reported and the exit status is 66, the rest still
 /// converted.
+///
+/// Live: from a pipe, each record is written and flushed as soon as its
+/// message is read. An entry whose From_ line ends in mailpipe-length=N (as
+/// imap-dump --follow and pop3-dump --follow write) ends after those N
+/// bytes, so it comes out at once, not when the next message starts:
+///   imap-dump --account work --follow | mail2json --fields from,subject
 #[derive(Parser, Debug)]
 #[command(
     name = "mail2json",

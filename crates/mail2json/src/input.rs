@@ -22,8 +22,39 @@ pub enum InputKind {
 
 /// One message read from an input, or an input that could not be read.
 pub enum Item {
-    Message { source: Source, data: Vec<u8> },
+    Message {
+        source: Source,
+        data: Vec<u8>,
+        /// A defect of the container (an mbox's live framing), for the record.
+        defect: Option<&'static str>,
+    },
     Failed(Error),
+}
+
+/// Whether any input is a stream (a pipe, a fifo, a terminal, a socket)
+/// rather than a regular file or a maildir: then each record is written and
+/// flushed as soon as its message is read (`imap-dump --follow | mail2json`).
+pub fn is_live(inputs: &[PathBuf]) -> bool {
+    use std::os::fd::AsFd;
+    let stream =
+        |meta: std::io::Result<std::fs::Metadata>| meta.is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let stdin = || {
+        io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .and_then(|f| f.metadata())
+    };
+    if inputs.is_empty() {
+        return stream(stdin());
+    }
+    inputs.iter().any(|p| {
+        if p.as_os_str() == "-" {
+            stream(stdin())
+        } else {
+            stream(std::fs::metadata(p))
+        }
+    })
 }
 
 /// Bytes read ahead to detect the kind; large so that the mbox reader works
@@ -121,6 +152,7 @@ fn read_mbox(name: &str, input: impl BufRead, sink: &mut dyn FnMut(Item) -> bool
                 if !sink(Item::Message {
                     source,
                     data: m.data,
+                    defect: m.defect,
                 }) {
                     return false;
                 }
@@ -147,7 +179,11 @@ fn read_single(name: &str, mut input: impl BufRead, sink: &mut dyn FnMut(Item) -
         path: name.to_string(),
         offset: None,
     };
-    sink(Item::Message { source, data })
+    sink(Item::Message {
+        source,
+        data,
+        defect: None,
+    })
 }
 
 /// new/ then cur/, each in file-name order (readdir order is arbitrary);
@@ -179,6 +215,7 @@ fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
                             offset: None,
                         },
                         data,
+                        defect: None,
                     },
                     Err(e) => Item::Failed(no_input(&name, e)),
                 },

@@ -52,6 +52,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         pretty: args.pretty,
         extract: extractor.as_ref(),
         progress: &progress,
+        live: crate::input::is_live(&args.inputs),
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());

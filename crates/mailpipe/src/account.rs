@@ -18,6 +18,7 @@
 //! # allow_plaintext_auth = false
 //! # compress = "auto"              # auto | always | never: imap-dump's COMPRESS=DEFLATE
 //! # imap_id = "auto"               # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
+//! # interval = "60s"                # imap-dump and pop3-dump --follow: polling interval (--interval)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -66,6 +67,9 @@ pub struct Account {
     /// lists ID), `always` or `never`, as its --id and --no-id; imap-dump
     /// checks the value.
     pub imap_id: Option<String>,
+    /// imap-dump's and pop3-dump's `--follow` polling interval (`60s`, `5m`),
+    /// as their --interval; `mailpipe::follow::parse_interval` checks it.
+    pub interval: Option<String>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -315,6 +319,7 @@ impl ServerArgs {
             timeout: Duration::from_secs(self.timeout),
             verbose: self.verbose,
             compress: account.compress.clone(),
+            interval: account.interval.clone(),
             password,
             oauth_token_command: self
                 .oauth_token_command
@@ -379,6 +384,8 @@ pub struct Endpoint {
     pub verbose: bool,
     /// The account's `compress` (imap-dump checks it; its flags override it).
     pub compress: Option<String>,
+    /// The account's `interval` for `--follow` (its flag overrides it).
+    pub interval: Option<String>,
     password: PasswordSource,
     oauth_token_command: Option<String>,
     env: Environment,
@@ -506,6 +513,7 @@ tls = "none"
 password_env = "HOME_PW"
 allow_plaintext_auth = true
 compress = "never"
+interval = "5m"
 
 [accounts.plain]
 smtp = "smtps://h"
@@ -588,6 +596,7 @@ password = "filepw"
         assert_eq!(e.url.port, 110);
         assert!(e.allow_plaintext_auth);
         assert_eq!(e.compress.as_deref(), Some("never"));
+        assert_eq!(e.interval.as_deref(), Some("5m"));
         assert!(e.check_auth_allowed(false).is_ok());
         assert_eq!(e.password().expect("pw").expose(), "homepw");
     }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod durable;
 pub mod exec;
 pub mod exit;
+pub mod follow;
 pub mod mbox;
 pub mod message;
 pub mod progress;

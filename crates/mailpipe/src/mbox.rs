@@ -5,6 +5,17 @@
 //! exactly that, tolerates mboxo files (an unquoted `From ` in a body only splits
 //! a message when it follows a blank line or looks like a real From_ line), and
 //! keeps CRLF line ends as they are. Messages stream: memory holds one message.
+//!
+//! Live framing (`imap-dump --follow`, `pop3-dump --follow`): a plain mbox
+//! message ends only at the next From_ line, so a reader on a pipe would see
+//! each message one message late. In follow mode the writer appends
+//! ` mailpipe-length=N` to the From_ line, N being the bytes of the entry
+//! after the From_ line's line end (the quoted message and its blank
+//! separator line). The reader then takes exactly N bytes and returns the
+//! message without waiting for more input. Other mbox readers see an ordinary
+//! From_ line with one more word after the date. A length that does not fit
+//! the bytes (no separator at the end, or an unquoted From_ line inside) is a
+//! defect: those bytes are read again as plain mboxrd, so nothing is lost.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
@@ -21,7 +32,20 @@ pub struct MboxMessage {
     pub offset: u64,
     /// The message bytes with mboxrd quoting undone and the separator line removed.
     pub data: Vec<u8>,
+    /// What was wrong with the live framing of this entry, if anything: the
+    /// message was then read as plain mboxrd (see the module's doc).
+    pub defect: Option<&'static str>,
 }
+
+/// The word a live-framed From_ line ends with, before the entry's length.
+pub const LENGTH_TOKEN: &str = "mailpipe-length=";
+
+/// A framed entry whose length did not match its bytes.
+pub const DEFECT_LENGTH: &str =
+    "mbox-framing: the From_ line's mailpipe-length does not match the entry; read as plain mboxrd";
+/// Bytes after a framed entry that do not start with a From_ line.
+pub const DEFECT_ORPHAN: &str =
+    "mbox-framing: bytes after a framed entry without a From_ line of their own";
 
 /// Reads messages one at a time from any `BufRead`.
 pub struct MboxReader<R> {
@@ -31,6 +55,16 @@ pub struct MboxReader<R> {
     /// Bytes consumed so far.
     position: u64,
     started: bool,
+    /// A framed entry just ended: the next line should be a From_ line,
+    /// read only when the next message is asked for (never waited for).
+    after_frame: bool,
+    /// Bytes of a framed entry whose length proved wrong, read again
+    /// line by line before `input`.
+    pending: Vec<u8>,
+    pending_at: usize,
+    /// The separator taken off the last framed entry: given back to bytes
+    /// that follow it without a From_ line, so that none is lost.
+    frame_separator: Vec<u8>,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -40,7 +74,89 @@ impl<R: BufRead> MboxReader<R> {
             next_from: None,
             position: 0,
             started: false,
+            after_frame: false,
+            pending: Vec::new(),
+            pending_at: 0,
+            frame_separator: Vec::new(),
         }
+    }
+
+    /// One line (through its LF) from the bytes put back, else from the input.
+    fn read_line(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if self.pending_at < self.pending.len() {
+            let rest = &self.pending[self.pending_at..];
+            let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+            buf.extend_from_slice(&rest[..end]);
+            self.pending_at += end;
+            if self.pending_at == self.pending.len() {
+                self.pending.clear();
+                self.pending_at = 0;
+            }
+            // A put-back line cut short (the length ended mid-line) goes on
+            // in the input.
+            if !buf.ends_with(b"\n") {
+                return Ok(end + self.input.read_until(b'\n', buf)?);
+            }
+            return Ok(end);
+        }
+        self.input.read_until(b'\n', buf)
+    }
+
+    /// After a framed entry: the From_ line of the next one, or the start of
+    /// bytes that have none (a length too short), returned as a message of
+    /// their own with a defect.
+    fn read_after_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.after_frame = false;
+        let mut line = Vec::new();
+        let n = self.read_line(&mut line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let offset = self.position;
+        self.position += n as u64;
+        if line.starts_with(b"From ") {
+            self.next_from = Some((trim_line_end(&line).to_vec(), offset));
+            return Ok(None);
+        }
+        self.next_from = Some((Vec::new(), offset));
+        Ok(Some(line))
+    }
+
+    /// Reads the `length` bytes of a framed entry; `None` (the bytes put
+    /// back for a plain read) when they do not end in the separator or hold
+    /// an unquoted From_ line, which the writer never leaves.
+    fn read_frame(&mut self, length: u64) -> io::Result<Option<Vec<u8>>> {
+        let mut entry = Vec::new();
+        // Put-back bytes first (a frame right after a wrong one), then input.
+        let from_pending = (self.pending.len() - self.pending_at).min(length as usize);
+        entry.extend_from_slice(&self.pending[self.pending_at..self.pending_at + from_pending]);
+        self.pending_at += from_pending;
+        if self.pending_at == self.pending.len() {
+            self.pending.clear();
+            self.pending_at = 0;
+        }
+        (&mut self.input)
+            .take(length - from_pending as u64)
+            .read_to_end(&mut entry)?;
+        let ends = entry == b"\n"
+            || entry == b"\r\n"
+            || entry.ends_with(b"\n\n")
+            || entry.ends_with(b"\n\r\n");
+        let whole = entry.len() as u64 == length
+            && ends
+            && !entry
+                .split_inclusive(|&b| b == b'\n')
+                .any(|line| line.starts_with(b"From "));
+        if whole {
+            self.position += length;
+            return Ok(Some(entry));
+        }
+        // Back in front of what is left, for the plain reader.
+        let mut rest = entry;
+        rest.extend_from_slice(&self.pending[self.pending_at..]);
+        self.pending = rest;
+        self.pending_at = 0;
+        Ok(None)
     }
 
     /// The next message, `Ok(None)` at the end. Input that does not start with a
@@ -62,16 +178,51 @@ impl<R: BufRead> MboxReader<R> {
             self.position = n as u64;
             self.next_from = Some((trim_line_end(&first).to_vec(), 0));
         }
-        let Some((from_line, offset)) = self.next_from.take() else {
-            return Ok(None);
-        };
         let mut data = Vec::new();
+        let mut defect = None;
         // Whether the line before the one being read was empty, i.e. whether a
         // `From ` line here is preceded by the blank separator.
         let mut previous_blank = true;
+        if self.after_frame {
+            if let Some(mut first) = self.read_after_frame()? {
+                previous_blank = trim_line_end(&first).is_empty();
+                if first.first() == Some(&b'>') && is_quoted_from(&first) {
+                    first.remove(0);
+                }
+                data = std::mem::take(&mut self.frame_separator);
+                data.extend_from_slice(&first);
+                defect = Some(DEFECT_ORPHAN);
+            }
+        }
+        let Some((mut from_line, offset)) = self.next_from.take() else {
+            return Ok(None);
+        };
+        if let Some((plain, length)) = framed_length(&from_line) {
+            let plain = plain.len();
+            match self.read_frame(length)? {
+                Some(mut entry) => {
+                    from_line.truncate(plain);
+                    unquote(&mut entry);
+                    let whole = entry.len();
+                    strip_separator(&mut entry);
+                    self.frame_separator = b"\r\n"[2 - (whole - entry.len())..].to_vec();
+                    self.after_frame = true;
+                    return Ok(Some(MboxMessage {
+                        from_line,
+                        offset,
+                        data: entry,
+                        defect: None,
+                    }));
+                }
+                None => {
+                    from_line.truncate(plain);
+                    defect = Some(DEFECT_LENGTH);
+                }
+            }
+        }
         loop {
             let line_start = data.len();
-            let n = self.input.read_until(b'\n', &mut data)?;
+            let n = self.read_line(&mut data)?;
             if n == 0 {
                 break;
             }
@@ -93,8 +244,36 @@ impl<R: BufRead> MboxReader<R> {
             from_line,
             offset,
             data,
+            defect,
         }))
     }
+}
+
+/// The From_ line without a trailing ` mailpipe-length=N`, and N, if it has one.
+pub fn framed_length(from_line: &[u8]) -> Option<(&[u8], u64)> {
+    let space = from_line.iter().rposition(|&b| b == b' ')?;
+    let digits = from_line[space + 1..].strip_prefix(LENGTH_TOKEN.as_bytes())?;
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let length = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((&from_line[..space], length))
+}
+
+/// Undoes mboxrd quoting on every line of an entry.
+fn unquote(entry: &mut Vec<u8>) {
+    if !entry.windows(5).any(|w| w == b"From ") {
+        return;
+    }
+    let mut out = Vec::with_capacity(entry.len());
+    for line in entry.split_inclusive(|&b| b == b'\n') {
+        if line.first() == Some(&b'>') && is_quoted_from(line) {
+            out.extend_from_slice(&line[1..]);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    *entry = out;
 }
 
 impl<R: BufRead> Iterator for MboxReader<R> {
@@ -164,6 +343,8 @@ pub fn from_line(sender: &str, time: DateTime<Utc>) -> String {
 pub struct MboxWriter<W: Write> {
     output: W,
     entry: Vec<u8>,
+    /// Live framing: each From_ line carries the entry's length.
+    framed: bool,
 }
 
 impl<W: Write> MboxWriter<W> {
@@ -171,7 +352,15 @@ impl<W: Write> MboxWriter<W> {
         MboxWriter {
             output,
             entry: Vec::new(),
+            framed: false,
         }
+    }
+
+    /// From now on, write each From_ line with ` mailpipe-length=N` (the
+    /// live framing of the module's doc), so a reader on a pipe knows where
+    /// the message ends without waiting for the next one.
+    pub fn set_framed(&mut self, framed: bool) {
+        self.framed = framed;
     }
 
     /// Appends one message. Its line ends are kept as they are (CRLF stays
@@ -185,7 +374,11 @@ impl<W: Write> MboxWriter<W> {
         message: &[u8],
     ) -> io::Result<()> {
         self.entry.clear();
-        encode_entry(&mut self.entry, sender, time, message);
+        if self.framed {
+            encode_framed_entry(&mut self.entry, sender, time, message);
+        } else {
+            encode_entry(&mut self.entry, sender, time, message);
+        }
         self.output.write_all(&self.entry)
     }
 
@@ -204,14 +397,41 @@ impl<W: Write> MboxWriter<W> {
 
 /// One mbox entry (From_ line, quoted message, separator) appended to `entry`.
 pub fn encode_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, message: &[u8]) {
+    let eol = line_end(message);
+    entry.reserve(message.len() + 128);
+    entry.extend_from_slice(from_line(sender, time).as_bytes());
+    entry.extend_from_slice(eol);
+    encode_body(entry, message);
+}
+
+/// The same entry with ` mailpipe-length=N` at the end of its From_ line:
+/// N bytes of quoted message and separator follow the From_ line's line end.
+pub fn encode_framed_entry(entry: &mut Vec<u8>, sender: &str, time: DateTime<Utc>, message: &[u8]) {
+    let mut body = Vec::with_capacity(message.len() + 16);
+    encode_body(&mut body, message);
+    entry.reserve(body.len() + 160);
+    entry.extend_from_slice(from_line(sender, time).as_bytes());
+    entry.extend_from_slice(format!(" {LENGTH_TOKEN}{}", body.len()).as_bytes());
+    entry.extend_from_slice(line_end(message));
+    entry.extend_from_slice(&body);
+}
+
+/// The line end of a message's first line, used for the lines we add.
+fn line_end(message: &[u8]) -> &'static [u8] {
     let crlf = message
         .iter()
         .position(|&b| b == b'\n')
         .is_some_and(|i| i > 0 && message[i - 1] == b'\r');
-    let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
-    entry.reserve(message.len() + 128);
-    entry.extend_from_slice(from_line(sender, time).as_bytes());
-    entry.extend_from_slice(eol);
+    if crlf {
+        b"\r\n"
+    } else {
+        b"\n"
+    }
+}
+
+/// The quoted message and its separator, appended to `entry`.
+fn encode_body(entry: &mut Vec<u8>, message: &[u8]) {
+    let eol = line_end(message);
     for line in message.split_inclusive(|&b| b == b'\n') {
         if (line.first() == Some(&b'>') || line.first() == Some(&b'F')) && is_quoted_from(line) {
             entry.push(b'>');
@@ -405,6 +625,128 @@ mod tests {
             .next_message()
             .expect_err("not an mbox");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// A reader that hands out `chunk` bytes per read, then fails: reading
+    /// past what a test allows is an error, as a stalled pipe would block.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        chunk: usize,
+        /// End of input after the bytes, else an error.
+        eof: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.data.is_empty() && self.eof {
+                return Ok(0);
+            }
+            if self.data.is_empty() {
+                return Err(io::Error::other("read past the bytes available"));
+            }
+            let n = self.chunk.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn framed(messages: &[&[u8]]) -> Vec<u8> {
+        let mut w = MboxWriter::new(Vec::new());
+        w.set_framed(true);
+        for m in messages {
+            w.write_message("a@b.c", t0(), m).expect("write");
+        }
+        w.into_inner()
+    }
+
+    #[test]
+    fn framed_entries_round_trip_and_hide_the_token() {
+        let one = b"Subject: 1\r\n\r\nFrom here\r\n>From there\r\n\r\n".to_vec();
+        let two = b"Subject: 2\n\nno newline".to_vec();
+        let out = framed(&[&one, &two, b""]);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("From a@b.c Tue Nov  3 09:05:07 2026 mailpipe-length="));
+        let back = read_all(&out);
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[0].data, one);
+        assert_eq!(back[1].data, b"Subject: 2\n\nno newline\n");
+        assert_eq!(back[2].data, b"");
+        for m in &back {
+            assert_eq!(m.from_line, b"From a@b.c Tue Nov  3 09:05:07 2026");
+            assert_eq!(m.defect, None);
+        }
+        assert_eq!(&out[back[1].offset as usize..][..7], b"From a@");
+    }
+
+    #[test]
+    fn a_framed_message_is_returned_before_the_next_one_starts() {
+        let out = framed(&[b"Subject: 1\n\nbody\n"]);
+        // The input fails if read past the entry: the reader must not wait
+        // for the next From_ line (on a pipe it would block).
+        let mut reader = MboxReader::new(io::BufReader::new(Trickle {
+            data: &out,
+            chunk: 7,
+            eof: false,
+        }));
+        let m = reader.next_message().expect("read").expect("a message");
+        assert_eq!(m.data, b"Subject: 1\n\nbody\n");
+        assert!(
+            reader.next_message().is_err(),
+            "the next read is a new read"
+        );
+    }
+
+    #[test]
+    fn a_stalled_pipe_never_splits_a_message() {
+        let one = b"Subject: 1\n\nfirst\n\nFrom the edge\nlast\n".to_vec();
+        let two = b"Subject: 2\n\nsecond\n".to_vec();
+        let mut plain = MboxWriter::new(Vec::new());
+        plain.write_message("a@b.c", t0(), &one).expect("write");
+        plain.write_message("a@b.c", t0(), &two).expect("write");
+        for bytes in [framed(&[&one, &two]), plain.into_inner()] {
+            // One byte per read: every line is cut, every boundary stalls.
+            let back: Vec<MboxMessage> = MboxReader::new(io::BufReader::with_capacity(
+                1,
+                Trickle {
+                    data: &bytes,
+                    chunk: 1,
+                    eof: true,
+                },
+            ))
+            .take(2)
+            .collect::<io::Result<_>>()
+            .expect("reads");
+            assert_eq!(back[0].data, one);
+            assert_eq!(back[1].data, two);
+        }
+    }
+
+    #[test]
+    fn a_wrong_length_is_a_defect_and_loses_nothing() {
+        let one: &[u8] = b"Subject: 1\n\nhead\n\nbody\n";
+        let two: &[u8] = b"Subject: 2\n\nsecond\n";
+        let good = framed(&[one, two]);
+        let text = String::from_utf8(good.clone()).expect("utf8");
+        let right = format!("{LENGTH_TOKEN}{}", one.len() + 1);
+        for wrong in [
+            format!("{LENGTH_TOKEN}{}", one.len() + 30), // into the next entry
+            format!("{LENGTH_TOKEN}{}", 12),             // ends after "Subject: 1\n\n"
+            format!("{LENGTH_TOKEN}{}", 5),              // mid-line
+            format!("{LENGTH_TOKEN}{}", 99999),          // past the end
+        ] {
+            let bad = text.replacen(&right, &wrong, 1);
+            let back = read_all(bad.as_bytes());
+            let all: Vec<u8> = back.iter().flat_map(|m| m.data.clone()).collect();
+            let expected: Vec<u8> = [one, two].concat();
+            assert_eq!(all, expected, "{wrong}: every byte is kept, in order");
+            assert!(back.iter().any(|m| m.defect.is_some()), "{wrong}: a defect");
+            assert_eq!(back.last().map(|m| m.data.as_slice()), Some(two), "{wrong}");
+        }
+        assert_eq!(
+            framed_length(b"From a Tue Nov  3 09:05:07 2026 mailpipe-length=x"),
+            None
+        );
     }
 
     #[test]

@@ -34,7 +34,18 @@ the server has UIDL), MAILPIPE_SIZE, MAILPIPE_DATE (the From_ line's time, RFC
 3339), MAILPIPE_SENDER and SENDER. A message counts as done only when CMD
 exits 0: with --state its UIDL is saved at once; a CMD that fails (non-zero,
 or killed by a signal) ends the run with 75 naming the message and the status,
-nothing is deleted, and the next run gives it again.";
+nothing is deleted, and the next run gives it again.
+
+Live mail: --follow exports as usual, then logs in again every --interval
+(POP3 has no push, and a session sees the maildrop as it was at login) and
+writes what is new by UIDL (from --state, or a scratch state without it),
+flushed, the state saved after each poll as after a run. A lost or refused
+connection is retried after 1 s, doubling to 60 s. SIGINT or SIGTERM end it
+between polls: exit 0, the state saved. In follow mode each From_ line ends
+in mailpipe-length=N, the bytes of the entry after that line (the quoted
+message and its blank separator line), so that mail2json, reading a pipe,
+emits each message as soon as it is whole.
+  pop3-dump --account qq --follow --interval 5m | mail2json --fields from,subject";
 
 /// Dump a POP3 maildrop to mbox (mboxrd) on stdout; mail stays on the server.
 #[derive(Debug, Parser)]
@@ -84,6 +95,17 @@ pub struct Args {
     /// UIDL); errors still show
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// After the export, keep polling every --interval and write each new
+    /// message (by UIDL), flushed, its From_ line carrying mailpipe-length=N
+    /// (see below); SIGINT or SIGTERM end it (exit 0)
+    #[arg(long, conflicts_with_all = ["list", "headers_only"])]
+    pub follow: bool,
+
+    /// With --follow: how often to poll: seconds, or a number with ms, s, m
+    /// or h [default: 60s; account key `interval`]
+    #[arg(long, value_name = "DURATION", requires = "follow")]
+    pub interval: Option<String>,
 }
 
 #[cfg(test)]
@@ -97,5 +119,8 @@ mod tests {
         assert!(Args::try_parse_from(["pop3-dump", "--delete", "--headers-only"]).is_err());
         assert!(Args::try_parse_from(["pop3-dump", "--json"]).is_err());
         assert!(Args::try_parse_from(["pop3-dump", "--list", "--delete"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--follow", "--list"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--interval", "5m"]).is_err());
+        assert!(Args::try_parse_from(["pop3-dump", "--follow", "--interval", "5m"]).is_ok());
     }
 }

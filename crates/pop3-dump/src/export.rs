@@ -43,6 +43,9 @@ pub struct ExportOptions {
     pub verbose: bool,
     /// `--exec CMD`: each message to CMD instead of the mbox on stdout.
     pub exec: Option<mailpipe::exec::Target>,
+    /// `--follow`: each From_ line carries the entry's length (the live
+    /// framing of `mailpipe::mbox`), and a server without UIDL is refused.
+    pub follow: bool,
 }
 
 /// `user@host` of the maildrop, for the state file.
@@ -70,6 +73,12 @@ pub fn export(
     }
     let pipelining = caps.pipelining;
     let maildrop = Maildrop::scan(session, options.state.is_some())?;
+    if options.follow && !maildrop.has_uidl {
+        return Err(Error::new(
+            Exit::Unavailable,
+            "the server does not support UIDL, which --follow needs to tell new messages",
+        ));
+    }
     let key = maildrop_key(name.user, name.host);
     let mut state = match &options.state {
         Some(path) if maildrop.has_uidl => Some(StateFile::load(path)?),
@@ -85,10 +94,12 @@ pub fn export(
 
     let mut out = match &options.exec {
         Some(target) => Sink::Exec(target),
-        None => Sink::Mbox(MboxWriter::new(BufWriter::with_capacity(
-            256 * 1024,
-            io::stdout().lock(),
-        ))),
+        None => {
+            let mut mbox =
+                MboxWriter::new(BufWriter::with_capacity(256 * 1024, io::stdout().lock()));
+            mbox.set_framed(options.follow);
+            Sink::Mbox(mbox)
+        }
     };
     let mut outcome = Outcome::default();
     let progress = Progress::new(options.quiet, options.verbose);

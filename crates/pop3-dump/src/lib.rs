@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod envelope;
 pub mod export;
+pub mod follow;
 pub mod maildrop;
 pub mod protocol;
 pub mod response;

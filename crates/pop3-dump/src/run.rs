@@ -20,6 +20,8 @@ pub fn run(args: Args) -> Result<(), Error> {
         mailpipe::durable::refuse_discarded_stdout("--state")?;
     }
     let endpoint = args.server.resolve(Protocol::Pop3)?;
+    let interval =
+        mailpipe::follow::choose_interval(args.interval.as_deref(), endpoint.interval.as_deref())?;
     let mut session = Session::open(&endpoint).map_err(|e| e.context_once(&endpoint.url))?;
     if args.list {
         let listed = Maildrop::scan(&mut session, true)
@@ -41,21 +43,36 @@ pub fn run(args: Args) -> Result<(), Error> {
         state: args.state,
         quiet: args.quiet,
         verbose: endpoint.verbose,
-        exec: None,
+        exec: match args.exec {
+            Some(command) => Some(mailpipe::exec::Target {
+                command,
+                account: maildrop_key(endpoint.login()?, &endpoint.url.host),
+                server: endpoint.url.to_string(),
+            }),
+            None => None,
+        },
+        follow: args.follow,
     };
+    if args.follow {
+        // Each poll is a session of its own: a POP3 session sees the
+        // maildrop as it was at login.
+        let _ = session.client.quit();
+        return crate::follow::follow(&endpoint, options, interval);
+    }
+    export_in(&mut session, &endpoint, &options)
+}
+
+/// One export over `session`, ended as `Session::finish` does.
+pub(crate) fn export_in(
+    session: &mut Session,
+    endpoint: &mailpipe::Endpoint,
+    options: &ExportOptions,
+) -> Result<(), Error> {
     let name = MaildropName {
         user: endpoint.login()?,
         host: &endpoint.url.host,
     };
-    let options = ExportOptions {
-        exec: args.exec.map(|command| mailpipe::exec::Target {
-            command,
-            account: maildrop_key(name.user, name.host),
-            server: endpoint.url.to_string(),
-        }),
-        ..options
-    };
-    let exported = export::export(&mut session, name, &options).map_err(|e| {
+    let exported = export::export(session, name, options).map_err(|e| {
         if e.exit() == mailpipe::Exit::Io {
             e
         } else {
