@@ -321,4 +321,32 @@ smtp_cells() { # PORT CA MAILDIRS STORE EXPECT_BDAT
   else
     smtp_line fail "a refused recipient: exit $rc, files $before -> $after: $(tail -n 1 "$w/refused.err")"
   fi
+
+  # SMTPUTF8 (a From with a UTF-8 local part) and DSN (--require-dsn), each as
+  # the EHLO says: used where offered, refused by smtp-send before MAIL FROM
+  # (69, nothing delivered) where not.
+  local utf8_msg=$w/utf8.eml offered kw
+  printf 'UTF-8 local part in From\n' | SOURCE_DATE_EPOCH=1764460800 "$BIN/mkmime" \
+    --from "张三@$SMTP_DOMAIN" --to "one@$SMTP_DOMAIN" -s 'SMTPUTF8' >"$utf8_msg"
+  for kw in SMTPUTF8 DSN; do
+    case ", $ext," in *", $kw,"*) offered=yes ;; *) offered=no ;; esac
+    local extra=() msg=$utf8_msg used='^C: MAIL FROM:.* SMTPUTF8'
+    [ $kw = DSN ] && extra=(--dsn-notify failure --require-dsn) msg=$w/corpus/01.eml \
+      used='^C: RCPT TO:.* NOTIFY=FAILURE'
+    before=$(find "$md/one/new" -type f | wc -l)
+    "${send[@]}" -v "${extra[@]}" "one@$SMTP_DOMAIN" <"$msg" >/dev/null 2>"$w/$kw.err"
+    rc=$?
+    [ $offered = yes ] && smtp_wait_mail "$md/one" $((before + 1))
+    sleep 0.5
+    after=$(find "$md/one/new" -type f | wc -l)
+    if [ $offered = yes ] && [ $rc = 0 ] && [ "$after" = $((before + 1)) ] &&
+      grep -q "$used" "$w/$kw.err"; then
+      smtp_line pass "$kw offered and used ($(grep -o "$used" "$w/$kw.err" | grep -o '[A-Z0-9=]*$')): delivered"
+    elif [ $offered = no ] && [ $rc = 69 ] && [ "$after" = "$before" ] &&
+      grep -q "does not offer $kw" "$w/$kw.err"; then
+      smtp_line pass "$kw not offered: 69, nothing sent (\"the server does not offer $kw\")"
+    else
+      smtp_line fail "$kw offered=$offered: exit $rc, files $before -> $after: $(tail -n 1 "$w/$kw.err")"
+    fi
+  done
 }
