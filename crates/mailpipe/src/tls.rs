@@ -383,8 +383,16 @@ mod tests {
             .expect("params")
             .signed_by(&key, &issuer)
             .expect("cert");
+        Pki {
+            ca_pem: ca_cert.pem(),
+            server: server_config(&cert, &key),
+        }
+    }
+
+    /// A TLS server presenting `cert` alone.
+    fn server_config(cert: &rcgen::Certificate, key: &KeyPair) -> ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ServerConfig::builder_with_provider(provider)
+        ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
@@ -392,11 +400,7 @@ mod tests {
                 vec![cert.der().clone()],
                 PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
             )
-            .expect("server config");
-        Pki {
-            ca_pem: ca_cert.pem(),
-            server,
-        }
+            .expect("server config")
     }
 
     /// A one-connection TLS server on 127.0.0.1 that answers "hello\n" and
@@ -619,17 +623,7 @@ mod tests {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.not_after = rcgen::date_time_ymd(until, 1, 1);
         let cert = params.self_signed(&key).expect("cert");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
-            )
-            .expect("server config");
-        (cert.pem(), server)
+        (cert.pem(), server_config(&cert, &key))
     }
 
     /// Regression (interop matrix, issue 14): Exim's and OpenSMTPD's
