@@ -63,6 +63,24 @@ smtp_fetch() { # PREFIX SUITE PACKAGE
   dpkg-deb -x "$deb" "$prefix" && basename "$deb"
 }
 
+# The libraries PACKAGE depends on (as the machine's apt or SUITE's lists it)
+# that are not installed: fetched and unpacked into PREFIX too, and
+# LD_LIBRARY_PATH set to PREFIX's library directories. On a machine with
+# Dovecot and Postfix this is usually nothing (exim4-daemon-light may want
+# libgnutls-dane0 and libidn12).
+smtp_fetch_libs() { # PREFIX SUITE PACKAGE
+  local prefix=$1 suite=$2 dep opts=()
+  [ -z "$suite" ] || opts=(-o Dir::Etc::SourceList=/dev/null
+    -o "Dir::Etc::SourceParts=$SMTP_CACHE/apt-$suite/sources"
+    -o "Dir::State::Lists=$SMTP_CACHE/apt-$suite/lists" -o "Dir::Cache=$SMTP_CACHE/apt-$suite/cache")
+  for dep in $(apt-cache "${opts[@]}" depends "$3" 2>/dev/null |
+    awk '$1 == "Depends:" && $2 ~ /^lib/ { print $2 }' | sort -u); do
+    dpkg-query -W -f '${Status}' "$dep" 2>/dev/null | grep -q 'ok installed' && continue
+    smtp_fetch "$prefix" '' "$dep" >/dev/null || return 1
+  done
+  export LD_LIBRARY_PATH=$prefix/usr/lib/x86_64-linux-gnu:$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+
 # A self-signed certificate for localhost and 127.0.0.1, trusted by the tools
 # through --ca-file, made as the servers' guides make one: plain
 # `openssl req -x509`, which marks it CA:TRUE (webpki refused that as a
