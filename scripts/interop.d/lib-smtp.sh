@@ -264,7 +264,7 @@ smtp_cells() { # PORT CA MAILDIRS STORE EXPECT_BDAT
   fi
 
   # What the server offers after STARTTLS, and AUTH with each mechanism.
-  local ext mech ok=1 detail=
+  local ext= mech ok=1 detail=
   if "${send[@]}" --check >"$w/check.out" 2>"$w/check.err"; then
     ext=$(sed -n 's/^extensions: //p' "$w/check.out")
     case ", $ext," in *", PIPELINING,"*) ;; *) detail=" (no PIPELINING)" ;; esac
