@@ -264,10 +264,10 @@ smtp_cells() { # PORT CA MAILDIRS STORE EXPECT_BDAT
   fi
 
   # What the server offers after STARTTLS, and AUTH with each mechanism.
-  local ext= mech ok=1 detail=
+  local ext= pipelining= mech ok=1 detail=
   if "${send[@]}" --check >"$w/check.out" 2>"$w/check.err"; then
     ext=$(sed -n 's/^extensions: //p' "$w/check.out")
-    case ", $ext," in *", PIPELINING,"*) ;; *) detail=" (no PIPELINING)" ;; esac
+    case ", $ext," in *", PIPELINING,"*) pipelining=yes ;; *) detail=" (no PIPELINING)" ;; esac
     smtp_line pass "EHLO after STARTTLS: $ext$detail"
   else
     smtp_line fail "--check: exit $?: $(tail -n 1 "$w/check.err")"
@@ -309,9 +309,13 @@ smtp_cells() { # PORT CA MAILDIRS STORE EXPECT_BDAT
     <"$w/corpus/corpus.mbox" 2>"$w/mbox.err"
   local rc=$?
   t1=$(date +%s.%N)
-  local n_bdat n_data
+  local n_bdat n_data n_early
   n_bdat=$(grep -c '^C: BDAT' "$w/mbox.err")
   n_data=$(grep -c '^C: DATA' "$w/mbox.err")
+  # Commands written before the reply to the one before (the message body
+  # and its final dot are not commands): PIPELINING at work, or a breach.
+  n_early=$(grep -E '^[CS]: ' "$w/mbox.err" | awk '/^C: / && prev ~ /^C: / &&
+    !(prev ~ /^C: </ && $0 ~ /^C: \.$/) { n++ } { prev = $0 } END { print n + 0 }')
   if [ $rc != 0 ]; then
     smtp_line fail "--mbox: exit $rc: $(grep -v '^[CS]: \|^--' "$w/mbox.err" | tail -n 1)"
   elif ! smtp_wait_mail "$md/batch" 20; then
@@ -322,8 +326,10 @@ smtp_cells() { # PORT CA MAILDIRS STORE EXPECT_BDAT
     smtp_line fail "--mbox: CHUNKING offered but no BDAT sent"
   elif [ "$bdat" = no ] && [ "$n_bdat" != 0 ]; then
     smtp_line fail "--mbox: BDAT sent to a server without CHUNKING"
+  elif [ -z "$pipelining" ] && [ "$n_early" != 0 ]; then
+    smtp_line fail "--mbox: $n_early commands sent before a reply to a server without PIPELINING"
   else
-    smtp_line pass "--mbox, 20 in one session ($(smtp_secs "$t0" "$t1") s, $n_data DATA, $n_bdat BDAT chunks): $detail"
+    smtp_line pass "--mbox, 20 in one session ($(smtp_secs "$t0" "$t1") s, $n_data DATA, $n_bdat BDAT chunks, $n_early commands pipelined): $detail"
   fi
   [ ! -s "$w/dead.letter" ] || smtp_line fail "--mbox left $(grep -c '^From ' "$w/dead.letter") in the dead letter"
 
