@@ -1,10 +1,10 @@
 //! A server certificate given in the CA file is trusted as itself, even when
 //! it is marked CA:TRUE. `openssl req -x509` marks a self-signed certificate
-//! CA:TRUE unless told otherwise (so do Exim's exim-gencert and most "make a
-//! certificate for your server" guides), and webpki refuses a CA certificate
-//! as a server's own (CaUsedAsEndEntity) even when it is the trust anchor:
+//! CA:TRUE unless told otherwise (and most "make a certificate for your mail
+//! server" guides use it so), and webpki refuses a CA certificate as a
+//! server's own (CaUsedAsEndEntity) even when it is the trust anchor:
 //! `--ca-file server.pem` then failed with "use --ca-file if you trust it".
-//! OpenSSL, GnuTLS (msmtp) and Python accept such a pinned certificate.
+//! OpenSSL (`openssl verify`, Python's ssl) accepts such a certificate.
 
 use std::sync::Arc;
 
