@@ -9,9 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
+
+mod pinned;
+use pinned::{is_ca_used_as_end_entity, PinnedVerifier};
 
 use crate::exit::{Error, Exit};
 use crate::url::{Security, ServerUrl};
@@ -29,10 +33,11 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, Error>
     // and an empty store fails verification (69) rather than trusting anything.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
+    let mut pinned = Vec::new();
     if let Some(path) = ca_file {
-        let certs = read_ca_file(path)?;
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
+        pinned = read_ca_file(path)?;
+        for cert in &pinned {
+            roots.add(cert.clone()).map_err(|e| {
                 Error::config(format!(
                     "CA file {}: unusable certificate: {e}",
                     path.display()
@@ -41,10 +46,21 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, Error>
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(Exit::Software, format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
+        .map_err(|e| Error::new(Exit::Software, format!("TLS setup: {e}")))?;
+    if pinned.is_empty() {
+        return Ok(Arc::new(
+            builder.with_root_certificates(roots).with_no_client_auth(),
+        ));
+    }
+    // A CA file's certificates may also be servers' own (pinned.rs).
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| Error::new(Exit::Software, format!("TLS setup: {e}")))?;
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(webpki, pinned)))
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
@@ -224,8 +240,7 @@ fn tls_error(host: &str, err: &rustls::Error) -> Error {
             CertificateError::BadSignature => cert(format!(
                 "certificate for {host} not trusted (bad signature)"
             )),
-            // webpki's reason has no variant of its own in rustls 0.23.
-            other if format!("{other:?}").contains("CaUsedAsEndEntity") => cert(format!(
+            other if is_ca_used_as_end_entity(other) => cert(format!(
                 "certificate for {host} not trusted (self-signed); use --ca-file if you \
                  trust it"
             )),
@@ -368,8 +383,16 @@ mod tests {
             .expect("params")
             .signed_by(&key, &issuer)
             .expect("cert");
+        Pki {
+            ca_pem: ca_cert.pem(),
+            server: server_config(&cert, &key),
+        }
+    }
+
+    /// A TLS server presenting `cert` alone.
+    fn server_config(cert: &rcgen::Certificate, key: &KeyPair) -> ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = ServerConfig::builder_with_provider(provider)
+        ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
@@ -377,11 +400,7 @@ mod tests {
                 vec![cert.der().clone()],
                 PrivateKeyDer::try_from(key.serialize_der()).expect("key der"),
             )
-            .expect("server config");
-        Pki {
-            ca_pem: ca_cert.pem(),
-            server,
-        }
+            .expect("server config")
     }
 
     /// A one-connection TLS server on 127.0.0.1 that answers "hello\n" and
@@ -593,5 +612,60 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    /// A self-signed server certificate marked CA:TRUE, as `openssl req -x509`
+    /// makes one, valid from 1975 to `until` (a year), and a server using it.
+    fn self_signed_ca(names: &[&str], until: i32) -> (String, ServerConfig) {
+        let key = KeyPair::generate().expect("key");
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        let cert = params.self_signed(&key).expect("cert");
+        (cert.pem(), server_config(&cert, &key))
+    }
+
+    /// Regression (interop matrix, issue 14): Exim's and OpenSMTPD's
+    /// certificates made by `openssl req -x509` are CA:TRUE; given in the CA
+    /// file they were refused as "self-signed; use --ca-file".
+    #[test]
+    fn self_signed_ca_certificate_in_the_ca_file_is_trusted() {
+        let (pem, server) = self_signed_ca(&["127.0.0.1", "localhost"], 4000);
+        let ca = ca_file(&pem);
+        let port = serve_once(server);
+        let config = client_config(Some(ca.path())).expect("config");
+        let url = ServerUrl::parse(&format!("imaps://127.0.0.1:{port}"), None).expect("url");
+        let mut stream = Stream::open(&url, Duration::from_secs(5), &config).expect("open");
+        let mut buf = [0u8; 6];
+        stream.read_exact(&mut buf).expect("greeting");
+        assert_eq!(&buf, b"hello\n");
+    }
+
+    /// Trusting a pinned certificate skips neither the host name nor the dates,
+    /// and a CA:TRUE certificate that is not in the file is still refused.
+    #[test]
+    fn pinned_ca_certificate_is_still_checked() {
+        let cases = [
+            (
+                &["mail.example.org"][..],
+                4000,
+                true,
+                "not valid for host 127.0.0.1",
+            ),
+            (&["127.0.0.1"][..], 2000, true, "has expired"),
+            (&["127.0.0.1"][..], 4000, false, "not trusted (self-signed)"),
+        ];
+        for (names, until, in_file, want) in cases {
+            let (pem, server) = self_signed_ca(names, until);
+            let (other, _) = self_signed_ca(names, until);
+            let ca = ca_file(if in_file { &pem } else { &other });
+            let port = serve_once(server);
+            let config = client_config(Some(ca.path())).expect("config");
+            let tcp = connect("127.0.0.1", port, Duration::from_secs(5)).expect("tcp");
+            let e = tls_handshake(tcp, "127.0.0.1", &config).expect_err(want);
+            assert_eq!(e.exit(), Exit::Unavailable, "{want}");
+            assert!(e.message().contains(want), "{want}: {}", e.message());
+        }
     }
 }
