@@ -111,6 +111,12 @@ pub struct Args {
     /// Never send IMAP ID (account key: imap_id = "never")
     #[arg(long)]
     pub no_id: bool,
+    /// Wait for the server's `+` before the first AUTHENTICATE response even
+    /// when it lists SASL-IR (RFC 4959), which saves a round trip: for
+    /// servers that list it and then reject it (Coremail, NetEase); account
+    /// key sasl_ir = false
+    #[arg(long)]
+    pub no_sasl_ir: bool,
     /// No progress display on stderr
     #[arg(short, long)]
     pub quiet: bool,

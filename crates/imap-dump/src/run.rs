@@ -40,6 +40,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     // Every connection (the helper too) reads the mode from the endpoint.
     let id_mode = id::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
     endpoint.imap_id = Some(id_mode.as_str().to_string());
+    if args.no_sasl_ir {
+        endpoint.sasl_ir = Some(false);
+    }
     let mut state = args.state.as_deref().map(StateFile::load).transpose()?;
     let compress_flag = if args.no_compress {
         Some(When::Never)

@@ -12,12 +12,14 @@
 //! user = "alice@example.org"
 //! from = "Alice <alice@example.org>"
 //! password_command = "pass show mail/work"   # or password_file, password_env
-//! # oauth_token_command = "oauth2-token work" (XOAUTH2)
+//! # oauth_token_command = "oauth2-token work" (XOAUTH2 or OAUTHBEARER)
+//! # oauth_mechanism = "xoauth2"   # or "oauthbearer"; default: OAUTHBEARER when offered
 //! # ca_file = "~/.config/mailpipe/work-ca.pem"
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
 //! # compress = "auto"              # auto | always | never: imap-dump's COMPRESS=DEFLATE
 //! # imap_id = "auto"               # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
+//! # sasl_ir = true                 # imap-dump: false is --no-sasl-ir (Coremail)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -33,6 +35,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::exit::{Error, Exit};
+use crate::oauth::OAuthMechanism;
 use crate::secret::{self, Environment, PasswordSource, Secret};
 use crate::tls::{self, Stream};
 use crate::transcript::{Dialect, Transcript};
@@ -51,6 +54,8 @@ pub struct Account {
     pub password_file: Option<String>,
     pub password_env: Option<String>,
     pub oauth_token_command: Option<String>,
+    /// `xoauth2` or `oauthbearer`, as --oauth-mechanism.
+    pub oauth_mechanism: Option<String>,
     pub ca_file: Option<String>,
     pub tls: Option<String>,
     pub allow_plaintext_auth: Option<bool>,
@@ -66,6 +71,8 @@ pub struct Account {
     /// lists ID), `always` or `never`, as its --id and --no-id; imap-dump
     /// checks the value.
     pub imap_id: Option<String>,
+    /// imap-dump's SASL-IR (RFC 4959): `false` is its --no-sasl-ir.
+    pub sasl_ir: Option<bool>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -189,9 +196,14 @@ pub struct ServerArgs {
     /// File whose first line is the password
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Shell command printing an OAuth 2 access token (XOAUTH2)
+    /// Shell command printing an OAuth 2 access token (XOAUTH2 or
+    /// OAUTHBEARER); run once more if the server refuses the token
     #[arg(long, value_name = "CMD")]
     pub oauth_token_command: Option<String>,
+    /// OAuth 2 SASL mechanism [default: OAUTHBEARER when the server offers
+    /// it, else XOAUTH2]
+    #[arg(long, value_name = "MECH", value_enum)]
+    pub oauth_mechanism: Option<OAuthMechanism>,
     /// Also trust the CA certificates in this PEM file
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -295,6 +307,16 @@ impl ServerArgs {
         } else {
             PasswordSource::Default
         };
+        let oauth_mechanism = match (self.oauth_mechanism, &account.oauth_mechanism) {
+            (Some(m), _) => Some(m),
+            (None, Some(value)) => Some(OAuthMechanism::parse(value).ok_or_else(|| {
+                Error::config(format!(
+                    "account {:?}: oauth_mechanism = {value:?}: use \"xoauth2\" or \"oauthbearer\"",
+                    name.as_deref().unwrap_or("")
+                ))
+            })?),
+            (None, None) => None,
+        };
         let ca_file = match (&self.ca_file, &account.ca_file) {
             (Some(p), _) => Some(p.clone()),
             (None, Some(p)) => Some(env.expand_home(p)),
@@ -308,6 +330,8 @@ impl ServerArgs {
             dsn_ret: account.dsn_ret.clone(),
             require_dsn: account.require_dsn.unwrap_or(false),
             imap_id: account.imap_id.clone(),
+            sasl_ir: account.sasl_ir,
+            oauth_mechanism,
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -369,6 +393,11 @@ pub struct Endpoint {
     pub require_dsn: bool,
     /// The account's `imap_id` (imap-dump checks it; its flags override it).
     pub imap_id: Option<String>,
+    /// The account's `sasl_ir` (imap-dump's --no-sasl-ir overrides it).
+    pub sasl_ir: Option<bool>,
+    /// The OAuth mechanism asked for (flag, else account); `None`: the
+    /// server's best (`OAuthMechanism::choose`).
+    pub oauth_mechanism: Option<OAuthMechanism>,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -416,7 +445,8 @@ impl Endpoint {
         .map_err(|e| e.context(&self.url))
     }
 
-    /// True when an OAuth token command is set: authenticate with XOAUTH2.
+    /// True when an OAuth token command is set: authenticate with XOAUTH2 or
+    /// OAUTHBEARER (`oauth::OAuthMechanism::choose`).
     pub fn uses_oauth(&self) -> bool {
         self.oauth_token_command.is_some()
     }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod durable;
 pub mod exit;
 pub mod mbox;
+pub mod oauth;
 pub mod message;
 pub mod progress;
 pub mod secret;
