@@ -12,8 +12,11 @@ use crate::envelope::EnvelopeArgs;
 use crate::session::Session;
 
 /// Does what the command line asks; the error's kind is the exit status.
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(mut args: Args) -> Result<(), Error> {
     let mechanism = args.auth.map(Auth::mechanism);
+    if let Some(m) = args.auth.and_then(Auth::oauth) {
+        args.server.oauth_mechanism = Some(m);
+    }
     if args.check {
         let endpoint = args.server.resolve(Protocol::Smtp)?;
         return check(&endpoint, mechanism, args.report == Report::Json);
