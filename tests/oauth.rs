@@ -56,7 +56,10 @@ fn attempts(tool: Tool, stderr: &str, mechanism: &str) -> usize {
 
 fn assert_no_token(out: &Output, oauth: &OAuth) {
     for token in [&oauth.valid, &oauth.expired, &oauth.revoked] {
-        assert!(!contains(&out.stdout, token.as_bytes()), "a token on stdout");
+        assert!(
+            !contains(&out.stdout, token.as_bytes()),
+            "a token on stdout"
+        );
         assert!(
             !contains(&out.stderr, token.as_bytes()),
             "a token on stderr: {}",
@@ -68,7 +71,11 @@ fn assert_no_token(out: &Output, oauth: &OAuth) {
 /// For `tool` and each mechanism: valid, expired-then-valid, revoked.
 /// `args` makes the tool do its job (read INBOX, send `message`);
 /// `arrived` checks the job was done: the message read, or delivered.
-fn three_tokens(tool: Tool, args: &[&str], job: impl Fn(&OAuth, &str) -> (Vec<u8>, Box<dyn Fn(&Output)>)) {
+fn three_tokens(
+    tool: Tool,
+    args: &[&str],
+    job: impl Fn(&OAuth, &str) -> (Vec<u8>, Box<dyn Fn(&Output)>),
+) {
     let oauth = OAuth::get();
     for (flag, mechanism) in MECHANISMS {
         let mut with_mechanism = vec!["--oauth-mechanism", flag];
@@ -99,7 +106,9 @@ fn three_tokens(tool: Tool, args: &[&str], job: impl Fn(&OAuth, &str) -> (Vec<u8
                 // Postfix's passing on Dovecot's) and the status in its
                 // JSON error challenge.
                 assert!(
-                    lines[0].to_ascii_lowercase().contains("authentication failed")
+                    lines[0]
+                        .to_ascii_lowercase()
+                        .contains("authentication failed")
                         && lines[0].contains("fresh token")
                         && (lines[0].contains("status invalid_token")
                             || lines[0].contains("status 401")),
@@ -117,9 +126,15 @@ fn imap_dump_reads_the_mailbox_with_each_token() {
     three_tokens(Tool::ImapDump, &["-m", "INBOX"], |oauth, id| {
         stack.save(&oauth.user, "INBOX", &message(oauth, id));
         let needle = format!("<{id}@oauth.test>");
-        (Vec::new(), Box::new(move |out: &Output| {
-            assert!(contains(&out.stdout, needle.as_bytes()), "{needle} not dumped");
-        }))
+        (
+            Vec::new(),
+            Box::new(move |out: &Output| {
+                assert!(
+                    contains(&out.stdout, needle.as_bytes()),
+                    "{needle} not dumped"
+                );
+            }),
+        )
     });
 }
 
@@ -129,9 +144,15 @@ fn pop3_dump_reads_the_maildrop_with_each_token() {
     three_tokens(Tool::Pop3Dump, &[], |oauth, id| {
         stack.save(&oauth.user, "INBOX", &message(oauth, id));
         let needle = format!("<{id}@oauth.test>");
-        (Vec::new(), Box::new(move |out: &Output| {
-            assert!(contains(&out.stdout, needle.as_bytes()), "{needle} not dumped");
-        }))
+        (
+            Vec::new(),
+            Box::new(move |out: &Output| {
+                assert!(
+                    contains(&out.stdout, needle.as_bytes()),
+                    "{needle} not dumped"
+                );
+            }),
+        )
     });
 }
 
@@ -144,10 +165,13 @@ fn smtp_send_delivers_with_each_token() {
         let stack = stack.clone();
         let user = oauth.user.clone();
         let id = id.to_string();
-        (message(oauth, &id), Box::new(move |_: &Output| {
-            let found = stack.wait_for(&user, &id, 1);
-            assert_eq!(found.len(), 1, "{id} not delivered");
-        }))
+        (
+            message(oauth, &id),
+            Box::new(move |_: &Output| {
+                let found = stack.wait_for(&user, &id, 1);
+                assert_eq!(found.len(), 1, "{id} not delivered");
+            }),
+        )
     });
     // Nothing from the revoked runs arrived.
     for (flag, _) in MECHANISMS {

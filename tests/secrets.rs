@@ -51,7 +51,12 @@ fn forbidden(user: &str, pass: &str) -> Vec<Vec<u8>> {
         format!("user={user}\x01auth=Bearer {pass}\x01\x01"),
         format!("n,a={user},\x01auth=Bearer {pass}\x01\x01"),
     ] {
-        forms.push(b64(sasl.as_bytes()).trim_end_matches('=').as_bytes().to_vec());
+        forms.push(
+            b64(sasl.as_bytes())
+                .trim_end_matches('=')
+                .as_bytes()
+                .to_vec(),
+        );
     }
     // The password as IMAP would quote it, and its Debug form.
     forms.push(format!("{pass:?}").into_bytes());

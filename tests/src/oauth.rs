@@ -53,8 +53,11 @@ impl TokenCommand {
     pub fn with_prefix(prefix: &str, tokens: &[&str]) -> TokenCommand {
         let dir = tempfile::tempdir().expect("tempdir");
         for (i, token) in tokens.iter().enumerate() {
-            std::fs::write(dir.path().join(format!("token{}", i + 1)), format!("{token}\n"))
-                .expect("token file");
+            std::fs::write(
+                dir.path().join(format!("token{}", i + 1)),
+                format!("{token}\n"),
+            )
+            .expect("token file");
         }
         let d = dir.path().display();
         let last = tokens.len();

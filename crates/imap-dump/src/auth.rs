@@ -77,7 +77,8 @@ fn with_token(
             Ok(session) => return Ok(session),
             Err((imap::Error::No(no), again)) => {
                 client = again;
-                let said = oauth::refusal(&format!("NO {}", no.information), auth.reason().as_deref());
+                let said =
+                    oauth::refusal(&format!("NO {}", no.information), auth.reason().as_deref());
                 token = tokens.refresh(mechanism, &said)?;
             }
             Err((e, _)) => return Err(refused(endpoint, e, ir)),
@@ -111,9 +112,7 @@ fn capabilities(
     if !needed {
         return Ok((client, Capabilities(Vec::new())));
     }
-    client
-        .capabilities()
-        .map_err(|e| imap_error(endpoint, e))?;
+    client.capabilities().map_err(|e| imap_error(endpoint, e))?;
     // Read from the reply as the server wrote it; those of after login are
     // what COMPRESS and ID look for, so the reply is forgotten.
     let listed = listed_capabilities(&stream.take_seen()).unwrap_or_default();

@@ -308,7 +308,10 @@ fn coremail_rejects_sasl_ir_and_passes_with_no_sasl_ir() {
             stderr.contains("SASL-IR") && stderr.contains("--no-sasl-ir"),
             "{stderr}"
         );
-        assert!(!stderr.contains(password) && !stderr.contains("token-1"), "{stderr}");
+        assert!(
+            !stderr.contains(password) && !stderr.contains("token-1"),
+            "{stderr}"
+        );
         assert!(out.stdout.is_empty());
         let seen = commands(&log);
         let auth = position(&seen, "AUTHENTICATE").expect("AUTHENTICATE");
@@ -338,7 +341,13 @@ fn coremail_rejects_sasl_ir_and_passes_with_no_sasl_ir() {
     let mut cmd = Tool::ImapDump.command();
     cmd.args(["--account", "coremail", "--server"])
         .arg(format!("imap://127.0.0.1:{port}"))
-        .args(["--user", "zhangsan@163.com", "--tls", "none", "--allow-plaintext-auth"])
+        .args([
+            "--user",
+            "zhangsan@163.com",
+            "--tls",
+            "none",
+            "--allow-plaintext-auth",
+        ])
         .args(["--connections", "1", "-q", "--timeout", "20"])
         .env("MAILPIPE_CONFIG", &config)
         .env("IMAP_PASSWORD", password);

@@ -529,6 +529,9 @@ dsn_notify = "failure,delay"
 dsn_ret = "hdrs"
 require_dsn = true
 imap_id = "always"
+oauth_token_command = "echo tok"
+oauth_mechanism = "OAuthBearer"
+sasl_ir = false
 
 [accounts.home]
 pop3 = "pop3://pop.example.net"
@@ -581,6 +584,14 @@ password = "filepw"
             "imap-dump's default unless the account says"
         );
         assert_eq!(e.imap_id.as_deref(), Some("always"));
+        assert_eq!(e.oauth_mechanism, Some(OAuthMechanism::Oauthbearer));
+        assert_eq!(e.sasl_ir, Some(false));
+        assert_eq!(e.oauth_token().expect("token").expose(), "tok");
+        // The flag beats the account.
+        let e = args(&["--account", "work", "--oauth-mechanism", "xoauth2"])
+            .resolve_in(Protocol::Smtp, &env)
+            .expect("ok");
+        assert_eq!(e.oauth_mechanism, Some(OAuthMechanism::Xoauth2));
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])
@@ -705,6 +716,23 @@ password = "filepw"
             .expect("ok");
         assert_eq!(e.login().expect("user"), "carol");
         assert_eq!(e.password().expect("pw").expose(), "carolpw");
+    }
+
+    #[test]
+    fn an_unknown_oauth_mechanism_is_78_naming_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("accounts.toml");
+        std::fs::write(
+            &path,
+            "[accounts.a]\nsmtp = \"smtps://h\"\noauth_mechanism = \"cram\"\n",
+        )
+        .expect("write");
+        let env = Environment::fixed([("MAILPIPE_CONFIG", path.to_string_lossy().to_string())]);
+        let e = args(&["--account", "a"])
+            .resolve_in(Protocol::Smtp, &env)
+            .expect_err("unknown mechanism");
+        assert_eq!(e.exit(), Exit::Config);
+        assert!(e.message().contains("\"cram\"") && e.message().contains("oauthbearer"));
     }
 
     #[test]

@@ -195,9 +195,7 @@ mod tests {
             "n,a=a=2Cb=3Dc@example.org,\x01auth=Bearer ya29.tok\x01\x01"
         );
         assert_eq!(
-            OAuthMechanism::Xoauth2
-                .encoded("u", &token)
-                .as_str(),
+            OAuthMechanism::Xoauth2.encoded("u", &token).as_str(),
             b64(b"user=u\x01auth=Bearer ya29.tok\x01\x01")
         );
         assert_eq!(OAuthMechanism::Xoauth2.abort_encoded(), "");
@@ -208,14 +206,26 @@ mod tests {
     fn choice_prefers_oauthbearer_when_offered() {
         let both = |m: &str| m == "XOAUTH2" || m == "OAUTHBEARER";
         let xoauth2 = |m: &str| m == "XOAUTH2";
-        assert_eq!(OAuthMechanism::choose(None, both), OAuthMechanism::Oauthbearer);
-        assert_eq!(OAuthMechanism::choose(None, xoauth2), OAuthMechanism::Xoauth2);
-        assert_eq!(OAuthMechanism::choose(None, |_| false), OAuthMechanism::Xoauth2);
+        assert_eq!(
+            OAuthMechanism::choose(None, both),
+            OAuthMechanism::Oauthbearer
+        );
+        assert_eq!(
+            OAuthMechanism::choose(None, xoauth2),
+            OAuthMechanism::Xoauth2
+        );
+        assert_eq!(
+            OAuthMechanism::choose(None, |_| false),
+            OAuthMechanism::Xoauth2
+        );
         assert_eq!(
             OAuthMechanism::choose(Some(OAuthMechanism::Xoauth2), both),
             OAuthMechanism::Xoauth2
         );
-        assert_eq!(OAuthMechanism::parse("OAuthBearer"), Some(OAuthMechanism::Oauthbearer));
+        assert_eq!(
+            OAuthMechanism::parse("OAuthBearer"),
+            Some(OAuthMechanism::Oauthbearer)
+        );
         assert_eq!(OAuthMechanism::parse("plain"), None);
     }
 
@@ -223,8 +233,10 @@ mod tests {
     fn error_challenges_are_read() {
         // Dovecot's, for XOAUTH2 and OAUTHBEARER; Gmail's.
         assert_eq!(
-            challenge_reason("eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0=")
-                .as_deref(),
+            challenge_reason(
+                "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJtYWlsIn0="
+            )
+            .as_deref(),
             Some("status 401, scope mail")
         );
         assert_eq!(
@@ -240,7 +252,10 @@ mod tests {
         assert_eq!(challenge_reason(&b64(b"[1]")), None);
         assert_eq!(challenge_reason(""), None);
         assert_eq!(
-            refusal(" NO [AUTHENTICATIONFAILED] Authentication failed. ", Some("status 401")),
+            refusal(
+                " NO [AUTHENTICATIONFAILED] Authentication failed. ",
+                Some("status 401")
+            ),
             "NO [AUTHENTICATIONFAILED] Authentication failed. (status 401)"
         );
     }

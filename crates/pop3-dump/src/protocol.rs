@@ -527,7 +527,9 @@ mod tests {
         );
         // RFC 5034's initial response; OAUTHBEARER aborts with %x01.
         let mut c = client("+ e30=\r\n-ERR nope\r\n");
-        let (_, error) = c.auth("OAUTHBEARER", b"n,a=u,", b"\x01", true).expect("reply");
+        let (_, error) = c
+            .auth("OAUTHBEARER", b"n,a=u,", b"\x01", true)
+            .expect("reply");
         assert_eq!(error.as_deref(), Some("e30="));
         assert_eq!(
             String::from_utf8_lossy(&c.get_mut().sent),

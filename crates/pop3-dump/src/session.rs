@@ -5,8 +5,8 @@
 //! XOAUTH2). No credential is fetched, let alone sent,
 //! before TLS is up (unless the user allowed plaintext).
 
-use mailpipe::tls::{Stream, GOODBYE_WAIT};
 use mailpipe::oauth::{self, OAuthMechanism, Tokens};
+use mailpipe::tls::{Stream, GOODBYE_WAIT};
 use mailpipe::wire;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, TranscriptStream};
 

@@ -16,8 +16,8 @@ use lettre::transport::smtp::response::Response;
 use lettre::Address;
 use mailpipe::oauth::{self, OAuthMechanism, Tokens};
 use mailpipe::wire::{self, Timed, WireReader};
-use zeroize::Zeroizing;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
+use zeroize::Zeroizing;
 
 use crate::dsn::Dsn;
 use crate::envelope::Envelope;
@@ -270,7 +270,11 @@ impl Session {
     /// challenge (334 and JSON) is answered as each mechanism says.
     fn authenticate_with_token(&mut self, endpoint: &Endpoint, login: String) -> Result<(), Error> {
         let offered = self.offered_auth().unwrap_or_default();
-        let offers = |m: &str| offered.split_whitespace().any(|o| o.eq_ignore_ascii_case(m));
+        let offers = |m: &str| {
+            offered
+                .split_whitespace()
+                .any(|o| o.eq_ignore_ascii_case(m))
+        };
         let mechanism = OAuthMechanism::choose(endpoint.oauth_mechanism, offers);
         if !offers(mechanism.name()) {
             return Err(Error::new(

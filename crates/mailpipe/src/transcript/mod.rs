@@ -225,8 +225,10 @@ impl Transcript {
             Zeroizing::new(format!("{user}\0{user}\0{s}")),
         ]
         .into_iter()
-        .chain([OAuthMechanism::Xoauth2, OAuthMechanism::Oauthbearer].map(|m| m.initial_response(user, secret)))
-        {
+        .chain(
+            [OAuthMechanism::Xoauth2, OAuthMechanism::Oauthbearer]
+                .map(|m| m.initial_response(user, secret)),
+        ) {
             let encoded = Zeroizing::new(engine.encode(plain.as_bytes()));
             self.out
                 .add_pattern(encoded.trim_end_matches('=').as_bytes().to_vec());
