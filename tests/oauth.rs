@@ -40,7 +40,7 @@ fn message(oauth: &OAuth, id: &str) -> Vec<u8> {
 }
 
 /// The tool's own lines on stderr (not the transcript's).
-fn own_lines<'a>(tool: Tool, stderr: &'a str) -> Vec<&'a str> {
+fn own_lines(tool: Tool, stderr: &str) -> Vec<&str> {
     let prefix = format!("{}: ", tool.name());
     stderr.lines().filter(|l| l.starts_with(&prefix)).collect()
 }
