@@ -129,9 +129,18 @@ fn authenticate(peer: &mut Peer, tag: &str, upper: &str) -> String {
 /// imap-dump against a peer on `port`: plaintext on loopback, the password
 /// in `$IMAP_PASSWORD`, INBOX through one connection.
 fn dump(port: u16, password: &str, args: &[&str]) -> Output {
-    Tool::ImapDump
-        .command()
-        .arg("--server")
+    dump_with(port, password, args, |_| {})
+}
+
+/// `dump`, with `configure` adding to the command (an accounts file).
+fn dump_with(
+    port: u16,
+    password: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> Output {
+    let mut cmd = Tool::ImapDump.command();
+    cmd.arg("--server")
         .arg(format!("imap://127.0.0.1:{port}"))
         .args([
             "--user",
@@ -146,9 +155,9 @@ fn dump(port: u16, password: &str, args: &[&str]) -> Output {
             "20",
         ])
         .args(args)
-        .env("IMAP_PASSWORD", password)
-        .output()
-        .expect("imap-dump runs")
+        .env("IMAP_PASSWORD", password);
+    configure(&mut cmd);
+    cmd.output().expect("imap-dump runs")
 }
 
 fn received(log: &Log) -> Vec<String> {
@@ -338,20 +347,9 @@ fn coremail_rejects_sasl_ir_and_passes_with_no_sasl_ir() {
     let config = dir.path().join("accounts.toml");
     std::fs::write(&config, "[accounts.coremail]\nsasl_ir = false\n").expect("accounts file");
     let (port, log) = coremail_peer(coremail);
-    let mut cmd = Tool::ImapDump.command();
-    cmd.args(["--account", "coremail", "--server"])
-        .arg(format!("imap://127.0.0.1:{port}"))
-        .args([
-            "--user",
-            "zhangsan@163.com",
-            "--tls",
-            "none",
-            "--allow-plaintext-auth",
-        ])
-        .args(["--connections", "1", "-q", "--timeout", "20"])
-        .env("MAILPIPE_CONFIG", &config)
-        .env("IMAP_PASSWORD", password);
-    let out = cmd.output().expect("imap-dump runs");
+    let out = dump_with(port, password, &["--account", "coremail"], |cmd| {
+        cmd.env("MAILPIPE_CONFIG", &config);
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let seen = commands(&log);
