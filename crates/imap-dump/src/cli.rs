@@ -111,10 +111,10 @@ pub struct Args {
     /// Never send IMAP ID (account key: imap_id = "never")
     #[arg(long)]
     pub no_id: bool,
-    /// Wait for the server's `+` before the first AUTHENTICATE response even
-    /// when it lists SASL-IR (RFC 4959), which saves a round trip: for
-    /// servers that list it and then reject it (Coremail, NetEase); account
-    /// key sasl_ir = false
+    /// Wait for the server's `+` before the first AUTHENTICATE response; by
+    /// default it goes on the AUTHENTICATE line (SASL-IR, RFC 4959, one round
+    /// trip less) where the server lists SASL-IR. For servers that list it
+    /// and reject it (Coremail, NetEase); account key sasl_ir = false
     #[arg(long)]
     pub no_sasl_ir: bool,
     /// No progress display on stderr

@@ -17,7 +17,7 @@ use crate::Endpoint;
 pub enum OAuthMechanism {
     /// Google's and Microsoft's XOAUTH2 (what Outlook/Microsoft 365 take).
     Xoauth2,
-    /// RFC 7628's OAUTHBEARER, the standard one (Gmail, Dovecot, Yahoo).
+    /// RFC 7628's OAUTHBEARER, the standard one (Gmail, Dovecot).
     Oauthbearer,
 }
 
