@@ -29,7 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -344,6 +344,7 @@ impl ServerArgs {
                 .oauth_token_command
                 .clone()
                 .or_else(|| account.oauth_token_command.clone()),
+            oauth_token_kept: Arc::default(),
             env: env.clone(),
         })
     }
@@ -410,6 +411,10 @@ pub struct Endpoint {
     pub compress: Option<String>,
     password: PasswordSource,
     oauth_token_command: Option<String>,
+    /// The token the command printed last, shared by the clones of this
+    /// endpoint (every connection of a run): the command runs once, and
+    /// again only when a server refuses the token (`oauth::Tokens`).
+    oauth_token_kept: Arc<Mutex<Option<Secret>>>,
     env: Environment,
 }
 
@@ -451,16 +456,38 @@ impl Endpoint {
         self.oauth_token_command.is_some()
     }
 
-    /// The OAuth 2 access token from the token command (78 if none is set).
+    /// The OAuth 2 access token: the one this run fetched already, else the
+    /// token command's (78 if none is set).
     pub fn oauth_token(&self) -> Result<Secret, Error> {
-        match &self.oauth_token_command {
-            Some(cmd) => secret::run_secret_command(cmd, "OAuth token command")
-                .map_err(|e| e.context(&self.url)),
-            None => Err(Error::config(format!(
-                "{}: no oauth_token_command configured",
-                self.url
-            ))),
+        let kept = self
+            .oauth_token_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match kept {
+            Some(token) => Ok(token),
+            None => self.fresh_oauth_token(),
         }
+    }
+
+    /// The token command's output now (a refresh), kept for the next
+    /// `oauth_token`.
+    pub fn fresh_oauth_token(&self) -> Result<Secret, Error> {
+        let token = match &self.oauth_token_command {
+            Some(cmd) => secret::run_secret_command(cmd, "OAuth token command")
+                .map_err(|e| e.context(&self.url))?,
+            None => {
+                return Err(Error::config(format!(
+                    "{}: no oauth_token_command configured",
+                    self.url
+                )))
+            }
+        };
+        *self
+            .oauth_token_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        Ok(token)
     }
 
     /// Refuses to send credentials over a connection without TLS unless

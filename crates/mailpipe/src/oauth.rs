@@ -146,7 +146,8 @@ impl<'a> Tokens<'a> {
         }
     }
 
-    /// The first token: the token command's output.
+    /// The first token: the one this run's other connections use, else
+    /// the token command's output.
     pub fn first(&self) -> Result<Secret, Error> {
         self.endpoint.oauth_token()
     }
@@ -167,7 +168,7 @@ impl<'a> Tokens<'a> {
             ));
         }
         self.refreshed = true;
-        self.endpoint.oauth_token()
+        self.endpoint.fresh_oauth_token()
     }
 }
 
@@ -227,6 +228,65 @@ mod tests {
             Some(OAuthMechanism::Oauthbearer)
         );
         assert_eq!(OAuthMechanism::parse("plain"), None);
+    }
+
+    /// One run of the token command for all the connections of a run; a
+    /// refresh runs it again, for all of them; refused twice is 77.
+    #[test]
+    fn the_token_command_runs_once_per_run_and_once_per_refresh() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runs = dir.path().join("runs");
+        let command = format!(
+            "echo x >> '{r}'; echo tok-$(wc -l < '{r}' | tr -d ' ')",
+            r = runs.display()
+        );
+        let endpoint = crate::ServerArgs {
+            server: Some("imaps://imap.example.org".to_string()),
+            user: Some("me".to_string()),
+            oauth_token_command: Some(command),
+            timeout: 60,
+            ..Default::default()
+        }
+        .resolve_in(
+            crate::Protocol::Imap,
+            &crate::secret::Environment::fixed([("HOME", "/nonexistent")]),
+        )
+        .expect("endpoint");
+        let helper = endpoint.clone();
+        let first = |e: &Endpoint| Tokens::new(e).first().expect("token").expose().to_string();
+        assert_eq!(first(&endpoint), "tok-1");
+        assert_eq!(first(&helper), "tok-1", "a second connection runs nothing");
+        let mut tokens = Tokens::new(&helper);
+        let fresh = tokens
+            .refresh(OAuthMechanism::Oauthbearer, "NO expired")
+            .expect("refreshed");
+        assert_eq!(fresh.expose(), "tok-2");
+        assert_eq!(
+            first(&endpoint),
+            "tok-2",
+            "the refresh serves every connection"
+        );
+        let e = tokens
+            .refresh(
+                OAuthMechanism::Oauthbearer,
+                "NO [AUTHENTICATIONFAILED] nope",
+            )
+            .expect_err("refused twice");
+        assert_eq!(e.exit(), Exit::NoPerm);
+        assert!(
+            e.message().contains("OAUTHBEARER")
+                && e.message().contains("NO [AUTHENTICATIONFAILED] nope"),
+            "{}",
+            e.message()
+        );
+        assert!(!e.message().contains("tok-"), "{}", e.message());
+        assert_eq!(
+            std::fs::read_to_string(&runs)
+                .expect("runs")
+                .lines()
+                .count(),
+            2
+        );
     }
 
     #[test]
