@@ -57,7 +57,7 @@ fn each_tools_help_lists_the_exit_codes_it_can_return() {
 
 #[test]
 fn closed_value_sets_refuse_others_with_64_and_the_choices() {
-    let cases: [(&str, &[&str], &str); 5] = [
+    let cases: [(&str, &[&str], &str); 6] = [
         (
             "smtp-send",
             &["--tls", "bogus"],
@@ -76,7 +76,12 @@ fn closed_value_sets_refuse_others_with_64_and_the_choices() {
         (
             "smtp-send",
             &["--auth", "cram-md5"],
-            "[possible values: plain, login, xoauth2]",
+            "[possible values: plain, login, xoauth2, oauthbearer]",
+        ),
+        (
+            "pop3-dump",
+            &["--oauth-mechanism", "plain"],
+            "[possible values: xoauth2, oauthbearer]",
         ),
         (
             "smtp-send",
@@ -103,6 +108,7 @@ fn closed_value_sets_accept_their_values() {
         ("tls", "plain", "text"),
         ("starttls", "login", "json"),
         ("none", "xoauth2", "text"),
+        ("tls", "oauthbearer", "json"),
     ] {
         let mut cmd = Tool::SmtpSend.command();
         cmd.args(["-n", "-t", "--server", "smtp://mail.example.org"])

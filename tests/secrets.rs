@@ -6,6 +6,9 @@
 //! must appear nowhere in stdout or stderr, nor in the argv of the tool or of
 //! any process it starts (read from /proc while it runs: the tool goes
 //! through a proxy that slows every chunk down, so that it lives long enough).
+//! The same for OAuth 2 tokens (XOAUTH2 and OAUTHBEARER, a token the stack's
+//! Dovecot takes and one it refuses twice, the refresh included), from a
+//! token command.
 //!
 //! Related checks in the tools' own tests: crates/smtp-send/tests/stack.rs
 //! `transcript_never_shows_the_password` (successful logins, environment),
@@ -19,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use mailpipe_e2e::fault_proxy::{Fault, FaultProxy};
 use mailpipe_e2e::mail::contains;
+use mailpipe_e2e::oauth::{OAuth, TokenCommand};
 use mailpipe_e2e::{run_bounded, Stack, Tool};
 
 fn b64(bytes: &[u8]) -> String {
@@ -42,6 +46,18 @@ fn forbidden(user: &str, pass: &str) -> Vec<Vec<u8>> {
             .to_vec(),
         b64(format!("{user}\0{user}\0{pass}").as_bytes()).into_bytes(),
     ];
+    // XOAUTH2's and OAUTHBEARER's messages with the secret as the token.
+    for sasl in [
+        format!("user={user}\x01auth=Bearer {pass}\x01\x01"),
+        format!("n,a={user},\x01auth=Bearer {pass}\x01\x01"),
+    ] {
+        forms.push(
+            b64(sasl.as_bytes())
+                .trim_end_matches('=')
+                .as_bytes()
+                .to_vec(),
+        );
+    }
     // The password as IMAP would quote it, and its Debug form.
     forms.push(format!("{pass:?}").into_bytes());
     forms
@@ -112,6 +128,8 @@ fn run_watching(cmd: &mut Command) -> Seen {
 enum Source {
     Env,
     Command,
+    /// An OAuth token from --oauth-token-command.
+    Token,
 }
 
 fn unique() -> u128 {
@@ -137,6 +155,7 @@ fn check(tool: Tool, user: &str, pass: &str, source: Source, extra: &[&str]) -> 
     cmd.env("HOME", dir.path())
         .args(["-v", "--timeout", "20"])
         .args(extra);
+    let mut token_command = None;
     match source {
         Source::Env => {
             cmd.env(tool.password_env(), pass);
@@ -147,6 +166,11 @@ fn check(tool: Tool, user: &str, pass: &str, source: Source, extra: &[&str]) -> 
             // The sleep keeps the command alive long enough to be watched.
             cmd.arg("--password-command")
                 .arg(format!("sleep 0.2; cat '{}'", file.display()));
+        }
+        Source::Token => {
+            let tokens = TokenCommand::with_prefix("sleep 0.2; ", &[pass]);
+            cmd.arg("--oauth-token-command").arg(&tokens.command);
+            token_command = Some(tokens);
         }
     }
     let argv: Vec<String> = cmd
@@ -162,6 +186,7 @@ fn check(tool: Tool, user: &str, pass: &str, source: Source, extra: &[&str]) -> 
     }
     let seen = run_watching(&mut cmd);
     drop(proxy);
+    drop(token_command);
     let stderr = String::from_utf8_lossy(&seen.stderr);
     let what = format!("{} {scheme} as {user} ({source:?}, {extra:?})", tool.name());
     assert!(!stderr.contains("panicked"), "{what}: {stderr}");
@@ -188,11 +213,16 @@ fn check(tool: Tool, user: &str, pass: &str, source: Source, extra: &[&str]) -> 
         seen.argvs.iter().any(|a| contains(a, b"-v")),
         "{what}: the tool's own argv was read while it ran"
     );
-    if let Source::Command = source {
-        // The password command ran in the tool's process tree and was watched.
+    let command: Option<&[u8]> = match source {
+        Source::Env => None,
+        Source::Command => Some(b"sleep 0.2; cat '"),
+        Source::Token => Some(b"sleep 0.2; n=$("),
+    };
+    if let Some(command) = command {
+        // The secret's command ran in the tool's process tree and was watched.
         assert!(
-            seen.argvs.iter().any(|a| contains(a, b"sleep 0.2; cat '")),
-            "{what}: the password command was not seen in /proc: {:?}",
+            seen.argvs.iter().any(|a| contains(a, command)),
+            "{what}: the password or token command was not seen in /proc: {:?}",
             seen.argvs
         );
     }
@@ -244,4 +274,37 @@ fn imap_dump_never_shows_a_password() {
 #[test]
 fn pop3_dump_never_shows_a_password() {
     never_shows_a_password(Tool::Pop3Dump);
+}
+
+/// Each tool with an OAuth token, by each mechanism: a token the server
+/// takes is 0, a revoked one (refused, the command run again, refused) 77,
+/// and neither the token nor its SASL forms are shown anywhere.
+fn never_shows_a_token(tool: Tool) {
+    let oauth = OAuth::get();
+    let job = match tool {
+        Tool::SmtpSend => "--check",
+        _ => "--list",
+    };
+    for mechanism in ["xoauth2", "oauthbearer"] {
+        let extra = ["--oauth-mechanism", mechanism, job];
+        let code = check(tool, &oauth.user, &oauth.valid, Source::Token, &extra);
+        assert_eq!(code, 0, "{mechanism} with a valid token");
+        let code = check(tool, &oauth.user, &oauth.revoked, Source::Token, &extra);
+        assert_eq!(code, 77, "{mechanism} with a revoked token");
+    }
+}
+
+#[test]
+fn smtp_send_never_shows_a_token() {
+    never_shows_a_token(Tool::SmtpSend);
+}
+
+#[test]
+fn imap_dump_never_shows_a_token() {
+    never_shows_a_token(Tool::ImapDump);
+}
+
+#[test]
+fn pop3_dump_never_shows_a_token() {
+    never_shows_a_token(Tool::Pop3Dump);
 }

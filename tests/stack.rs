@@ -2,7 +2,9 @@
 //! smtplib (implicit TLS and STARTTLS, verified against the stack's CA), reads
 //! it back with imaplib and poplib and compares bytes, and checks the negative
 //! cases other tests rely on (untrusted certificate, 5xx and 4xx recipients,
-//! the non-ASCII password). Clients no one here wrote prove the stack before
+//! the non-ASCII password, and the OAuth mode: each of the three tokens by
+//! XOAUTH2 and OAUTHBEARER over IMAP, POP3 and SMTP, only the valid one
+//! taken). Clients no one here wrote prove the stack before
 //! our own tools are tested against it.
 
 use std::path::Path;

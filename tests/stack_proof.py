@@ -13,6 +13,7 @@ behave as promised. Prints one line per check and, last,
 
 import base64
 import imaplib
+import json
 import os
 import poplib
 import shutil
@@ -493,6 +494,57 @@ def _():
     p.pass_(PASS1)
     p.quit()
     return "; ".join(sorted(set(reasons)))
+
+
+# --- OAuth 2 -------------------------------------------------------------------
+
+OAUTH_USER = env("MAILSTACK_OAUTH_USER")
+OAUTH = {kind: env(f"MAILSTACK_OAUTH_{kind.upper()}") for kind in ("valid", "expired", "revoked")}
+
+
+def xoauth2(token):
+    return f"user={OAUTH_USER}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def oauthbearer(token):
+    return f"n,a={OAUTH_USER},\x01auth=Bearer {token}\x01\x01".encode()
+
+
+@check("OAuth: IMAP, POP3 and SMTP take the valid token and refuse the others (XOAUTH2, OAUTHBEARER)")
+def _():
+    for name, sasl in (("XOAUTH2", xoauth2), ("OAUTHBEARER", oauthbearer)):
+        # The answer to an error challenge: XOAUTH2 empty, OAUTHBEARER %x01.
+        abort = b"" if name == "XOAUTH2" else b"\x01"
+        for kind, token in OAUTH.items():
+            ok = kind == "valid"
+            initial = base64.b64encode(sasl(token)).decode()
+            # IMAP: the response after the first (empty) challenge, and the
+            # abort after the error challenge.
+            m = imaplib.IMAP4_SSL(HOST, P["IMAPS"], ssl_context=ctx(), timeout=TIMEOUT)
+            try:
+                m.authenticate(name, lambda c, t=token: sasl(t) if c == b"" else abort)
+                assert ok, f"IMAP {name} took the {kind} token"
+                m.logout()
+            except imaplib.IMAP4.error as e:
+                assert not ok, f"IMAP {name} refused the valid token: {e}"
+            # POP3: the initial response on the AUTH line (RFC 5034).
+            p = poplib.POP3_SSL(HOST, P["POP3S"], context=ctx(), timeout=TIMEOUT)
+            p._putcmd(f"AUTH {name} {initial}")
+            line = p._getline()[0]
+            if line.startswith(b"+ "):
+                status = json.loads(base64.b64decode(line[2:]))["status"]
+                assert status in ("401", "invalid_token"), status
+                p._putcmd(base64.b64encode(abort).decode())
+                line = p._getline()[0]
+            assert line.startswith(b"+OK") == ok, f"POP3 {name} with the {kind} token: {line!r}"
+            p.quit()
+            # SMTP through Postfix, which asks Dovecot.
+            with smtplib.SMTP_SSL(HOST, P["SMTPS"], context=ctx(), timeout=TIMEOUT) as s:
+                code, reply = s.docmd("AUTH", f"{name} {initial}")
+                if code == 334:
+                    code, reply = s.docmd(base64.b64encode(abort).decode())
+                assert (code == 235) == ok, f"SMTP {name} with the {kind} token: {code} {reply!r}"
+    return f"{OAUTH_USER}: 3 tokens x 2 mechanisms x 3 protocols"
 
 
 # --- doveadm ------------------------------------------------------------------

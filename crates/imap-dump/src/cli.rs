@@ -158,6 +158,12 @@ pub struct Args {
     /// With --follow: poll every --interval even if the server offers IDLE
     #[arg(long, requires = "follow")]
     pub no_idle: bool,
+    /// Wait for the server's `+` before the first AUTHENTICATE response; by
+    /// default it goes on the AUTHENTICATE line (SASL-IR, RFC 4959, one round
+    /// trip less) where the server lists SASL-IR. For servers that list it
+    /// and reject it (Coremail, NetEase); account key sasl_ir = false
+    #[arg(long)]
+    pub no_sasl_ir: bool,
     /// No progress display on stderr
     #[arg(short, long)]
     pub quiet: bool,

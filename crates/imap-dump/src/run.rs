@@ -41,6 +41,9 @@ pub fn run(args: Args) -> Result<(), Error> {
     // Every connection (the helper too) reads the mode from the endpoint.
     let id_mode = id::choose(args.id, args.no_id, endpoint.imap_id.as_deref())?;
     endpoint.imap_id = Some(id_mode.as_str().to_string());
+    if args.no_sasl_ir {
+        endpoint.sasl_ir = Some(false);
+    }
     // A follow without --state resumes after a reconnect from a scratch one.
     let scratch = match (&args.state, args.follow) {
         (None, true) => Some(mailpipe::follow::scratch_state("imap-dump.state")?),

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use imap::{Authenticator, Client};
+use imap::Client;
 use mailpipe::tls::GOODBYE_WAIT;
 use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
@@ -30,6 +30,25 @@ pub struct ImapStream(Arc<Mutex<Wire>>);
 impl ImapStream {
     fn lock(&self) -> std::sync::MutexGuard<'_, Wire> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `user` and `secret` (and their SASL forms) out of the `-v`
+    /// transcript; called for every secret fetched, a refreshed token too.
+    pub fn add_credentials(&self, user: &str, secret: &mailpipe::Secret) {
+        if let Some(t) = self.lock().get_mut().0.transcript() {
+            t.add_credentials(user, secret);
+        }
+    }
+
+    /// The replies kept so far, forgotten: those before login (a
+    /// CAPABILITY) say nothing of the capabilities after it.
+    pub fn take_seen(&self) -> Vec<u8> {
+        self.lock()
+            .get_mut()
+            .1
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }
 
@@ -248,7 +267,7 @@ impl Session {
 
 /// The capabilities a LOGIN reply lists (`OK [CAPABILITY ...]` or an
 /// untagged `* CAPABILITY`), upper case; `None` when it lists none.
-fn listed_capabilities(replies: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn listed_capabilities(replies: &[u8]) -> Option<Vec<String>> {
     let text = String::from_utf8_lossy(replies).to_ascii_uppercase();
     let mut listed: Option<Vec<String>> = None;
     for line in text.lines() {
@@ -423,51 +442,14 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
         wire = wire::start_tls(wire, "STARTTLS", &url.host, &config).map_err(|e| e.context(url))?;
     }
     endpoint.check_auth_allowed(wire.get_ref().get_ref().is_tls())?;
-    let user = endpoint.login()?.to_string();
-    let secret = if endpoint.uses_oauth() {
-        endpoint.oauth_token()?
-    } else {
-        endpoint.password()?
-    };
-    if let Some(t) = wire.get_mut().transcript() {
-        t.add_credentials(&user, &secret);
-    }
     let wire = wire.map_inner(|t| {
         let Ok(t) = t.map_inner(|s| Ok::<_, std::convert::Infallible>(Deflate::new(s)));
         ReadBudget(t, Some(Vec::new()))
     });
     let shared = ImapStream(Arc::new(Mutex::new(wire)));
     let client = Client::new(shared.clone());
-    // The imap crate's AUTHENTICATE never sends an initial response
-    // (SASL-IR): it waits for the server's `+`, which Coremail needs.
-    let result = if endpoint.uses_oauth() {
-        let auth = Sasl(format!(
-            "user={user}\x01auth=Bearer {}\x01\x01",
-            secret.expose()
-        ));
-        client.authenticate("XOAUTH2", &auth)
-    } else {
-        let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
-        if printable(&user) && printable(secret.expose()) {
-            // One round trip.
-            client.login(&user, secret.expose())
-        } else {
-            // LOGIN's quoted strings are 7-bit; SASL PLAIN carries UTF-8.
-            let auth = Sasl(format!("\0{user}\0{}", secret.expose()));
-            client.authenticate("PLAIN", &auth)
-        }
-    };
-    let imap = result.map_err(|(e, _)| match e {
-        imap::Error::No(no) => Error::new(
-            Exit::NoPerm,
-            format!("{url}: authentication failed: {}", no.information),
-        ),
-        imap::Error::Bad(bad) => Error::new(
-            Exit::NoPerm,
-            format!("{url}: authentication refused: {}", bad.information),
-        ),
-        other => imap_error(endpoint, other),
-    })?;
+    let sasl_ir = endpoint.sasl_ir.unwrap_or(true);
+    let imap = crate::auth::log_in(client, &shared, endpoint, &line, sasl_ir)?;
     let mut session = Session {
         imap,
         stream: shared,
@@ -484,16 +466,6 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     let id_round_trip = session.id_sent.then(|| asked.elapsed());
     session.compress(endpoint, compress, id_round_trip)?;
     Ok(session)
-}
-
-/// A SASL response computed in advance (PLAIN, XOAUTH2).
-struct Sasl(String);
-
-impl Authenticator for Sasl {
-    type Response = String;
-    fn process(&self, _challenge: &[u8]) -> String {
-        self.0.clone()
-    }
 }
 
 fn check_greeting(endpoint: &Endpoint, greeting: &[u8]) -> Result<(), Error> {

@@ -2,7 +2,8 @@
 //! (which offers ID); NetEase 163/126 and Coremail through scripted peers,
 //! since no real server refuses mailboxes without ID or advertises SASL-IR
 //! and rejects it: "NO SELECT Unsafe Login" unless ID came first, BAD to an
-//! AUTHENTICATE with an initial response.
+//! AUTHENTICATE with an initial response (tests/oauth.rs shows SASL-IR
+//! taken by the stack's Dovecot).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -128,9 +129,18 @@ fn authenticate(peer: &mut Peer, tag: &str, upper: &str) -> String {
 /// imap-dump against a peer on `port`: plaintext on loopback, the password
 /// in `$IMAP_PASSWORD`, INBOX through one connection.
 fn dump(port: u16, password: &str, args: &[&str]) -> Output {
-    Tool::ImapDump
-        .command()
-        .arg("--server")
+    dump_with(port, password, args, |_| {})
+}
+
+/// `dump`, with `configure` adding to the command (an accounts file).
+fn dump_with(
+    port: u16,
+    password: &str,
+    args: &[&str],
+    configure: impl FnOnce(&mut Command),
+) -> Output {
+    let mut cmd = Tool::ImapDump.command();
+    cmd.arg("--server")
         .arg(format!("imap://127.0.0.1:{port}"))
         .args([
             "--user",
@@ -145,9 +155,9 @@ fn dump(port: u16, password: &str, args: &[&str]) -> Output {
             "20",
         ])
         .args(args)
-        .env("IMAP_PASSWORD", password)
-        .output()
-        .expect("imap-dump runs")
+        .env("IMAP_PASSWORD", password);
+    configure(&mut cmd);
+    cmd.output().expect("imap-dump runs")
 }
 
 fn received(log: &Log) -> Vec<String> {
@@ -265,11 +275,13 @@ fn a_refused_id_is_not_fatal_and_warned_about_only_under_v() {
     );
 }
 
-/// Coremail advertises SASL-IR and answers BAD to an initial response:
-/// imap-dump's AUTHENTICATE (PLAIN for a non-ASCII password, XOAUTH2 for a
-/// token) never sends one, it waits for the `+`.
+/// Coremail advertises SASL-IR and answers BAD to an initial response.
+/// imap-dump sends one where SASL-IR is listed (AUTHENTICATE PLAIN for a
+/// non-ASCII password, XOAUTH2 for a token): against Coremail that fails
+/// with one line naming --no-sasl-ir, with which it waits for the `+` and
+/// passes; the account key sasl_ir = false does the same.
 #[test]
-fn coremail_authenticate_waits_for_the_continuation_despite_sasl_ir() {
+fn coremail_rejects_sasl_ir_and_passes_with_no_sasl_ir() {
     // Only the SASL-IR quirk: whether ID is needed is the tests' above.
     let coremail = Quirks {
         wants_id: false,
@@ -292,22 +304,57 @@ fn coremail_authenticate_waits_for_the_continuation_despite_sasl_ir() {
     assert!(line.starts_with("a1 BAD "), "{line}");
     drop(socket);
 
+    let password = "授权码-pässwörd";
+    let token = ["--oauth-token-command", "echo token-1"];
+    for (mechanism, extra) in [("PLAIN", &[][..]), ("XOAUTH2", &token[..])] {
+        // The default flags: the initial response, refused; what to do.
+        let (port, log) = coremail_peer(coremail);
+        let out = dump(port, password, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(77), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("SASL-IR") && stderr.contains("--no-sasl-ir"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(password) && !stderr.contains("token-1"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+        let seen = commands(&log);
+        let auth = position(&seen, "AUTHENTICATE").expect("AUTHENTICATE");
+        assert!(
+            seen[auth].starts_with(&format!("AUTHENTICATE {mechanism} ")),
+            "{seen:?}"
+        );
+
+        // --no-sasl-ir: AUTHENTICATE alone, the credentials after the `+`.
+        let (port, log) = coremail_peer(coremail);
+        let mut args = extra.to_vec();
+        args.push("--no-sasl-ir");
+        let out = dump(port, password, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{mechanism}: {stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("hello from NetEase"));
+        let seen = commands(&log);
+        let auth = position(&seen, "AUTHENTICATE").expect("AUTHENTICATE");
+        assert_eq!(seen[auth], format!("AUTHENTICATE {mechanism}"), "{seen:?}");
+    }
+
+    // The account key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("accounts.toml");
+    std::fs::write(&config, "[accounts.coremail]\nsasl_ir = false\n").expect("accounts file");
     let (port, log) = coremail_peer(coremail);
-    let out = dump(port, "授权码-pässwörd", &[]);
+    let out = dump_with(port, password, &["--account", "coremail"], |cmd| {
+        cmd.env("MAILPIPE_CONFIG", &config);
+    });
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("hello from NetEase"));
     let seen = commands(&log);
     let auth = position(&seen, "AUTHENTICATE").expect("AUTHENTICATE");
     assert_eq!(seen[auth], "AUTHENTICATE PLAIN", "{seen:?}");
-
-    let (port, log) = coremail_peer(coremail);
-    let out = dump(port, "unused", &["--oauth-token-command", "echo token-1"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let seen = commands(&log);
-    let auth = position(&seen, "AUTHENTICATE").expect("AUTHENTICATE");
-    assert_eq!(seen[auth], "AUTHENTICATE XOAUTH2", "{seen:?}");
 }
 
 /// imap-dump -v --list against the stack's Dovecot as alice, with `args`.

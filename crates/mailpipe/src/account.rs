@@ -12,13 +12,15 @@
 //! user = "alice@example.org"
 //! from = "Alice <alice@example.org>"
 //! password_command = "pass show mail/work"   # or password_file, password_env
-//! # oauth_token_command = "oauth2-token work" (XOAUTH2)
+//! # oauth_token_command = "oauth2-token work" (XOAUTH2 or OAUTHBEARER)
+//! # oauth_mechanism = "xoauth2"   # or "oauthbearer"; default: OAUTHBEARER when offered
 //! # ca_file = "~/.config/mailpipe/work-ca.pem"
 //! # tls = "starttls"                # tls | starttls | none: overrides the URL scheme
 //! # allow_plaintext_auth = false
 //! # compress = "auto"              # auto | always | never: imap-dump's COMPRESS=DEFLATE
 //! # imap_id = "auto"               # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
 //! # interval = "60s"                # imap-dump and pop3-dump --follow: polling interval (--interval)
+//! # sasl_ir = true                 # imap-dump: false is --no-sasl-ir (Coremail)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -28,12 +30,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::exit::{Error, Exit};
+use crate::oauth::OAuthMechanism;
 use crate::secret::{self, Environment, PasswordSource, Secret};
 use crate::tls::{self, Stream};
 use crate::transcript::{Dialect, Transcript};
@@ -52,6 +55,8 @@ pub struct Account {
     pub password_file: Option<String>,
     pub password_env: Option<String>,
     pub oauth_token_command: Option<String>,
+    /// `xoauth2` or `oauthbearer`, as --oauth-mechanism.
+    pub oauth_mechanism: Option<String>,
     pub ca_file: Option<String>,
     pub tls: Option<String>,
     pub allow_plaintext_auth: Option<bool>,
@@ -70,6 +75,8 @@ pub struct Account {
     /// imap-dump's and pop3-dump's `--follow` polling interval (`60s`, `5m`),
     /// as their --interval; `mailpipe::follow::parse_interval` checks it.
     pub interval: Option<String>,
+    /// imap-dump's SASL-IR (RFC 4959): `false` is its --no-sasl-ir.
+    pub sasl_ir: Option<bool>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -193,9 +200,14 @@ pub struct ServerArgs {
     /// File whose first line is the password
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Shell command printing an OAuth 2 access token (XOAUTH2)
+    /// Shell command printing an OAuth 2 access token (XOAUTH2 or
+    /// OAUTHBEARER); run once more if the server refuses the token
     #[arg(long, value_name = "CMD")]
     pub oauth_token_command: Option<String>,
+    /// OAuth 2 SASL mechanism [default: OAUTHBEARER when the server offers
+    /// it, else XOAUTH2]
+    #[arg(long, value_name = "MECH", value_enum)]
+    pub oauth_mechanism: Option<OAuthMechanism>,
     /// Also trust the CA certificates in this PEM file
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -299,6 +311,16 @@ impl ServerArgs {
         } else {
             PasswordSource::Default
         };
+        let oauth_mechanism = match (self.oauth_mechanism, &account.oauth_mechanism) {
+            (Some(m), _) => Some(m),
+            (None, Some(value)) => Some(OAuthMechanism::parse(value).ok_or_else(|| {
+                Error::config(format!(
+                    "account {:?}: oauth_mechanism = {value:?}: use \"xoauth2\" or \"oauthbearer\"",
+                    name.as_deref().unwrap_or("")
+                ))
+            })?),
+            (None, None) => None,
+        };
         let ca_file = match (&self.ca_file, &account.ca_file) {
             (Some(p), _) => Some(p.clone()),
             (None, Some(p)) => Some(env.expand_home(p)),
@@ -312,6 +334,8 @@ impl ServerArgs {
             dsn_ret: account.dsn_ret.clone(),
             require_dsn: account.require_dsn.unwrap_or(false),
             imap_id: account.imap_id.clone(),
+            sasl_ir: account.sasl_ir,
+            oauth_mechanism,
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -325,6 +349,7 @@ impl ServerArgs {
                 .oauth_token_command
                 .clone()
                 .or_else(|| account.oauth_token_command.clone()),
+            oauth_token_kept: Arc::default(),
             env: env.clone(),
         })
     }
@@ -374,6 +399,11 @@ pub struct Endpoint {
     pub require_dsn: bool,
     /// The account's `imap_id` (imap-dump checks it; its flags override it).
     pub imap_id: Option<String>,
+    /// The account's `sasl_ir` (imap-dump's --no-sasl-ir overrides it).
+    pub sasl_ir: Option<bool>,
+    /// The OAuth mechanism asked for (flag, else account); `None`: the
+    /// server's best (`OAuthMechanism::choose`).
+    pub oauth_mechanism: Option<OAuthMechanism>,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -388,6 +418,10 @@ pub struct Endpoint {
     pub interval: Option<String>,
     password: PasswordSource,
     oauth_token_command: Option<String>,
+    /// The token the command printed last, shared by the clones of this
+    /// endpoint (every connection of a run): the command runs once, and
+    /// again only when a server refuses the token (`oauth::Tokens`).
+    oauth_token_kept: Arc<Mutex<Option<Secret>>>,
     env: Environment,
 }
 
@@ -423,21 +457,44 @@ impl Endpoint {
         .map_err(|e| e.context(&self.url))
     }
 
-    /// True when an OAuth token command is set: authenticate with XOAUTH2.
+    /// True when an OAuth token command is set: authenticate with XOAUTH2 or
+    /// OAUTHBEARER (`oauth::OAuthMechanism::choose`).
     pub fn uses_oauth(&self) -> bool {
         self.oauth_token_command.is_some()
     }
 
-    /// The OAuth 2 access token from the token command (78 if none is set).
+    /// The OAuth 2 access token: the one this run fetched already, else the
+    /// token command's (78 if none is set).
     pub fn oauth_token(&self) -> Result<Secret, Error> {
-        match &self.oauth_token_command {
-            Some(cmd) => secret::run_secret_command(cmd, "OAuth token command")
-                .map_err(|e| e.context(&self.url)),
-            None => Err(Error::config(format!(
-                "{}: no oauth_token_command configured",
-                self.url
-            ))),
+        let kept = self
+            .oauth_token_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match kept {
+            Some(token) => Ok(token),
+            None => self.fresh_oauth_token(),
         }
+    }
+
+    /// The token command's output now (a refresh), kept for the next
+    /// `oauth_token`.
+    pub fn fresh_oauth_token(&self) -> Result<Secret, Error> {
+        let token = match &self.oauth_token_command {
+            Some(cmd) => secret::run_secret_command(cmd, "OAuth token command")
+                .map_err(|e| e.context(&self.url))?,
+            None => {
+                return Err(Error::config(format!(
+                    "{}: no oauth_token_command configured",
+                    self.url
+                )))
+            }
+        };
+        *self
+            .oauth_token_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        Ok(token)
     }
 
     /// Refuses to send credentials over a connection without TLS unless
@@ -506,6 +563,9 @@ dsn_notify = "failure,delay"
 dsn_ret = "hdrs"
 require_dsn = true
 imap_id = "always"
+oauth_token_command = "echo tok"
+oauth_mechanism = "OAuthBearer"
+sasl_ir = false
 
 [accounts.home]
 pop3 = "pop3://pop.example.net"
@@ -559,6 +619,14 @@ password = "filepw"
             "imap-dump's default unless the account says"
         );
         assert_eq!(e.imap_id.as_deref(), Some("always"));
+        assert_eq!(e.oauth_mechanism, Some(OAuthMechanism::Oauthbearer));
+        assert_eq!(e.sasl_ir, Some(false));
+        assert_eq!(e.oauth_token().expect("token").expose(), "tok");
+        // The flag beats the account.
+        let e = args(&["--account", "work", "--oauth-mechanism", "xoauth2"])
+            .resolve_in(Protocol::Smtp, &env)
+            .expect("ok");
+        assert_eq!(e.oauth_mechanism, Some(OAuthMechanism::Xoauth2));
 
         // The URL's user beats the account's; flags beat both.
         let e = args(&["--account", "work"])
@@ -684,6 +752,23 @@ password = "filepw"
             .expect("ok");
         assert_eq!(e.login().expect("user"), "carol");
         assert_eq!(e.password().expect("pw").expose(), "carolpw");
+    }
+
+    #[test]
+    fn an_unknown_oauth_mechanism_is_78_naming_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("accounts.toml");
+        std::fs::write(
+            &path,
+            "[accounts.a]\nsmtp = \"smtps://h\"\noauth_mechanism = \"cram\"\n",
+        )
+        .expect("write");
+        let env = Environment::fixed([("MAILPIPE_CONFIG", path.to_string_lossy().to_string())]);
+        let e = args(&["--account", "a"])
+            .resolve_in(Protocol::Smtp, &env)
+            .expect_err("unknown mechanism");
+        assert_eq!(e.exit(), Exit::Config);
+        assert!(e.message().contains("\"cram\"") && e.message().contains("oauthbearer"));
     }
 
     #[test]

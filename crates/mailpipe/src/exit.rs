@@ -280,8 +280,8 @@ const TABLE: &[Row] = &[
     Row { code: 75, tools: NET, meaning: "a 4xx reply, a timeout, a connection cut (even inside a reply; nothing partial is written); --flush: a message kept for later; run again later" },
     Row { code: 76, tools: &["pop3-dump"], meaning: "the server broke the protocol (a garbled or endless reply) or refused a message" },
     Row { code: 76, tools: NET, meaning: "the server broke the protocol (a garbled, oversized or endless reply)" },
-    Row { code: 77, tools: &[], meaning: "authentication failed; imap-dump: a mailbox refused as \"Unsafe Login\" (NetEase) when no IMAP ID was sent" },
-    Row { code: 77, tools: &["imap-dump"], meaning: "authentication failed, or a mailbox refused as \"Unsafe Login\" (NetEase 163/126) when no IMAP ID was sent (--id, --no-id)" },
+    Row { code: 77, tools: &[], meaning: "authentication failed (an OAuth token: refused again after one refresh); imap-dump: a mailbox refused as \"Unsafe Login\" (NetEase) when no IMAP ID was sent, SASL-IR refused (--no-sasl-ir)" },
+    Row { code: 77, tools: &["imap-dump"], meaning: "authentication failed (an OAuth token: refused again after one refresh), a mailbox refused as \"Unsafe Login\" (NetEase 163/126) when no IMAP ID was sent (--id, --no-id), or an initial response refused by a server that lists SASL-IR (--no-sasl-ir)" },
     Row { code: 77, tools: NET, meaning: "authentication failed" },
     Row { code: 78, tools: NET, meaning: "the accounts file, a password source, flags together, credentials over plaintext" },
 ];

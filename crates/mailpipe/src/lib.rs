@@ -9,6 +9,7 @@ pub mod exit;
 pub mod follow;
 pub mod mbox;
 pub mod message;
+pub mod oauth;
 pub mod progress;
 pub mod secret;
 pub mod size;

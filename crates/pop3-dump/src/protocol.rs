@@ -1,5 +1,6 @@
 //! A small blocking POP3 client over any `Read + Write` (RFC 1939, CAPA from
-//! RFC 2449, STLS from RFC 2595, AUTH PLAIN from RFC 5034). It speaks the
+//! RFC 2449, STLS from RFC 2595, AUTH from RFC 5034: PLAIN, XOAUTH2,
+//! OAUTHBEARER). It speaks the
 //! commands; choosing which, TLS and credentials belong to `session`.
 //!
 //! Commands can be pipelined (RFC 2449 PIPELINING): `send` queues a command
@@ -214,27 +215,63 @@ impl<S: Read + Write + Timed> Client<S> {
     /// AUTH PLAIN with the credentials in the initial response, or after an
     /// empty `+ ` challenge when the line would exceed 255 octets.
     pub fn auth_plain(&mut self, user: &str, password: &str) -> Result<Status, Error> {
-        let engine = base64::engine::general_purpose::STANDARD;
         let plain = Zeroizing::new(format!("\0{user}\0{password}"));
-        let encoded = Zeroizing::new(engine.encode(plain.as_bytes()));
-        let line = Zeroizing::new(format!("AUTH PLAIN {}", encoded.as_str()));
-        if line.len() + 2 <= MAX_AUTH_LINE {
-            return self.command(&line, "reply to AUTH PLAIN");
+        let (status, _) = self.auth("PLAIN", plain.as_bytes(), b"*", true)?;
+        Ok(status)
+    }
+
+    /// AUTH `mechanism` with the client's first message `first` (before
+    /// base64): as an initial response on the AUTH line (RFC 5034) when
+    /// `initial_response` and the line fits 255 octets, else after the
+    /// server's `+` (the two steps Microsoft's POP3 takes for XOAUTH2). A
+    /// challenge after it is the server's error (OAuth's JSON), answered
+    /// with `abort` (before base64; PLAIN's `*` cancels as is) and returned
+    /// beside the final status.
+    pub fn auth(
+        &mut self,
+        mechanism: &str,
+        first: &[u8],
+        abort: &[u8],
+        initial_response: bool,
+    ) -> Result<(Status, Option<String>), Error> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let encoded = Zeroizing::new(engine.encode(first));
+        let what = format!("reply to AUTH {mechanism}");
+        let line = Zeroizing::new(format!("AUTH {mechanism} {}", encoded.as_str()));
+        let mut reply = Vec::new();
+        if initial_response && line.len() + 2 <= MAX_AUTH_LINE {
+            self.send(&line);
+            self.flush()?;
+        } else {
+            self.send(&format!("AUTH {mechanism}"));
+            self.flush()?;
+            self.read_reply(&mut reply, &what)?;
+            if challenge(&reply).is_none() {
+                return Ok((Status::parse(&reply)?, None));
+            }
+            self.send(&encoded);
+            self.flush()?;
         }
-        self.send("AUTH PLAIN");
-        self.flush()?;
+        self.read_reply(&mut reply, &what)?;
+        let mut error = None;
+        if let Some(text) = challenge(&reply) {
+            error = Some(text.to_string());
+            let abort = if abort == b"*" {
+                "*".to_string()
+            } else {
+                engine.encode(abort)
+            };
+            self.send(&abort);
+            self.flush()?;
+            self.read_reply(&mut reply, &what)?;
+        }
+        Ok((Status::parse(&reply)?, error))
+    }
+
+    fn read_reply(&mut self, line: &mut Vec<u8>, what: &str) -> Result<(), Error> {
         let deadline = self.deadline();
-        let mut challenge = Vec::new();
-        response::read_reply_line(
-            &mut self.input,
-            &mut challenge,
-            &deadline,
-            "reply to AUTH PLAIN",
-        )?;
-        if !challenge.starts_with(b"+ ") && challenge != b"+" {
-            return Status::parse(&challenge);
-        }
-        self.command(&encoded, "reply to AUTH PLAIN")
+        line.clear();
+        response::read_reply_line(&mut self.input, line, &deadline, what)
     }
 
     pub fn stls(&mut self) -> Result<Status, Error> {
@@ -356,6 +393,14 @@ impl<S: Read + Write + Timed> Client<S> {
     }
 }
 
+/// The text of a `+ text` (or bare `+`) continuation, as a string.
+fn challenge(line: &[u8]) -> Option<&str> {
+    match line {
+        b"+" => Some(""),
+        _ => std::str::from_utf8(line.strip_prefix(b"+ ")?).ok(),
+    }
+}
+
 fn check_no_line_break(value: &str, what: &str) -> Result<(), Error> {
     if value.contains(['\r', '\n', '\0']) {
         return Err(Error::config(format!(
@@ -466,6 +511,33 @@ mod tests {
         let status = c.auth_plain("u", &long).expect("reply");
         assert_eq!(status.code.as_deref(), Some("AUTH"));
         assert!(String::from_utf8_lossy(&c.get_mut().sent).starts_with("AUTH PLAIN\r\nAHUAeHh4"));
+    }
+
+    #[test]
+    fn auth_oauth_in_two_steps_and_its_error_challenge() {
+        // Microsoft's POP3: AUTH XOAUTH2, +, the payload; a refusal comes as
+        // a challenge, answered with an empty line, then -ERR.
+        let mut c = client("+ \r\n+ eyJzdGF0dXMiOiI0MDEifQ==\r\n-ERR [AUTH] refused\r\n");
+        let (status, error) = c.auth("XOAUTH2", b"user=u", b"", false).expect("reply");
+        assert!(!status.ok);
+        assert_eq!(error.as_deref(), Some("eyJzdGF0dXMiOiI0MDEifQ=="));
+        assert_eq!(
+            String::from_utf8_lossy(&c.get_mut().sent),
+            "AUTH XOAUTH2\r\ndXNlcj11\r\n\r\n"
+        );
+        // RFC 5034's initial response; OAUTHBEARER aborts with %x01.
+        let mut c = client("+ e30=\r\n-ERR nope\r\n");
+        let (_, error) = c
+            .auth("OAUTHBEARER", b"n,a=u,", b"\x01", true)
+            .expect("reply");
+        assert_eq!(error.as_deref(), Some("e30="));
+        assert_eq!(
+            String::from_utf8_lossy(&c.get_mut().sent),
+            "AUTH OAUTHBEARER bixhPXUs\r\nAQ==\r\n"
+        );
+        let mut c = client("+OK\r\n");
+        let (status, error) = c.auth("XOAUTH2", b"user=u", b"", true).expect("reply");
+        assert!(status.ok && error.is_none());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Opening a POP3 session the safe way: connect (TLS from the first byte for
 //! pop3s://), or greet, CAPA and STLS for pop3://, refusing to go on in
 //! plaintext when STLS is missing; then log in with AUTH PLAIN where the
-//! server offers it, else USER/PASS. No credential is fetched, let alone sent,
+//! server offers it, else USER/PASS, or with an OAuth token (OAUTHBEARER,
+//! XOAUTH2). No credential is fetched, let alone sent,
 //! before TLS is up (unless the user allowed plaintext).
 
+use mailpipe::oauth::{self, OAuthMechanism, Tokens};
 use mailpipe::tls::{Stream, GOODBYE_WAIT};
 use mailpipe::wire;
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, TranscriptStream};
@@ -99,13 +101,10 @@ fn log_in(
     capabilities: &Capabilities,
     endpoint: &Endpoint,
 ) -> Result<(), Error> {
-    if endpoint.uses_oauth() {
-        return Err(Error::config(
-            "pop3-dump logs in with a password (USER/PASS or AUTH PLAIN); XOAUTH2 is not \
-             supported: remove oauth_token_command for POP3",
-        ));
-    }
     let user = endpoint.login()?.to_string();
+    if endpoint.uses_oauth() {
+        return with_token(client, capabilities, endpoint, &user);
+    }
     let plain = capabilities.sasl.iter().any(|m| m == "PLAIN");
     if capabilities.known && !plain && !capabilities.user {
         return Err(Error::new(
@@ -133,4 +132,46 @@ fn log_in(
         ));
     }
     Ok(())
+}
+
+/// AUTH OAUTHBEARER or XOAUTH2 with the token command's token, and once more
+/// with a fresh one if the server refuses it. The initial response goes on
+/// the AUTH line when the server lists the mechanism in CAPA's SASL (RFC
+/// 5034); Microsoft's lists none, and gets AUTH XOAUTH2, `+`, the token.
+fn with_token(
+    client: &mut Client<Connection>,
+    capabilities: &Capabilities,
+    endpoint: &Endpoint,
+    user: &str,
+) -> Result<(), Error> {
+    let offers = |m: &str| capabilities.sasl.iter().any(|s| s.eq_ignore_ascii_case(m));
+    let mechanism = OAuthMechanism::choose(endpoint.oauth_mechanism, offers);
+    endpoint.check_auth_allowed(client.get_mut().get_ref().is_tls())?;
+    let mut tokens = Tokens::new(endpoint);
+    let mut token = tokens.first()?;
+    loop {
+        if let Some(t) = client.get_mut().transcript() {
+            t.add_credentials(user, &token);
+        }
+        let first = mechanism.initial_response(user, &token);
+        let (status, challenge) = client.auth(
+            mechanism.name(),
+            first.as_bytes(),
+            mechanism.abort(),
+            offers(mechanism.name()),
+        )?;
+        if status.ok {
+            return Ok(());
+        }
+        // In use, too soon, the server's trouble: not the token's fault.
+        if status.auth_failure_exit() != Exit::NoPerm {
+            return Err(Error::new(
+                status.auth_failure_exit(),
+                status.auth_failure_reason(user),
+            ));
+        }
+        let reason = challenge.as_deref().and_then(oauth::challenge_reason);
+        let said = oauth::refusal(&status.describe(), reason.as_deref());
+        token = tokens.refresh(mechanism, &said)?;
+    }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use lettre::transport::smtp::authentication::Mechanism;
+use mailpipe::oauth::OAuthMechanism;
 use mailpipe::ServerArgs;
 
 /// The examples and notes `--help` shows after the options and before the exit table.
@@ -113,7 +114,8 @@ pub struct Args {
     #[arg(long, short = 'n')]
     pub dry_run: bool,
 
-    /// AUTH mechanism (default: PLAIN, else LOGIN; XOAUTH2 with --oauth-token-command)
+    /// AUTH mechanism (default: PLAIN, else LOGIN; with --oauth-token-command
+    /// OAUTHBEARER when offered, else XOAUTH2)
     #[arg(long, value_name = "MECH", value_enum)]
     pub auth: Option<Auth>,
 
@@ -185,15 +187,26 @@ pub enum Auth {
     Plain,
     Login,
     Xoauth2,
+    Oauthbearer,
 }
 
 impl Auth {
-    /// The lettre mechanism this choice names.
+    /// The lettre mechanism this choice names (XOAUTH2 stands for OAuth,
+    /// whose mechanism the endpoint carries: `oauth`).
     pub fn mechanism(self) -> Mechanism {
         match self {
             Auth::Plain => Mechanism::Plain,
             Auth::Login => Mechanism::Login,
-            Auth::Xoauth2 => Mechanism::Xoauth2,
+            Auth::Xoauth2 | Auth::Oauthbearer => Mechanism::Xoauth2,
+        }
+    }
+
+    /// The OAuth mechanism this choice names, if it names one.
+    pub fn oauth(self) -> Option<OAuthMechanism> {
+        match self {
+            Auth::Plain | Auth::Login => None,
+            Auth::Xoauth2 => Some(OAuthMechanism::Xoauth2),
+            Auth::Oauthbearer => Some(OAuthMechanism::Oauthbearer),
         }
     }
 }

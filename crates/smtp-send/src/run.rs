@@ -15,8 +15,11 @@ use crate::reply::Transaction;
 use crate::session::Session;
 
 /// Does what the command line asks; the error's kind is the exit status.
-pub fn run(args: Args) -> Result<(), Error> {
+pub fn run(mut args: Args) -> Result<(), Error> {
     let mechanism = args.auth.map(Auth::mechanism);
+    if let Some(m) = args.auth.and_then(Auth::oauth) {
+        args.server.oauth_mechanism = Some(m);
+    }
     if let Some(dir) = &args.list {
         return queue::list(dir, &mut std::io::stdout().lock());
     }

@@ -14,8 +14,10 @@ use lettre::transport::smtp::extension::{
 };
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
+use mailpipe::oauth::{self, OAuthMechanism, Tokens};
 use mailpipe::wire::{self, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
+use zeroize::Zeroizing;
 
 use crate::dsn::Dsn;
 use crate::envelope::Envelope;
@@ -44,7 +46,7 @@ pub struct Session {
     /// The server's SIZE limit; `None` when it gave none or 0 (no limit).
     pub size_limit: Option<u64>,
     /// The login and mechanism used, when the session authenticated.
-    pub authenticated: Option<(String, Mechanism)>,
+    pub authenticated: Option<(String, String)>,
     data_buf: Vec<u8>,
     /// The next message's commands, sent after this message's final `.` in
     /// the same write (RFC 2920 3.1); the next `send` reads their replies.
@@ -78,7 +80,8 @@ impl Session {
     /// Connects, reads the greeting, says EHLO, runs STARTTLS when the URL asks
     /// for it (refusing to go on if the server does not offer it) and
     /// authenticates when a login or token is configured, with `mechanism` or
-    /// the best the server offers (PLAIN, then LOGIN; XOAUTH2 with a token).
+    /// the best the server offers (PLAIN, then LOGIN; OAUTHBEARER, then
+    /// XOAUTH2 with a token).
     pub fn open(
         endpoint: &Endpoint,
         config: &Arc<rustls::ClientConfig>,
@@ -207,9 +210,11 @@ impl Session {
         // Before anything secret is fetched or sent.
         endpoint.check_auth_allowed(self.conn.get_ref().get_ref().is_tls())?;
         let login = endpoint.login()?.to_string();
+        if oauth {
+            return self.authenticate_with_token(endpoint, login);
+        }
         let candidates: Vec<Mechanism> = match wanted {
             Some(m) => vec![m],
-            None if oauth => vec![Mechanism::Xoauth2],
             None => vec![Mechanism::Plain, Mechanism::Login],
         };
         let Some(mechanism) = self.info.get_auth_mechanism(&candidates) else {
@@ -224,11 +229,7 @@ impl Session {
                 ),
             ));
         };
-        let secret = if mechanism == Mechanism::Xoauth2 {
-            endpoint.oauth_token()?
-        } else {
-            endpoint.password()?
-        };
+        let secret = endpoint.password()?;
         if let Some(t) = self.conn.get_mut().transcript() {
             t.add_credentials(&login, &secret);
         }
@@ -245,14 +246,9 @@ impl Session {
                     "AUTH {mechanism}: too many challenges"
                 )));
             }
-            reply = if mechanism == Mechanism::Xoauth2 {
-                // The challenge is the error in JSON; an empty line ends the exchange.
-                self.command(&"\r\n", "AUTH")?
-            } else {
-                let next = Auth::new_from_response(mechanism, credentials.clone(), &reply.response)
-                    .map_err(bad_auth)?;
-                self.command(&next, "AUTH")?
-            };
+            let next = Auth::new_from_response(mechanism, credentials.clone(), &reply.response)
+                .map_err(bad_auth)?;
+            reply = self.command(&next, "AUTH")?;
         }
         if reply.code() != 235 {
             let exit = if reply.is_temporary() {
@@ -265,8 +261,72 @@ impl Session {
                 format!("authentication as {login} failed: {}", reply.summary()),
             ));
         }
-        self.authenticated = Some((login, mechanism));
+        self.authenticated = Some((login, mechanism.to_string()));
         Ok(())
+    }
+
+    /// AUTH OAUTHBEARER or XOAUTH2 with the token command's token, and once
+    /// more with a fresh one if the server refuses it (535); its error
+    /// challenge (334 and JSON) is answered as each mechanism says.
+    fn authenticate_with_token(&mut self, endpoint: &Endpoint, login: String) -> Result<(), Error> {
+        let offered = self.offered_auth().unwrap_or_default();
+        let offers = |m: &str| {
+            offered
+                .split_whitespace()
+                .any(|o| o.eq_ignore_ascii_case(m))
+        };
+        let mechanism = OAuthMechanism::choose(endpoint.oauth_mechanism, offers);
+        if !offers(mechanism.name()) {
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "the server offers no AUTH {} (it offers: {})",
+                    match endpoint.oauth_mechanism {
+                        Some(m) => m.name(),
+                        None => "OAUTHBEARER or XOAUTH2",
+                    },
+                    self.offered_auth()
+                        .unwrap_or_else(|| "no AUTH at all".to_string())
+                ),
+            ));
+        }
+        let mut tokens = Tokens::new(endpoint);
+        let mut token = tokens.first()?;
+        loop {
+            if let Some(t) = self.conn.get_mut().transcript() {
+                t.add_credentials(&login, &token);
+            }
+            let line = Zeroizing::new(format!(
+                "AUTH {} {}\r\n",
+                mechanism.name(),
+                mechanism.encoded(&login, &token).as_str()
+            ));
+            let mut reply = self.command(&line.as_str(), "AUTH")?;
+            let mut reason = None;
+            if reply.code() == 334 {
+                reason = oauth::challenge_reason(&reply.text());
+                let abort = format!("{}\r\n", mechanism.abort_encoded());
+                reply = self.command(&abort, "AUTH")?;
+            }
+            if reply.code() == 235 {
+                self.authenticated = Some((login, mechanism.name().to_string()));
+                return Ok(());
+            }
+            if reply.code() == 334 {
+                return Err(Error::protocol(format!(
+                    "AUTH {}: too many challenges",
+                    mechanism.name()
+                )));
+            }
+            if reply.is_temporary() {
+                return Err(Error::new(
+                    Exit::TempFail,
+                    format!("authentication as {login} failed: {}", reply.summary()),
+                ));
+            }
+            let said = oauth::refusal(&reply.summary(), reason.as_deref());
+            token = tokens.refresh(mechanism, &said)?;
+        }
     }
 
     /// The AUTH line of the EHLO reply, e.g. `PLAIN LOGIN`.

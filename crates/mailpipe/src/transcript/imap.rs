@@ -111,6 +111,36 @@ mod tests {
     }
 
     #[test]
+    fn oauth_initial_responses_are_redacted_even_when_echoed() {
+        use crate::oauth::OAuthMechanism;
+        use crate::Secret;
+        for mechanism in [OAuthMechanism::Xoauth2, OAuthMechanism::Oauthbearer] {
+            let (mut t, sink) = transcript(Dialect::Imap);
+            let token = Secret::new("ya29.tok-SECRET");
+            t.add_credentials(USER, &token);
+            let ir = mechanism.encoded(USER, &token);
+            let name = mechanism.name();
+            play(
+                &mut t,
+                &[
+                    ("C", &format!("a1 AUTHENTICATE {name} {}", ir.as_str())),
+                    ("S", &format!("a1 NO you sent {}", ir.as_str())),
+                ],
+            );
+            let out = sink.text();
+            assert!(
+                out.contains(&format!("C: a1 AUTHENTICATE {name} <redacted>\n")),
+                "{out}"
+            );
+            let shown = ir.trim_end_matches('=');
+            assert!(
+                !out.contains(shown) && !out.contains("ya29.tok-SECRET"),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
     fn imap_literals_are_elided() {
         let (mut t, sink) = transcript(Dialect::Imap);
         let message = "From: a@b\r\nSubject: x\r\n\r\nthe body {5}\r\n";

@@ -22,6 +22,7 @@ use std::io::{self, Read, Write};
 use base64::Engine;
 use zeroize::Zeroizing;
 
+use crate::oauth::OAuthMechanism;
 use crate::secret::Secret;
 
 /// Bytes of one line kept for redaction and display; the rest is only counted.
@@ -213,7 +214,8 @@ impl Transcript {
     }
 
     /// `add_secret`, plus the exact SASL strings built from user and secret:
-    /// PLAIN (`\0user\0secret`, `user\0user\0secret`) and XOAUTH2, base64-encoded.
+    /// PLAIN (`\0user\0secret`, `user\0user\0secret`), XOAUTH2 and
+    /// OAUTHBEARER, base64-encoded.
     pub fn add_credentials(&mut self, user: &str, secret: &Secret) {
         self.add_secret(secret);
         let s = secret.expose();
@@ -221,8 +223,12 @@ impl Transcript {
         for plain in [
             Zeroizing::new(format!("\0{user}\0{s}")),
             Zeroizing::new(format!("{user}\0{user}\0{s}")),
-            Zeroizing::new(format!("user={user}\x01auth=Bearer {s}\x01\x01")),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            [OAuthMechanism::Xoauth2, OAuthMechanism::Oauthbearer]
+                .map(|m| m.initial_response(user, secret)),
+        ) {
             let encoded = Zeroizing::new(engine.encode(plain.as_bytes()));
             self.out
                 .add_pattern(encoded.trim_end_matches('=').as_bytes().to_vec());
