@@ -10,6 +10,11 @@
 //! Byte counts work under TLS too (the proxy never decrypts); patterns only
 //! make sense on plaintext connections.
 //!
+//! At the fault point the proxy can also hand the client bytes of its own
+//! ([`Fault::replace`]) in place of what the server would send next: a
+//! provider's `* BYE Session expired` or `NO [LIMIT]`, which a real server
+//! does not produce on demand.
+//!
 //! The proxy also keeps every byte the client sent (see
 //! [`FaultProxy::from_client`]), so that a test can check which commands
 //! went out before the fault, and it can count one plan over all of a tool's
@@ -78,6 +83,8 @@ pub struct Fault {
     pub action: Option<Action>,
     /// Wait this long before forwarding each chunk read, in both directions.
     pub delay: Option<Duration>,
+    /// Written to the client at the fault point, before the action.
+    pub inject: Option<Vec<u8>>,
 }
 
 impl Fault {
@@ -87,6 +94,7 @@ impl Fault {
             steps: Vec::new(),
             action: None,
             delay: None,
+            inject: None,
         }
     }
 
@@ -96,6 +104,7 @@ impl Fault {
             steps: steps.into(),
             action: Some(Action::Cut),
             delay: None,
+            inject: None,
         }
     }
 
@@ -105,6 +114,7 @@ impl Fault {
             steps: steps.into(),
             action: Some(Action::Stall),
             delay: None,
+            inject: None,
         }
     }
 
@@ -114,6 +124,19 @@ impl Fault {
             steps: Vec::new(),
             action: None,
             delay: Some(delay),
+            inject: None,
+        }
+    }
+
+    /// At the point the steps describe, send the client `bytes` instead of
+    /// what the server sends from there on, then `then`: cut (a server that
+    /// says BYE and closes) or stall (one that said NO and waits).
+    pub fn replace(steps: impl Into<Vec<Step>>, bytes: &[u8], then: Action) -> Fault {
+        Fault {
+            steps: steps.into(),
+            action: Some(then),
+            delay: None,
+            inject: Some(bytes.to_vec()),
         }
     }
 }
@@ -351,6 +374,7 @@ fn accept_loop(
             plan,
             action: fault.action,
             delay: fault.delay,
+            inject: fault.inject.clone(),
             fired,
             shared_plan: one_plan.is_some(),
             sockets: [client.try_clone().ok(), server.try_clone().ok()],
@@ -389,6 +413,7 @@ struct Connection {
     plan: Arc<Mutex<Plan>>,
     action: Option<Action>,
     delay: Option<Duration>,
+    inject: Option<Vec<u8>>,
     fired: Arc<AtomicBool>,
     /// The plan (and the fault) is the proxy's, not this connection's.
     shared_plan: bool,
@@ -586,6 +611,9 @@ fn fire(conn: &Connection, shared: &Shared) {
         return;
     }
     shared.fired.fetch_add(1, Ordering::SeqCst);
+    if let (Some(bytes), Some(mut client)) = (&conn.inject, conn.sockets[0].as_ref()) {
+        let _ = client.write_all(bytes);
+    }
     if conn.action == Some(Action::Cut) {
         conn.shut_at_fault(shared);
     }

@@ -20,6 +20,7 @@ use crate::mutf7;
 use crate::output::MboxOutput;
 use crate::session::{self, imap_error, Session};
 use crate::state::{MailboxState, StateFile};
+use crate::throttle;
 use crate::when::When;
 
 /// What the user asked for that applies to every mailbox.
@@ -136,6 +137,9 @@ pub fn dump_mailbox(
     let selected = session.examine(&wire_name).map_err(|e| match e {
         imap::Error::No(no) if !id_sent && id::is_unsafe_login(&no.information) => {
             id::unsafe_login_error(endpoint, mailbox, &no.information)
+        }
+        imap::Error::No(no) if throttle::temporary_code(&no.information).is_some() => {
+            imap_error(endpoint, imap::Error::No(no))
         }
         imap::Error::No(no) => Error::new(
             Exit::NoInput,

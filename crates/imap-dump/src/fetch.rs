@@ -74,6 +74,11 @@ pub fn read_responses<S: Read + Timed>(
     let mut line = Vec::new();
     loop {
         read_line(input, &mut line)?;
+        if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"* BYE") {
+            // The server closes next: no tagged reply is coming.
+            let text = String::from_utf8_lossy(&line[5..]);
+            return Err(crate::throttle::bye(&text.chars().take(200).collect::<String>()).into());
+        }
         if line.starts_with(b"* ") {
             each(read_response(input, &mut line, max_literal)?)?;
             continue;

@@ -16,6 +16,7 @@ pub mod output;
 mod run;
 pub mod session;
 pub mod state;
+pub mod throttle;
 pub mod when;
 
 pub use run::run;

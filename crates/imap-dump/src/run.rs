@@ -10,7 +10,7 @@ use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::{self, MboxOutput};
 use crate::state::StateFile;
 use crate::when::When;
-use crate::{id, list, session};
+use crate::{id, list, session, throttle};
 
 /// Does what the command line asks; the error's kind is the exit status.
 pub fn run(args: Args) -> Result<(), Error> {
@@ -119,6 +119,7 @@ fn dump_all(
         Some(_) => None,
         None => Some(MboxOutput::stdout()?),
     };
+    let with_state = state.is_some();
     for name in &names {
         let mut file_output;
         let out = match (&args.output_dir, stdout.as_mut()) {
@@ -139,8 +140,9 @@ fn dump_all(
             state.as_deref_mut(),
             &options,
             &progress,
-        )?;
-        out.commit(state.is_some())?;
+        )
+        .map_err(|e| throttle::resumable(e, with_state))?;
+        out.commit(with_state)?;
     }
     Ok(())
 }

@@ -1,0 +1,250 @@
+//! Throttling and limits against the real stack (issue 14): a provider that
+//! ends an export for now (`* BYE Session expired`, `NO [LIMIT]`, POP3's
+//! `-ERR [SYS/TEMP]`), injected by the fault proxy since Dovecot does not
+//! say them on demand; `--max-bytes` for a daily download cap; and a mailbox
+//! Dovecot renumbers (a new UIDVALIDITY) between two runs. Each checks what a
+//! user would: the mbox holds whole messages only, the state file names
+//! exactly what was written, the exit status and its one line, and that the
+//! next run completes the mailbox with no message twice and none missing.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use mailpipe_e2e::fault_proxy::{Action, Dir, Fault, FaultProxy, Options, Step};
+use mailpipe_e2e::mail::{crlf, mbox_data, message_id, unique};
+use mailpipe_e2e::{run_bounded, Finished as Run, Stack, Tool};
+
+/// --timeout of every run, in seconds.
+const TIMEOUT: u64 = 5;
+
+/// A message of about `lines` * 60 bytes, LF line ends, unique by `tag`.
+fn message(tag: &str, to: &str, lines: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Alice <alice@example.test>\nTo: {to}\nSubject: {tag}\n\
+         Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <{tag}@limits.test>\n\n"
+    )
+    .into_bytes();
+    for i in 0..lines {
+        m.extend_from_slice(format!("{tag} line {i:05} From here to there .\n").as_bytes());
+    }
+    m
+}
+
+/// One line `tool: ... (code)` on stderr holding each of `needles`, and the status.
+fn assert_one_line(run: &Run, tool: &str, code: i32, needles: &[&str]) {
+    let err = run.stderr.trim_end();
+    assert_eq!(run.code, Some(code), "{tool}: status; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
+    assert!(
+        lines[0].starts_with(&format!("{tool}: ")) && lines[0].ends_with(&format!("({code})")),
+        "{err}"
+    );
+    for needle in needles {
+        assert!(err.contains(needle), "stderr should say {needle:?}: {err}");
+    }
+}
+
+/// A fresh mailbox of alice's, what it holds (as IMAP serves it) and a state file.
+struct Imap {
+    stack: Stack,
+    dir: tempfile::TempDir,
+    mailbox: String,
+    held: Vec<Vec<u8>>,
+}
+
+impl Imap {
+    fn with(label: &str, count: usize, lines: usize) -> Imap {
+        let stack = Stack::get();
+        let mailbox = unique(&format!("limits-{label}"));
+        stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &mailbox], b"");
+        let mut acct = Imap {
+            stack,
+            dir: tempfile::tempdir().expect("tempdir"),
+            mailbox,
+            held: Vec::new(),
+        };
+        acct.add(count, lines);
+        acct
+    }
+
+    fn add(&mut self, count: usize, lines: usize) {
+        for _ in 0..count {
+            let m = message(
+                &format!("{}-{}", self.mailbox, self.held.len()),
+                &self.stack.user1,
+                lines,
+            );
+            self.stack.save(&self.stack.user1, &self.mailbox, &m);
+            self.held.push(crlf(&m));
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("imap.state")
+    }
+
+    /// The mailbox's entry in the state file, if any.
+    fn saved(&self) -> Option<serde_json::Value> {
+        let bytes = std::fs::read(self.state()).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("state is JSON");
+        let key = format!("{}@localhost", self.stack.user1);
+        Some(v["accounts"][key][&self.mailbox].clone()).filter(|m| !m.is_null())
+    }
+
+    /// imap-dump of the mailbox with --state, at `port` over plaintext (so
+    /// that the proxy can find a response by its bytes).
+    fn command(&self, port: u16, extra: &[&str]) -> Command {
+        let url = self.stack.url("imap", port);
+        let mut cmd = self
+            .stack
+            .login(Tool::ImapDump, &url, &self.stack.user1, &self.stack.pass1);
+        let args: Vec<OsString> = vec![
+            "--tls".into(),
+            "none".into(),
+            "--allow-plaintext-auth".into(),
+            format!("--timeout={TIMEOUT}").into(),
+            "--mailbox".into(),
+            self.mailbox.clone().into(),
+            "-q".into(),
+            "--no-compress".into(),
+            "--state".into(),
+            self.state().into(),
+        ];
+        cmd.env("HOME", self.dir.path()).args(args).args(extra);
+        cmd
+    }
+
+    fn run(&self, port: u16, extra: &[&str]) -> Run {
+        run_bounded(
+            &mut self.command(port, extra),
+            b"",
+            Duration::from_secs(60),
+            |_| {},
+        )
+    }
+
+    /// Through a proxy with `fault` in front of the plaintext port.
+    fn run_faulted(&self, fault: Fault, extra: &[&str]) -> Run {
+        let options = Options {
+            max_connections: 20,
+            ..Options::default()
+        };
+        let proxy = FaultProxy::start_opts(self.stack.imap_port, fault, options);
+        self.run(proxy.port(), extra)
+    }
+
+    /// The messages of a stopped run are the first ones held, each whole, and
+    /// the state names exactly the last of them (UIDs of a fresh mailbox are
+    /// 1, 2, ...): returns how many.
+    fn assert_prefix_and_state(&self, out: &[u8]) -> usize {
+        let got = mbox_data(out);
+        assert!(got.len() <= self.held.len());
+        for (i, m) in got.iter().enumerate() {
+            assert!(*m == self.held[i], "message {i} is not whole or not in order");
+        }
+        let last_uid = self.saved().and_then(|m| m["last_uid"].as_u64());
+        match got.len() {
+            0 => assert!(last_uid.is_none_or(|u| u == 0), "state without output"),
+            n => assert_eq!(last_uid, Some(n as u64), "the state names the last written"),
+        }
+        got.len()
+    }
+
+    /// Everything written over all runs is the mailbox, each message once.
+    fn assert_complete(&self, outputs: &[&[u8]]) {
+        let ids: Vec<String> = outputs
+            .iter()
+            .flat_map(|o| mbox_data(o))
+            .map(|m| message_id(&m).expect("Message-ID"))
+            .collect();
+        let unique_ids: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique_ids.len(), ids.len(), "a message was written twice");
+        let held: BTreeSet<String> = self
+            .held
+            .iter()
+            .map(|m| message_id(m).expect("Message-ID"))
+            .collect();
+        assert_eq!(
+            ids.iter().cloned().collect::<BTreeSet<_>>(),
+            held,
+            "lost or foreign"
+        );
+    }
+}
+
+fn before_server(what: &[u8]) -> Step {
+    Step::Before(Dir::ToClient, what.to_vec())
+}
+
+/// The bulk FETCH (the sizes' FETCH before it answers `* n FETCH` too).
+fn after_body_fetch() -> Step {
+    Step::Sent(Dir::ToServer, b"BODY.PEEK[]".to_vec())
+}
+
+/// Gmail's `* BYE Session expired` in the middle of the bulk FETCH, on
+/// whichever connection fetches message 20 (one connection, and four with
+/// two FETCHes in flight on each): exit 75 with the server's words and "run
+/// again to resume", whole messages and an exact state, and a second run
+/// completes the mailbox.
+#[test]
+fn bye_mid_fetch_stops_resumably() {
+    for connections in ["1", "4"] {
+        let acct = Imap::with(&format!("bye{connections}"), 30, 100);
+        let fault = Fault::replace(
+            [after_body_fetch(), before_server(b"* 20 FETCH ")],
+            b"* BYE Session expired, please login again.\r\n",
+            Action::Cut,
+        );
+        let extra = ["--batch-size", "20000", "--connections", connections];
+        let first = acct.run_faulted(fault, &extra);
+        assert_one_line(
+            &first,
+            "imap-dump",
+            75,
+            &["Session expired, please login again", "run again to resume"],
+        );
+        let written = acct.assert_prefix_and_state(&first.stdout);
+        assert!(
+            (1..=19).contains(&written),
+            "{written} written before message 20 ({connections} connections)"
+        );
+        let second = acct.run(acct.stack.imap_port, &[]);
+        assert_eq!(second.code, Some(0), "{}", second.stderr);
+        acct.assert_complete(&[&first.stdout, &second.stdout]);
+    }
+}
+
+/// Yahoo's `NO [LIMIT]` as the tagged reply to a FETCH (the second on each
+/// connection), with FETCHes in flight: the batch it ends is not written.
+#[test]
+fn no_limit_mid_fetch_stops_resumably() {
+    for connections in ["1", "4"] {
+        let acct = Imap::with(&format!("limit{connections}"), 30, 100);
+        let fault = Fault::replace(
+            [after_body_fetch(), before_server(b"p2 OK")],
+            b"p2 NO [LIMIT] Download limit reached, try again later\r\n",
+            Action::Stall,
+        );
+        let extra = ["--batch-size", "20000", "--connections", connections];
+        let first = acct.run_faulted(fault, &extra);
+        assert_one_line(
+            &first,
+            "imap-dump",
+            75,
+            &[
+                "NO: [LIMIT] Download limit reached",
+                "run again to resume",
+            ],
+        );
+        let written = acct.assert_prefix_and_state(&first.stdout);
+        assert!(written < 30, "{written} written");
+        let second = acct.run(acct.stack.imap_port, &[]);
+        assert_eq!(second.code, Some(0), "{}", second.stderr);
+        acct.assert_complete(&[&first.stdout, &second.stdout]);
+    }
+}
