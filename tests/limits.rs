@@ -248,3 +248,36 @@ fn no_limit_mid_fetch_stops_resumably() {
         acct.assert_complete(&[&first.stdout, &second.stdout]);
     }
 }
+
+/// `--max-bytes` stops before the message that would cross it: exit 0, one
+/// line saying so, the state at the last message written; the next runs,
+/// under the same cap, go on from there until the mailbox is complete.
+#[test]
+fn max_bytes_stops_at_the_right_message_and_the_next_run_goes_on() {
+    let acct = Imap::with("maxbytes", 10, 100);
+    let size = |range: std::ops::Range<usize>| -> usize {
+        acct.held[range].iter().map(Vec::len).sum::<usize>()
+    };
+    // Four messages and most of the fifth.
+    let cap = (size(0..4) + acct.held[4].len() - 10).to_string();
+    let port = acct.stack.imap_port;
+    let first = acct.run(port, &["--max-bytes", &cap]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let err = first.stderr.trim_end();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("imap-dump: ") && err.contains("--max-bytes") && err.contains("run again"),
+        "{err}"
+    );
+    assert_eq!(acct.assert_prefix_and_state(&first.stdout), 4);
+    let second = acct.run(port, &["--max-bytes", &cap]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let got = mbox_data(&second.stdout);
+    assert_eq!(got, acct.held[4..8].to_vec(), "the next four, from the fifth");
+    let third = acct.run(port, &["--max-bytes", &cap]);
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+    assert_eq!(third.stderr, "", "the rest fits: nothing to say");
+    acct.assert_complete(&[&first.stdout, &second.stdout, &third.stdout]);
+    let last_uid = acct.saved().and_then(|m| m["last_uid"].as_u64());
+    assert_eq!(last_uid, Some(10));
+}

@@ -69,6 +69,12 @@ pub struct Args {
     /// K, M, G suffixes (1024, 1024², 1024³) allowed
     #[arg(long, value_name = "BYTES")]
     pub max_size: Option<ByteSize>,
+    /// Stop cleanly once this much (RFC822.SIZE, over all mailboxes) was
+    /// fetched, before the message that would cross it: exit 0, the state
+    /// saved, a line on stderr; the next run with --state goes on from there.
+    /// For a daily download cap (Gmail: 2,500 MB); account key max_bytes
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<ByteSize>,
     /// Remember what was dumped here (per user@host and mailbox); the next run
     /// fetches only newer messages
     #[arg(long, value_name = "FILE")]

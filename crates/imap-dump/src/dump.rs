@@ -12,6 +12,7 @@ use chrono::Utc;
 use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
+use crate::cap::ByteCap;
 use crate::criteria::{self, Literals};
 use crate::id;
 use crate::lanes::{self, uid_set, Fetch, Planner};
@@ -35,6 +36,8 @@ pub struct DumpOptions {
     pub connections: usize,
     /// `user@host`: the account's section of the state file.
     pub account: String,
+    /// `--max-bytes`: what this run may still fetch.
+    pub max_bytes: Option<ByteCap>,
 }
 
 /// The logged-in connections: the one every command uses, and helpers
@@ -216,8 +219,30 @@ pub fn dump_mailbox(
             );
         }
     }
+    // Retried or too big, not yet written: the state's `skipped` below its
+    // last UID (also those --limit or --max-bytes leave for the next run).
+    let mut unwritten: std::collections::BTreeSet<u32> = too_big.iter().copied().collect();
+    unwritten.extend(
+        sized
+            .iter()
+            .map(|&(uid, _)| uid)
+            .filter(|&u| u <= after_uid),
+    );
     if let Some(limit) = options.limit {
         sized.truncate(limit);
+    }
+    if let Some(cap) = &options.max_bytes {
+        let was_reached = cap.reached();
+        let fit = cap.take(&sized);
+        if fit < sized.len() && !was_reached {
+            eprintln!(
+                "imap-dump: {mailbox}: --max-bytes {} reached: {fit} of {} messages fetched, \
+                 the rest left for the next run; run again to resume",
+                mailpipe::ByteSize(cap.max()),
+                sized.len()
+            );
+        }
+        sized.truncate(fit);
     }
     let total_bytes: u64 = sized.iter().map(|&(_, s)| u64::from(s)).sum();
     progress.start(mailbox, Some(sized.len() as u64), Some(total_bytes));
@@ -227,14 +252,6 @@ pub fn dump_mailbox(
         "(UID INTERNALDATE BODY.PEEK[])"
     };
     let mut written = 0usize;
-    // Retried or too big, not yet written: the state's `skipped` below its last UID.
-    let mut unwritten: std::collections::BTreeSet<u32> = too_big.iter().copied().collect();
-    unwritten.extend(
-        sized
-            .iter()
-            .map(|&(uid, _)| uid)
-            .filter(|&u| u <= after_uid),
-    );
     let mut last_written = after_uid;
     // One more connection per two batches' worth of mail (16 MiB by
     // default), up to --connections: a small mailbox is done before a

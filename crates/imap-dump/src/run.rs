@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use mailpipe::progress::Progress;
 use mailpipe::{ByteSize, Error, Protocol};
 
+use crate::cap::ByteCap;
 use crate::cli::Args;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::{self, MboxOutput};
@@ -112,6 +113,12 @@ fn dump_all(
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
         account: endpoint.state_key()?,
+        max_bytes: ByteSize::flag_or_account(
+            args.max_bytes,
+            "max_bytes",
+            endpoint.max_bytes.as_deref(),
+        )?
+        .map(|max| ByteCap::new(max.bytes())),
         connections: sessions.connections(),
     };
     let progress = Progress::new(args.quiet, endpoint.verbose);

@@ -18,6 +18,7 @@
 //! # allow_plaintext_auth = false
 //! # compress = "auto"              # auto | always | never: imap-dump's COMPRESS=DEFLATE
 //! # imap_id = "auto"               # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
+//! # max_bytes = "2400M"            # imap-dump and pop3-dump stop after this much (--max-bytes)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -66,6 +67,9 @@ pub struct Account {
     /// lists ID), `always` or `never`, as its --id and --no-id; imap-dump
     /// checks the value.
     pub imap_id: Option<String>,
+    /// imap-dump's and pop3-dump's --max-bytes (`2400M`: under Gmail's daily
+    /// download cap); the tools parse it.
+    pub max_bytes: Option<String>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -308,6 +312,7 @@ impl ServerArgs {
             dsn_ret: account.dsn_ret.clone(),
             require_dsn: account.require_dsn.unwrap_or(false),
             imap_id: account.imap_id.clone(),
+            max_bytes: account.max_bytes.clone(),
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -369,6 +374,8 @@ pub struct Endpoint {
     pub require_dsn: bool,
     /// The account's `imap_id` (imap-dump checks it; its flags override it).
     pub imap_id: Option<String>,
+    /// The account's `max_bytes` (the dump tools parse it; --max-bytes overrides it).
+    pub max_bytes: Option<String>,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,
