@@ -281,3 +281,72 @@ fn max_bytes_stops_at_the_right_message_and_the_next_run_goes_on() {
     let last_uid = acct.saved().and_then(|m| m["last_uid"].as_u64());
     assert_eq!(last_uid, Some(10));
 }
+
+/// A renumbered mailbox (issue 14): 500 messages dumped with --state; two
+/// more arrive; Dovecot then gives every message a new UID (moved out and
+/// back) and the mailbox a new UIDVALIDITY; three more arrive. The second
+/// run matches the mailbox against the keys the state recorded and writes
+/// exactly the five new messages: no duplicate, nothing lost; a third run
+/// writes nothing.
+#[test]
+fn a_renumbered_mailbox_gets_only_its_new_messages() {
+    let mut acct = Imap::with("uidvalidity", 500, 3);
+    let port = acct.stack.imap_port;
+    let first = acct.run(port, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(mbox_data(&first.stdout), acct.held, "the first run dumps all");
+    let validity = |acct: &Imap| -> u64 {
+        let out = acct.stack.doveadm(
+            &["-f", "flow", "mailbox", "status", "-u", &acct.stack.user1, "uidvalidity", &acct.mailbox],
+            b"",
+        );
+        let text = String::from_utf8_lossy(&out);
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix("uidvalidity="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("doveadm mailbox status: {text}"))
+    };
+    let before = validity(&acct);
+    let state_file = std::fs::metadata(acct.state()).map(|m| m.len()).unwrap_or(0);
+    let sidecar = acct.dir.path().join("imap.state.keys");
+    let keys = std::fs::metadata(&sidecar).map(|m| m.len()).unwrap_or(0);
+    eprintln!("state of 500 messages: {state_file} bytes, keys sidecar {keys} bytes");
+    assert_eq!(keys, 500 * 16, "16 bytes a message");
+
+    acct.add(2, 3);
+    let (user, mailbox) = (acct.stack.user1.clone(), acct.mailbox.clone());
+    let aside = unique("limits-aside");
+    let doveadm = |args: &[&str]| acct.stack.doveadm(args, b"");
+    doveadm(&["mailbox", "create", "-u", &user, &aside]);
+    doveadm(&["move", "-u", &user, &aside, "mailbox", &mailbox, "all"]);
+    doveadm(&["move", "-u", &user, &mailbox, "mailbox", &aside, "all"]);
+    doveadm(&["mailbox", "delete", "-u", &user, &aside]);
+    let renumbered = (before + 1000).to_string();
+    doveadm(&["mailbox", "update", "-u", &user, "--uid-validity", &renumbered, &mailbox]);
+    assert_eq!(validity(&acct), before + 1000);
+    acct.add(3, 3);
+
+    let second = acct.run(port, &[]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("UIDVALIDITY changed") && second.stderr.contains("500 of 505"),
+        "{}",
+        second.stderr
+    );
+    let new_ids: BTreeSet<String> = mbox_data(&second.stdout)
+        .iter()
+        .map(|m| message_id(m).expect("Message-ID"))
+        .collect();
+    let arrived: BTreeSet<String> = acct.held[500..]
+        .iter()
+        .map(|m| message_id(m).expect("Message-ID"))
+        .collect();
+    assert_eq!(new_ids, arrived, "exactly the five that arrived");
+    acct.assert_complete(&[&first.stdout, &second.stdout]);
+    let saved = acct.saved().expect("state");
+    assert_eq!(saved["uid_validity"].as_u64(), Some(before + 1000));
+
+    let third = acct.run(port, &[]);
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+    assert!(mbox_data(&third.stdout).is_empty(), "nothing new: {}", third.stderr);
+}

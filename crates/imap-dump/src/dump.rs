@@ -5,6 +5,7 @@
 //! main thread writes the batches in UID order, each once its tagged OK has
 //! arrived (whole messages only), and advances the state after each.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,11 @@ use mailpipe::{Endpoint, Error, Exit};
 use crate::cap::ByteCap;
 use crate::criteria::{self, Literals};
 use crate::id;
+use crate::keys;
 use crate::lanes::{self, uid_set, Fetch, Planner};
 use crate::message;
 use crate::mutf7;
+use crate::renumbered;
 use crate::output::MboxOutput;
 use crate::session::{self, imap_error, Session};
 use crate::state::{MailboxState, StateFile};
@@ -159,6 +162,8 @@ pub fn dump_mailbox(
     let mut after_uid = 0;
     // UIDs an earlier run skipped for --max-size: tried again.
     let mut retry: Vec<u32> = Vec::new();
+    // Every message written with a UID above this has its key recorded.
+    let mut keyed_from = 0;
     if let Some(saved) = state
         .as_deref()
         .and_then(|s| s.get(&options.account, mailbox))
@@ -167,13 +172,19 @@ pub fn dump_mailbox(
             after_uid = saved.last_uid;
             retry = saved.skipped;
             retry.sort_unstable();
-        } else {
-            eprintln!(
-                "imap-dump: {mailbox}: UIDVALIDITY changed from {} to {uid_validity}: the server \
-                 renumbered the mailbox; dumping all of it again (earlier messages will be \
-                 duplicated)",
-                saved.uid_validity
-            );
+            keyed_from = saved.keyed_from.unwrap_or(saved.last_uid);
+        } else if let Some(state) = state.as_deref_mut() {
+            let resume = renumbered::recover(
+                session,
+                endpoint,
+                mailbox,
+                state,
+                &options.account,
+                &saved,
+                uid_validity,
+            )?;
+            after_uid = resume.after_uid;
+            retry = resume.retry;
         }
     }
     if selected.exists == 0 {
@@ -269,6 +280,11 @@ pub fn dump_mailbox(
         .min(budget / (2 * lanes as u64 + 1))
         .max(1);
     let rtt = rtt.max(Duration::from_micros(100));
+    // RFC822.SIZE by UID, for the keys of the messages written.
+    let size_of: HashMap<u32, u32> = match state {
+        Some(_) => sized.iter().copied().collect(),
+        None => HashMap::new(),
+    };
     let planner = &Planner::new(sized, cap, budget, rtt);
     let Sessions {
         main,
@@ -314,6 +330,7 @@ pub fn dump_mailbox(
                 };
                 let (fetches, batch_bytes) = fetched?;
                 let mut last_uid = None;
+                let mut keys = Vec::new();
                 for fetch in &fetches {
                     // Unsolicited FETCH responses (flag changes) carry no body.
                     let (Some(body), Some(uid)) = (fetch.body.as_deref(), fetch.uid) else {
@@ -341,6 +358,10 @@ pub fn dump_mailbox(
                         out.write_message(&sender, time, &tagged)?;
                     }
                     last_uid = last_uid.max(Some(uid));
+                    if let Some(&size) = size_of.get(&uid) {
+                        let date = fetch.internal_date.map_or(0, |d| d.timestamp());
+                        keys.push(keys::message_key(&keys::message_id(body), size, date));
+                    }
                     unwritten.remove(&uid);
                     written += 1;
                     progress.advance(1, body.len() as u64);
@@ -348,6 +369,7 @@ pub fn dump_mailbox(
                 out.commit(state.is_some())?;
                 if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
                     last_written = last_written.max(last_uid);
+                    state.add_keys(&options.account, mailbox, &keys)?;
                     state.save(
                         &options.account,
                         mailbox,
@@ -355,6 +377,7 @@ pub fn dump_mailbox(
                             uid_validity,
                             last_uid: last_written,
                             skipped: unwritten.range(..last_written).copied().collect(),
+                            keyed_from: Some(keyed_from),
                         },
                     )?;
                 }

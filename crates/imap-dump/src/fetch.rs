@@ -24,6 +24,9 @@ pub struct Fetched {
     pub internal_date: Option<DateTime<FixedOffset>>,
     pub flags: Vec<Flag<'static>>,
     pub body: Option<Vec<u8>>,
+    /// RFC822.SIZE and `BODY[HEADER.FIELDS (...)]`, when asked for (keys.rs).
+    pub size: Option<u32>,
+    pub header: Option<Vec<u8>>,
 }
 
 /// Longest line (outside literals) accepted in a FETCH response.
@@ -374,6 +377,10 @@ fn parse_fetch(mut parts: Vec<Part>) -> Result<Option<Fetched>, Error> {
                     })
                     .collect();
             }
+            ("RFC822.SIZE", Value::Atom(a)) => {
+                fetched.size = Some(a.parse().map_err(|_| bad("a size that is not a number"))?);
+            }
+            (n, Value::Str(h)) if n.starts_with("BODY[HEADER.FIELDS") => fetched.header = Some(h),
             (n, Value::Str(body)) if n.starts_with("BODY[]") => fetched.body = Some(body),
             (n, Value::Nil) if n.starts_with("BODY[]") => fetched.body = None,
             _ => {}
