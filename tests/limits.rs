@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mailpipe_e2e::fault_proxy::{Action, Dir, Fault, FaultProxy, Options, Step};
-use mailpipe_e2e::mail::{crlf, mbox_data, message_id, unique};
+use mailpipe_e2e::mail::{crlf, inbox_lock, mbox_data, message_id, unique};
 use mailpipe_e2e::{run_bounded, Finished as Run, Stack, Tool};
 
 /// --timeout of every run, in seconds.
@@ -349,4 +349,136 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
     let third = acct.run(port, &[]);
     assert_eq!(third.code, Some(0), "{}", third.stderr);
     assert!(mbox_data(&third.stdout).is_empty(), "nothing new: {}", third.stderr);
+}
+
+/// bob's maildrop, one test at a time (the imap-dump tests use alice's).
+struct Pop3 {
+    stack: Stack,
+    dir: tempfile::TempDir,
+    held: Vec<Vec<u8>>,
+    _bob: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Pop3 {
+    fn with(label: &str, count: usize, lines: usize) -> Pop3 {
+        let bob = inbox_lock(1);
+        let stack = Stack::get();
+        stack.expunge_inbox(&stack.user2);
+        let mut held = Vec::new();
+        for i in 0..count {
+            let m = message(&unique(&format!("pop-{label}-{i}")), &stack.user2, lines);
+            stack.save(&stack.user2, "INBOX", &m);
+            held.push(crlf(&m));
+        }
+        Pop3 {
+            stack,
+            dir: tempfile::tempdir().expect("tempdir"),
+            held,
+            _bob: bob,
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("pop3.state")
+    }
+
+    /// pop3-dump --state (not with --list) over plaintext at `port`.
+    fn run(&self, port: u16, extra: &[&str]) -> Run {
+        let url = self.stack.url("pop3", port);
+        let mut cmd = self
+            .stack
+            .login(Tool::Pop3Dump, &url, &self.stack.user2, &self.stack.pass2);
+        cmd.env("HOME", self.dir.path())
+            .args(["--tls", "none", "--allow-plaintext-auth", "-q"])
+            .arg(format!("--timeout={TIMEOUT}"))
+            .args(extra);
+        if !extra.contains(&"--list") {
+            cmd.arg("--state").arg(self.state());
+        }
+        run_bounded(&mut cmd, b"", Duration::from_secs(60), |_| {})
+    }
+
+    /// The UIDLs on the server, in order (pop3-dump --list: number, size, UIDL).
+    fn uidls(&self) -> Vec<String> {
+        let out = self.run(self.stack.pop3_port, &["--list"]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+            .collect()
+    }
+
+    /// The UIDLs the state file names as exported.
+    fn saved(&self) -> BTreeSet<String> {
+        std::fs::read_to_string(self.state())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The server answers the third RETR with `-ERR [SYS/TEMP]` (RFC 3206), or
+/// the connection is cut there: the two messages before it are written
+/// whole and the state names exactly them, exit 75 with one line (the
+/// server's words, "run again to resume"), and a second run exports exactly
+/// the rest. Before, the state was not saved at all (and [SYS/TEMP] was 76).
+#[test]
+fn pop3_sys_temp_or_a_cut_mid_export_stops_resumably() {
+    let third_reply = || {
+        vec![
+            Step::Sent(Dir::ToServer, b"RETR 1\r\n".to_vec()),
+            Step::Sent(Dir::ToClient, b"\r\n.\r\n".to_vec()),
+            Step::Sent(Dir::ToClient, b"\r\n.\r\n".to_vec()),
+        ]
+    };
+    let faults = [
+        (
+            Fault::replace(
+                third_reply(),
+                b"-ERR [SYS/TEMP] Mailbox temporarily unavailable\r\n",
+                Action::Stall,
+            ),
+            "RETR 3: -ERR [SYS/TEMP] Mailbox temporarily unavailable",
+        ),
+        (Fault::cut(third_reply()), "closed"),
+    ];
+    for (fault, says) in faults {
+        let acct = Pop3::with("systemp", 6, 50);
+        let uidls = acct.uidls();
+        let proxy = FaultProxy::start(acct.stack.pop3_port, fault);
+        let first = acct.run(proxy.port(), &[]);
+        drop(proxy);
+        assert_one_line(&first, "pop3-dump", 75, &[says, "run again to resume"]);
+        assert_eq!(mbox_data(&first.stdout), acct.held[..2].to_vec());
+        let exported: BTreeSet<String> = uidls[..2].iter().cloned().collect();
+        assert_eq!(acct.saved(), exported, "the state names exactly what was written");
+        let second = acct.run(acct.stack.pop3_port, &[]);
+        assert_eq!(second.code, Some(0), "{}", second.stderr);
+        assert_eq!(mbox_data(&second.stdout), acct.held[2..].to_vec());
+        assert_eq!(acct.saved(), uidls.iter().cloned().collect());
+    }
+}
+
+/// pop3-dump --max-bytes: the messages that fit, exit 0 and one line; the
+/// next run goes on.
+#[test]
+fn pop3_max_bytes_stops_and_the_next_run_goes_on() {
+    let acct = Pop3::with("maxbytes", 5, 50);
+    let sizes: Vec<usize> = acct.held.iter().map(Vec::len).collect();
+    let cap = (sizes[0] + sizes[1] + sizes[2] - 1).to_string();
+    let first = acct.run(acct.stack.pop3_port, &["--max-bytes", &cap]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(
+        first.stderr.starts_with("pop3-dump: --max-bytes") && first.stderr.lines().count() == 1,
+        "{}",
+        first.stderr
+    );
+    assert_eq!(mbox_data(&first.stdout), acct.held[..2].to_vec());
+    let second = acct.run(acct.stack.pop3_port, &["--max-bytes", &cap]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert_eq!(mbox_data(&second.stdout), acct.held[2..4].to_vec());
+    let third = acct.run(acct.stack.pop3_port, &[]);
+    assert_eq!(mbox_data(&third.stdout), acct.held[4..].to_vec());
 }

@@ -56,6 +56,12 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub max_size: Option<ByteSize>,
 
+    /// Stop cleanly once this much (by the LIST sizes) was exported, before
+    /// the message that would cross it: exit 0, the state saved, a line on
+    /// stderr; the next run with --state goes on from there. Account key max_bytes
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<ByteSize>,
+
     /// Export only each message's header (TOP n 0)
     #[arg(long, conflicts_with = "list")]
     pub headers_only: bool,

@@ -34,6 +34,8 @@ const PIPELINE_BYTES: u64 = 4 << 20;
 pub struct ExportOptions {
     pub limit: Option<usize>,
     pub max_size: Option<u64>,
+    /// --max-bytes: stop before the message that would take the export past it.
+    pub max_bytes: Option<u64>,
     pub headers_only: bool,
     pub delete: bool,
     pub state: Option<PathBuf>,
@@ -86,7 +88,9 @@ pub fn export(
     // TOP n 0 fetches a fraction of the sizes LIST gave.
     let bytes = (!options.headers_only).then(|| chosen.iter().map(|e| e.size).sum());
     progress.start("", Some(chosen.len() as u64), bytes);
-    let written = retrieve(
+    // A connection cut or a server that says "not now" ([SYS/TEMP]...)
+    // stops the retrieval: what was written is still flushed and saved.
+    let (written, stopped) = retrieve(
         session,
         &chosen,
         options.headers_only,
@@ -117,6 +121,15 @@ pub fn export(
         state.update(&key, &on_server, &exported);
         state.save()?;
     }
+    if let Some(e) = stopped {
+        // Nothing is deleted, and the server is not waited for.
+        return Err(match options.state {
+            Some(_) if e.exit() == Exit::TempFail => {
+                Error::new(e.exit(), format!("{}; run again to resume", e.message()))
+            }
+            _ => e,
+        });
+    }
     let failed = outcome.worst().is_some();
     if options.delete && !failed && !written.is_empty() {
         delete(session, &written, pipelining)?;
@@ -144,7 +157,7 @@ fn choose<'a>(
     notice: &dyn Fn(&str),
 ) -> Vec<&'a Entry> {
     let mut too_big = 0usize;
-    let chosen: Vec<&Entry> = maildrop
+    let mut chosen: Vec<&Entry> = maildrop
         .entries
         .iter()
         .filter(|e| match (state, &e.uidl) {
@@ -158,6 +171,25 @@ fn choose<'a>(
         })
         .take(options.limit.unwrap_or(usize::MAX))
         .collect();
+    if let Some(max) = options.max_bytes {
+        let mut total = 0u64;
+        let fit = chosen
+            .iter()
+            .take_while(|e| {
+                total = total.saturating_add(e.size);
+                total <= max
+            })
+            .count();
+        if fit < chosen.len() {
+            eprintln!(
+                "pop3-dump: --max-bytes {} reached: {fit} of {} messages exported, the rest \
+                 left for the next run; run again to resume",
+                mailpipe::ByteSize(max),
+                chosen.len()
+            );
+            chosen.truncate(fit);
+        }
+    }
     if too_big > 0 {
         notice(&format!(
             "skipped {too_big} messages larger than --max-size"
@@ -167,8 +199,10 @@ fn choose<'a>(
 }
 
 /// RETRs (or TOP n 0) the chosen messages and writes each whole. Returns the
-/// ones written. A message the server refuses is reported and recorded in
-/// `outcome`; a broken connection or output ends the run with an error.
+/// ones written, and what stopped the retrieval early: a broken connection,
+/// or a refusal that means "not now" (RFC 2449/3206: `[SYS/TEMP]`,
+/// `[IN-USE]`, `[LOGIN-DELAY]`). Any other refusal of a message is reported
+/// and recorded in `outcome`; a failed output ends the run with an error.
 fn retrieve<'a, W: Write>(
     session: &mut Session,
     chosen: &[&'a Entry],
@@ -177,7 +211,7 @@ fn retrieve<'a, W: Write>(
     out: &mut MboxWriter<W>,
     outcome: &mut Outcome,
     progress: &Progress,
-) -> Result<Vec<&'a Entry>, Error> {
+) -> Result<(Vec<&'a Entry>, Option<Error>), Error> {
     let client = &mut session.client;
     let command = |e: &Entry| match headers_only {
         true => format!("TOP {} 0", e.number),
@@ -200,11 +234,20 @@ fn retrieve<'a, W: Write>(
                 window.sent(cost(chosen[sent]));
                 sent += 1;
             }
-            client.flush()?;
+            if let Err(e) = client.flush() {
+                return Ok((written, Some(e)));
+            }
         }
         window.answered(cost(entry));
         let what = command(entry);
-        let status = client.read_message(&mut message, entry.size, &what)?;
+        let status = match client.read_message(&mut message, entry.size, &what) {
+            Ok(status) => status,
+            Err(e) => return Ok((written, Some(e))),
+        };
+        if !status.ok && status.auth_failure_exit() == Exit::TempFail {
+            let e = Error::new(Exit::TempFail, format!("{what}: {}", status.describe()));
+            return Ok((written, Some(e)));
+        }
         if !status.ok {
             let e = Error::protocol(format!("{what}: {}", status.describe()));
             mailpipe::exit::report("pop3-dump", &e);
@@ -218,7 +261,7 @@ fn retrieve<'a, W: Write>(
         written.push(*entry);
         progress.advance(1, message.len() as u64);
     }
-    Ok(written)
+    Ok((written, None))
 }
 
 /// DELE for every written message; if the server refuses any, RSET so that
