@@ -145,7 +145,10 @@ impl Imap {
         let got = mbox_data(out);
         assert!(got.len() <= self.held.len());
         for (i, m) in got.iter().enumerate() {
-            assert!(*m == self.held[i], "message {i} is not whole or not in order");
+            assert!(
+                *m == self.held[i],
+                "message {i} is not whole or not in order"
+            );
         }
         let last_uid = self.saved().and_then(|m| m["last_uid"].as_u64());
         match got.len() {
@@ -236,10 +239,7 @@ fn no_limit_mid_fetch_stops_resumably() {
             &first,
             "imap-dump",
             75,
-            &[
-                "NO: [LIMIT] Download limit reached",
-                "run again to resume",
-            ],
+            &["NO: [LIMIT] Download limit reached", "run again to resume"],
         );
         let written = acct.assert_prefix_and_state(&first.stdout);
         assert!(written < 30, "{written} written");
@@ -247,6 +247,26 @@ fn no_limit_mid_fetch_stops_resumably() {
         assert_eq!(second.code, Some(0), "{}", second.stderr);
         acct.assert_complete(&[&first.stdout, &second.stdout]);
     }
+}
+
+/// Gmail allows 15 connections per account and answers the next with
+/// `* BYE Too many simultaneous connections`: with --connections 4 and a
+/// server that lets in two, imap-dump tries a third, is refused, opens no
+/// fourth, and dumps the whole mailbox over the two it has.
+#[test]
+fn the_first_refused_connection_ends_the_opening() {
+    let acct = Imap::with("refused", 40, 100);
+    let options = Options {
+        max_connections: 2,
+        refuse_beyond: Some(b"* BYE Too many simultaneous connections\r\n".to_vec()),
+        ..Options::default()
+    };
+    let proxy = FaultProxy::start_opts(acct.stack.imap_port, Fault::none(), options);
+    let run = acct.run(proxy.port(), &["--batch-size", "16K", "--connections", "4"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(mbox_data(&run.stdout), acct.held);
+    assert_eq!(proxy.connections(), 2, "two let in");
+    assert_eq!(proxy.refused(), 1, "one refused, and no attempt after it");
 }
 
 /// `--max-bytes` stops before the message that would cross it: exit 0, one
@@ -273,7 +293,11 @@ fn max_bytes_stops_at_the_right_message_and_the_next_run_goes_on() {
     let second = acct.run(port, &["--max-bytes", &cap]);
     assert_eq!(second.code, Some(0), "{}", second.stderr);
     let got = mbox_data(&second.stdout);
-    assert_eq!(got, acct.held[4..8].to_vec(), "the next four, from the fifth");
+    assert_eq!(
+        got,
+        acct.held[4..8].to_vec(),
+        "the next four, from the fifth"
+    );
     let third = acct.run(port, &["--max-bytes", &cap]);
     assert_eq!(third.code, Some(0), "{}", third.stderr);
     assert_eq!(third.stderr, "", "the rest fits: nothing to say");
@@ -294,10 +318,23 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
     let port = acct.stack.imap_port;
     let first = acct.run(port, &[]);
     assert_eq!(first.code, Some(0), "{}", first.stderr);
-    assert_eq!(mbox_data(&first.stdout), acct.held, "the first run dumps all");
+    assert_eq!(
+        mbox_data(&first.stdout),
+        acct.held,
+        "the first run dumps all"
+    );
     let validity = |acct: &Imap| -> u64 {
         let out = acct.stack.doveadm(
-            &["-f", "flow", "mailbox", "status", "-u", &acct.stack.user1, "uidvalidity", &acct.mailbox],
+            &[
+                "-f",
+                "flow",
+                "mailbox",
+                "status",
+                "-u",
+                &acct.stack.user1,
+                "uidvalidity",
+                &acct.mailbox,
+            ],
             b"",
         );
         let text = String::from_utf8_lossy(&out);
@@ -307,7 +344,9 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
             .unwrap_or_else(|| panic!("doveadm mailbox status: {text}"))
     };
     let before = validity(&acct);
-    let state_file = std::fs::metadata(acct.state()).map(|m| m.len()).unwrap_or(0);
+    let state_file = std::fs::metadata(acct.state())
+        .map(|m| m.len())
+        .unwrap_or(0);
     let sidecar = acct.dir.path().join("imap.state.keys");
     let keys = std::fs::metadata(&sidecar).map(|m| m.len()).unwrap_or(0);
     eprintln!("state of 500 messages: {state_file} bytes, keys sidecar {keys} bytes");
@@ -322,7 +361,15 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
     doveadm(&["move", "-u", &user, &mailbox, "mailbox", &aside, "all"]);
     doveadm(&["mailbox", "delete", "-u", &user, &aside]);
     let renumbered = (before + 1000).to_string();
-    doveadm(&["mailbox", "update", "-u", &user, "--uid-validity", &renumbered, &mailbox]);
+    doveadm(&[
+        "mailbox",
+        "update",
+        "-u",
+        &user,
+        "--uid-validity",
+        &renumbered,
+        &mailbox,
+    ]);
     assert_eq!(validity(&acct), before + 1000);
     acct.add(3, 3);
 
@@ -348,7 +395,11 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
 
     let third = acct.run(port, &[]);
     assert_eq!(third.code, Some(0), "{}", third.stderr);
-    assert!(mbox_data(&third.stdout).is_empty(), "nothing new: {}", third.stderr);
+    assert!(
+        mbox_data(&third.stdout).is_empty(),
+        "nothing new: {}",
+        third.stderr
+    );
 }
 
 /// bob's maildrop, one test at a time (the imap-dump tests use alice's).
@@ -453,7 +504,11 @@ fn pop3_sys_temp_or_a_cut_mid_export_stops_resumably() {
         assert_one_line(&first, "pop3-dump", 75, &[says, "run again to resume"]);
         assert_eq!(mbox_data(&first.stdout), acct.held[..2].to_vec());
         let exported: BTreeSet<String> = uidls[..2].iter().cloned().collect();
-        assert_eq!(acct.saved(), exported, "the state names exactly what was written");
+        assert_eq!(
+            acct.saved(),
+            exported,
+            "the state names exactly what was written"
+        );
         let second = acct.run(acct.stack.pop3_port, &[]);
         assert_eq!(second.code, Some(0), "{}", second.stderr);
         assert_eq!(mbox_data(&second.stdout), acct.held[2..].to_vec());
@@ -481,4 +536,30 @@ fn pop3_max_bytes_stops_and_the_next_run_goes_on() {
     assert_eq!(mbox_data(&second.stdout), acct.held[2..4].to_vec());
     let third = acct.run(acct.stack.pop3_port, &[]);
     assert_eq!(mbox_data(&third.stdout), acct.held[4..].to_vec());
+}
+
+/// A state written before keys were kept (no `keyed_from`, no sidecar) with
+/// another UIDVALIDITY: nothing can be matched, so the whole mailbox is
+/// dumped again with a warning saying why; the state then has keys.
+#[test]
+fn an_old_state_without_keys_falls_back_to_the_full_dump_with_a_warning() {
+    let acct = Imap::with("oldstate", 3, 3);
+    let key = format!("{}@localhost", acct.stack.user1);
+    let old = serde_json::json!({
+        "version": 2,
+        "accounts": { key: { acct.mailbox.clone(): { "uid_validity": 1, "last_uid": 3 } } }
+    });
+    std::fs::write(acct.state(), old.to_string()).expect("old state");
+    let run = acct.run(acct.stack.imap_port, &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(mbox_data(&run.stdout), acct.held, "all of it again");
+    let err = run.stderr.trim_end();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("UIDVALIDITY changed from 1")
+            && err.contains("before imap-dump kept message keys"),
+        "{err}"
+    );
+    let saved = acct.saved().expect("state");
+    assert_eq!(saved["keyed_from"].as_u64(), Some(0), "{saved}");
 }

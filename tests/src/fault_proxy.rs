@@ -144,8 +144,11 @@ impl Fault {
 /// How a proxy is bounded, and whether its connections share one plan.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Connections served at most; later ones are not accepted.
+    /// Connections served at most; later ones are not accepted...
     pub max_connections: usize,
+    /// ...or, if set, accepted, sent these bytes and closed: a server's
+    /// "too many connections" (`* BYE ...`), counted by [`FaultProxy::refused`].
+    pub refuse_beyond: Option<Vec<u8>>,
     /// Everything ends after this long.
     pub lifetime: Duration,
     /// The address to listen on (127.0.0.2 reaches a server under a name
@@ -161,6 +164,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             max_connections: 4,
+            refuse_beyond: None,
             lifetime: Duration::from_secs(60),
             listen: Ipv4Addr::LOCALHOST,
             one_plan: false,
@@ -179,6 +183,7 @@ struct Shared {
     stop: AtomicBool,
     fired: AtomicUsize,
     connections: AtomicUsize,
+    refused: AtomicUsize,
     /// Bytes forwarded, per direction, over all connections.
     forwarded: [AtomicUsize; 2],
     /// Sizes of the chunks forwarded, in order (to learn a session's shape).
@@ -244,6 +249,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             fired: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
             forwarded: [AtomicUsize::new(0), AtomicUsize::new(0)],
             chunks: Mutex::new(Vec::new()),
             from_client: Mutex::new(Vec::new()),
@@ -293,6 +299,11 @@ impl FaultProxy {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections refused beyond `max_connections` ([`Options::refuse_beyond`]).
+    pub fn refused(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
+    }
+
     /// Bytes forwarded in `dir` so far, over all connections.
     pub fn forwarded(&self, dir: Dir) -> usize {
         self.shared.forwarded[dir.index()].load(Ordering::SeqCst)
@@ -337,13 +348,23 @@ fn accept_loop(
             Arc::new(AtomicBool::new(false)),
         )
     });
-    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < options.max_connections
-    {
+    while !shared.stopping() {
+        let full = shared.connections.load(Ordering::SeqCst) >= options.max_connections;
+        if full && options.refuse_beyond.is_none() {
+            return;
+        }
         let client = match accept_polling(&listener) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(_) => return,
         };
+        if let (true, Some(bytes)) = (full, &options.refuse_beyond) {
+            let _ = client.set_nonblocking(false);
+            let _ = (&client).write_all(bytes);
+            let _ = client.shutdown(Shutdown::Both);
+            shared.refused.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
             let _ = client.shutdown(Shutdown::Both);

@@ -158,7 +158,10 @@ mod tests {
     fn appends_are_read_back_up_to_the_valid_length() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = sidecar(&dir.path().join("s.state"));
-        assert_eq!(path.file_name().and_then(|n| n.to_str()), Some("s.state.keys"));
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("s.state.keys")
+        );
         let (inbox, sent) = (mailbox_tag("a@h", "INBOX"), mailbox_tag("a@h", "Sent"));
         let len = append(&path, 0, inbox, &[1, 2, 2]).expect("append");
         let len = append(&path, len, sent, &[3]).expect("append");
@@ -166,7 +169,11 @@ mod tests {
         let stale = append(&path, len, inbox, &[9]).expect("append");
         assert_eq!(stale, 80);
         let got = read(&path, len, inbox).expect("read");
-        assert_eq!(got, HashMap::from([(1, 1), (2, 2)]), "9 is beyond the length");
+        assert_eq!(
+            got,
+            HashMap::from([(1, 1), (2, 2)]),
+            "9 is beyond the length"
+        );
         let len = append(&path, len, inbox, &[4]).expect("append");
         assert_eq!(std::fs::metadata(&path).map(|m| m.len()).ok(), Some(len));
         assert_eq!(read(&path, len, inbox).expect("read").get(&4), Some(&1));

@@ -243,7 +243,9 @@ fn listed_capabilities(replies: &[u8]) -> Option<Vec<String>> {
 fn refused(endpoint: &Endpoint, e: FetchError) -> Error {
     match e {
         FetchError::Failed(e) => e.context(&endpoint.url),
-        FetchError::Refused { status, text } => crate::throttle::refused(&endpoint.url, &status, &text),
+        FetchError::Refused { status, text } => {
+            crate::throttle::refused(&endpoint.url, &status, &text)
+        }
     }
 }
 

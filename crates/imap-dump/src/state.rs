@@ -264,7 +264,9 @@ mod tests {
             keyed_from: Some(0),
         };
         state.save(ALICE, "INBOX", s.clone()).expect("save");
-        state.add_keys(ALICE, "INBOX", &[9]).expect("keys, never saved");
+        state
+            .add_keys(ALICE, "INBOX", &[9])
+            .expect("keys, never saved");
         let again = StateFile::load(&path).expect("load");
         assert_eq!(again.get(ALICE, "INBOX"), Some(s));
         assert_eq!(

@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(temporary_code("LIMIT reached"), None);
         let e = refused(&"imaps://h", "NO", "[LIMIT] Download limit");
         assert_eq!(e.exit(), Exit::TempFail);
-        assert_eq!(e.message(), "imaps://h: server said NO: [LIMIT] Download limit");
+        assert_eq!(
+            e.message(),
+            "imaps://h: server said NO: [LIMIT] Download limit"
+        );
         assert_eq!(refused(&"u", "NO", "[SERVERBUG] x").exit(), Exit::Protocol);
         assert_eq!(refused(&"u", "BAD", "[LIMIT] x").exit(), Exit::Protocol);
     }

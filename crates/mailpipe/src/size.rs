@@ -124,10 +124,18 @@ mod tests {
     #[test]
     fn a_flag_wins_over_the_account_whose_value_must_parse() {
         let from = |flag, account| ByteSize::flag_or_account(flag, "max_bytes", account);
-        assert_eq!(from(None, Some("2400M")).ok(), Some(Some(ByteSize(2400 << 20))));
-        assert_eq!(from(Some(ByteSize(5)), Some("x")).ok(), Some(Some(ByteSize(5))));
+        assert_eq!(
+            from(None, Some("2400M")).ok(),
+            Some(Some(ByteSize(2400 << 20)))
+        );
+        assert_eq!(
+            from(Some(ByteSize(5)), Some("x")).ok(),
+            Some(Some(ByteSize(5)))
+        );
         assert_eq!(from(None, None).ok(), Some(None));
-        let e = from(None, Some("lots")).err().map(|e| (e.exit(), e.message().to_string()));
+        let e = from(None, Some("lots"))
+            .err()
+            .map(|e| (e.exit(), e.message().to_string()));
         assert!(matches!(e, Some((crate::Exit::Config, m)) if m.contains("max_bytes")));
     }
 }
