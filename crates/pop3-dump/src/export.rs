@@ -111,7 +111,9 @@ pub fn export(
         )?;
     }
 
-    if let Some(state) = &mut state {
+    // A stopped export that wrote nothing leaves the state as it was.
+    let nothing_new = stopped.is_some() && written.is_empty();
+    if let Some(state) = state.as_mut().filter(|_| !nothing_new) {
         let on_server: Vec<&str> = maildrop
             .entries
             .iter()
