@@ -424,10 +424,14 @@ fn search(
         None => range,
     };
     let found = session.uid_search(&query).map_err(|e| match e {
-        imap::Error::No(r) if criteria.is_some() => Error::usage(format!(
-            "{}: the server refused --search: {}",
-            endpoint.url, r.information
-        )),
+        imap::Error::No(r)
+            if criteria.is_some() && throttle::temporary_code(&r.information).is_none() =>
+        {
+            Error::usage(format!(
+                "{}: the server refused --search: {}",
+                endpoint.url, r.information
+            ))
+        }
         imap::Error::Bad(r) if criteria.is_some() => Error::usage(format!(
             "{}: the server refused --search: {}",
             endpoint.url, r.information

@@ -57,6 +57,9 @@ pub fn recover(
         .into_iter()
         .collect::<Vec<u32>>();
     uids.sort_unstable();
+    if uids.is_empty() {
+        return Ok(Resume::default());
+    }
     let mut matched = 0usize;
     let mut last_matched = 0u32;
     let mut unmatched = Vec::new();
