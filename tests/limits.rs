@@ -223,24 +223,28 @@ fn bye_mid_fetch_stops_resumably() {
 }
 
 /// Yahoo's `NO [LIMIT]` as the tagged reply to a FETCH (the second on each
-/// connection), with FETCHes in flight: the batch it ends is not written.
+/// connection), with FETCHes in flight, and RFC 5530's other "not now"
+/// codes: the batch it ends is not written, 75 with the server's words.
 #[test]
 fn no_limit_mid_fetch_stops_resumably() {
-    for connections in ["1", "4"] {
-        let acct = Imap::with(&format!("limit{connections}"), 30, 100);
+    let cases = [
+        ("LIMIT", "Download limit reached, try again later", "1"),
+        ("LIMIT", "Download limit reached, try again later", "4"),
+        ("OVERQUOTA", "Daily transfer quota exceeded", "4"),
+        ("UNAVAILABLE", "Backend temporarily unavailable", "1"),
+    ];
+    for (code, text, connections) in cases {
+        let acct = Imap::with(&format!("{code}{connections}"), 30, 100);
+        let reply = format!("p2 NO [{code}] {text}\r\n");
         let fault = Fault::replace(
             [after_body_fetch(), before_server(b"p2 OK")],
-            b"p2 NO [LIMIT] Download limit reached, try again later\r\n",
+            reply.as_bytes(),
             Action::Stall,
         );
         let extra = ["--batch-size", "20000", "--connections", connections];
         let first = acct.run_faulted(fault, &extra);
-        assert_one_line(
-            &first,
-            "imap-dump",
-            75,
-            &["NO: [LIMIT] Download limit reached", "run again to resume"],
-        );
+        let says = format!("NO: [{code}] {text}");
+        assert_one_line(&first, "imap-dump", 75, &[&says, "run again to resume"]);
         let written = acct.assert_prefix_and_state(&first.stdout);
         assert!(written < 30, "{written} written");
         let second = acct.run(acct.stack.imap_port, &[]);

@@ -762,4 +762,39 @@ mod tests {
         drop(proxy);
         server.join().expect("server");
     }
+
+    /// `Fault::replace` hands the client its own bytes at the fault point
+    /// instead of the server's; `refuse_beyond` answers connections past the
+    /// limit with its bytes and counts them.
+    #[test]
+    fn replaces_the_server_and_refuses_beyond_the_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"0123456789");
+                thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let options = Options {
+            max_connections: 1,
+            refuse_beyond: Some(b"* BYE too many\r\n".to_vec()),
+            ..Options::default()
+        };
+        let fault = Fault::replace([bytes(Dir::ToClient, 4)], b"* BYE done\r\n", Action::Cut);
+        let proxy = FaultProxy::start_opts(port, fault, options);
+        let read_all = || {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            got
+        };
+        assert_eq!(read_all(), b"0123* BYE done\r\n");
+        assert_eq!(read_all(), b"* BYE too many\r\n");
+        assert_eq!((proxy.connections(), proxy.refused()), (1, 1));
+        drop(proxy);
+        server.join().expect("server");
+    }
 }
