@@ -10,6 +10,11 @@
 //! Byte counts work under TLS too (the proxy never decrypts); patterns only
 //! make sense on plaintext connections.
 //!
+//! At the fault point the proxy can also hand the client bytes of its own
+//! ([`Fault::replace`]) in place of what the server would send next: a
+//! provider's `* BYE Session expired` or `NO [LIMIT]`, which a real server
+//! does not produce on demand.
+//!
 //! The proxy also keeps every byte the client sent (see
 //! [`FaultProxy::from_client`]), so that a test can check which commands
 //! went out before the fault, and it can count one plan over all of a tool's
@@ -78,6 +83,8 @@ pub struct Fault {
     pub action: Option<Action>,
     /// Wait this long before forwarding each chunk read, in both directions.
     pub delay: Option<Duration>,
+    /// Written to the client at the fault point, before the action.
+    pub inject: Option<Vec<u8>>,
 }
 
 impl Fault {
@@ -87,6 +94,7 @@ impl Fault {
             steps: Vec::new(),
             action: None,
             delay: None,
+            inject: None,
         }
     }
 
@@ -96,6 +104,7 @@ impl Fault {
             steps: steps.into(),
             action: Some(Action::Cut),
             delay: None,
+            inject: None,
         }
     }
 
@@ -105,6 +114,7 @@ impl Fault {
             steps: steps.into(),
             action: Some(Action::Stall),
             delay: None,
+            inject: None,
         }
     }
 
@@ -114,6 +124,19 @@ impl Fault {
             steps: Vec::new(),
             action: None,
             delay: Some(delay),
+            inject: None,
+        }
+    }
+
+    /// At the point the steps describe, send the client `bytes` instead of
+    /// what the server sends from there on, then `then`: cut (a server that
+    /// says BYE and closes) or stall (one that said NO and waits).
+    pub fn replace(steps: impl Into<Vec<Step>>, bytes: &[u8], then: Action) -> Fault {
+        Fault {
+            steps: steps.into(),
+            action: Some(then),
+            delay: None,
+            inject: Some(bytes.to_vec()),
         }
     }
 }
@@ -121,8 +144,11 @@ impl Fault {
 /// How a proxy is bounded, and whether its connections share one plan.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Connections served at most; later ones are not accepted.
+    /// Connections served at most; later ones are not accepted...
     pub max_connections: usize,
+    /// ...or, if set, accepted, sent these bytes and closed: a server's
+    /// "too many connections" (`* BYE ...`), counted by [`FaultProxy::refused`].
+    pub refuse_beyond: Option<Vec<u8>>,
     /// Everything ends after this long.
     pub lifetime: Duration,
     /// The address to listen on (127.0.0.2 reaches a server under a name
@@ -138,6 +164,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             max_connections: 4,
+            refuse_beyond: None,
             lifetime: Duration::from_secs(60),
             listen: Ipv4Addr::LOCALHOST,
             one_plan: false,
@@ -156,6 +183,7 @@ struct Shared {
     stop: AtomicBool,
     fired: AtomicUsize,
     connections: AtomicUsize,
+    refused: AtomicUsize,
     /// Bytes forwarded, per direction, over all connections.
     forwarded: [AtomicUsize; 2],
     /// Sizes of the chunks forwarded, in order (to learn a session's shape).
@@ -221,6 +249,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             fired: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
             forwarded: [AtomicUsize::new(0), AtomicUsize::new(0)],
             chunks: Mutex::new(Vec::new()),
             from_client: Mutex::new(Vec::new()),
@@ -270,6 +299,11 @@ impl FaultProxy {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections refused beyond `max_connections` ([`Options::refuse_beyond`]).
+    pub fn refused(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
+    }
+
     /// Bytes forwarded in `dir` so far, over all connections.
     pub fn forwarded(&self, dir: Dir) -> usize {
         self.shared.forwarded[dir.index()].load(Ordering::SeqCst)
@@ -314,13 +348,23 @@ fn accept_loop(
             Arc::new(AtomicBool::new(false)),
         )
     });
-    while !shared.stopping() && shared.connections.load(Ordering::SeqCst) < options.max_connections
-    {
+    while !shared.stopping() {
+        let full = shared.connections.load(Ordering::SeqCst) >= options.max_connections;
+        if full && options.refuse_beyond.is_none() {
+            return;
+        }
         let client = match accept_polling(&listener) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(_) => return,
         };
+        if let (true, Some(bytes)) = (full, &options.refuse_beyond) {
+            let _ = client.set_nonblocking(false);
+            let _ = (&client).write_all(bytes);
+            let _ = client.shutdown(Shutdown::Both);
+            shared.refused.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
             let _ = client.shutdown(Shutdown::Both);
@@ -351,6 +395,7 @@ fn accept_loop(
             plan,
             action: fault.action,
             delay: fault.delay,
+            inject: fault.inject.clone(),
             fired,
             shared_plan: one_plan.is_some(),
             sockets: [client.try_clone().ok(), server.try_clone().ok()],
@@ -389,6 +434,7 @@ struct Connection {
     plan: Arc<Mutex<Plan>>,
     action: Option<Action>,
     delay: Option<Duration>,
+    inject: Option<Vec<u8>>,
     fired: Arc<AtomicBool>,
     /// The plan (and the fault) is the proxy's, not this connection's.
     shared_plan: bool,
@@ -586,6 +632,9 @@ fn fire(conn: &Connection, shared: &Shared) {
         return;
     }
     shared.fired.fetch_add(1, Ordering::SeqCst);
+    if let (Some(bytes), Some(mut client)) = (&conn.inject, conn.sockets[0].as_ref()) {
+        let _ = client.write_all(bytes);
+    }
     if conn.action == Some(Action::Cut) {
         conn.shut_at_fault(shared);
     }
@@ -710,6 +759,41 @@ mod tests {
             sent.starts_with(b"one") && proxy.connections() == 3,
             "{sent:?}"
         );
+        drop(proxy);
+        server.join().expect("server");
+    }
+
+    /// `Fault::replace` hands the client its own bytes at the fault point
+    /// instead of the server's; `refuse_beyond` answers connections past the
+    /// limit with its bytes and counts them.
+    #[test]
+    fn replaces_the_server_and_refuses_beyond_the_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(b"0123456789");
+                thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let options = Options {
+            max_connections: 1,
+            refuse_beyond: Some(b"* BYE too many\r\n".to_vec()),
+            ..Options::default()
+        };
+        let fault = Fault::replace([bytes(Dir::ToClient, 4)], b"* BYE done\r\n", Action::Cut);
+        let proxy = FaultProxy::start_opts(port, fault, options);
+        let read_all = || {
+            let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).expect("connect");
+            c.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            got
+        };
+        assert_eq!(read_all(), b"0123* BYE done\r\n");
+        assert_eq!(read_all(), b"* BYE too many\r\n");
+        assert_eq!((proxy.connections(), proxy.refused()), (1, 1));
         drop(proxy);
         server.join().expect("server");
     }

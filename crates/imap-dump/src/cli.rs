@@ -29,7 +29,12 @@ state unmoved, run again). --state with stdout on /dev/null or closed (>&-)
 is refused (74). A run killed at any moment therefore never
 skips a message next time; it may write some again (a duplicate is better than
 a loss). If the server renumbers a mailbox (UIDVALIDITY changes), imap-dump
-says so and dumps the whole mailbox again. When appending to a file whose last
+matches its messages against keys the state keeps of each message written
+(Message-ID, size, INTERNALDATE, in FILE.keys) and dumps only the others; a
+state from before the keys means dumping it all again, with a warning.
+A server that stops the export for now (* BYE, NO [LIMIT]) or a lost
+connection ends the run with 75: what was whole is written and in the
+state; run again to resume. When appending to a file whose last
 message a killed run cut short, imap-dump first ends it with a blank line, so
 the next message is never swallowed. The state is per mailbox, not per
 --search: a later run with other criteria still starts after the saved UID.
@@ -95,6 +100,12 @@ pub struct Args {
     /// K, M, G suffixes (1024, 1024², 1024³) allowed
     #[arg(long, value_name = "BYTES")]
     pub max_size: Option<ByteSize>,
+    /// Stop cleanly once this much (RFC822.SIZE, over all mailboxes) was
+    /// fetched, before the message that would cross it: exit 0, the state
+    /// saved, a line on stderr; the next run with --state goes on from there.
+    /// For a daily download cap (Gmail: 2,500 MB); account key max_bytes
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<ByteSize>,
     /// Remember what was dumped here (per user@host and mailbox); the next run
     /// fetches only newer messages
     #[arg(long, value_name = "FILE")]

@@ -5,6 +5,7 @@
 //! main thread writes the batches in UID order, each once its tagged OK has
 //! arrived (whole messages only), and advances the state after each.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -12,14 +13,18 @@ use chrono::Utc;
 use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
+use crate::cap::ByteCap;
 use crate::criteria::{self, Literals};
 use crate::id;
+use crate::keys;
 use crate::lanes::{self, uid_set, Fetch, Planner};
 use crate::message;
 use crate::mutf7;
+use crate::renumbered;
 use crate::session::{self, imap_error, Session};
 use crate::sink::{Message, Sink};
 use crate::state::{MailboxState, StateFile};
+use crate::throttle;
 use crate::when::When;
 
 /// What the user asked for that applies to every mailbox.
@@ -34,6 +39,8 @@ pub struct DumpOptions {
     pub connections: usize,
     /// `user@host`: the account's section of the state file.
     pub account: String,
+    /// `--max-bytes`: what this run may still fetch.
+    pub max_bytes: Option<ByteCap>,
 }
 
 /// The logged-in connections: the one every command uses, and helpers
@@ -138,6 +145,9 @@ pub fn dump_mailbox(
         imap::Error::No(no) if !id_sent && id::is_unsafe_login(&no.information) => {
             id::unsafe_login_error(endpoint, mailbox, &no.information)
         }
+        imap::Error::No(no) if throttle::temporary_code(&no.information).is_some() => {
+            imap_error(endpoint, imap::Error::No(no))
+        }
         imap::Error::No(no) => Error::new(
             Exit::NoInput,
             format!(
@@ -153,6 +163,8 @@ pub fn dump_mailbox(
     let mut after_uid = 0;
     // UIDs an earlier run skipped for --max-size: tried again.
     let mut retry: Vec<u32> = Vec::new();
+    // Every message written with a UID above this has its key recorded.
+    let mut keyed_from = 0;
     if let Some(saved) = state
         .as_deref()
         .and_then(|s| s.get(&options.account, mailbox))
@@ -161,13 +173,19 @@ pub fn dump_mailbox(
             after_uid = saved.last_uid;
             retry = saved.skipped;
             retry.sort_unstable();
-        } else {
-            eprintln!(
-                "imap-dump: {mailbox}: UIDVALIDITY changed from {} to {uid_validity}: the server \
-                 renumbered the mailbox; dumping all of it again (earlier messages will be \
-                 duplicated)",
-                saved.uid_validity
-            );
+            keyed_from = saved.keyed_from.unwrap_or(saved.last_uid);
+        } else if let Some(state) = state.as_deref_mut() {
+            let resume = renumbered::recover(
+                session,
+                endpoint,
+                mailbox,
+                state,
+                &options.account,
+                &saved,
+                uid_validity,
+            )?;
+            after_uid = resume.after_uid;
+            retry = resume.retry;
         }
     }
     if selected.exists == 0 {
@@ -214,8 +232,30 @@ pub fn dump_mailbox(
             );
         }
     }
+    // Retried or too big, not yet written: the state's `skipped` below its
+    // last UID (also those --limit or --max-bytes leave for the next run).
+    let mut unwritten: std::collections::BTreeSet<u32> = too_big.iter().copied().collect();
+    unwritten.extend(
+        sized
+            .iter()
+            .map(|&(uid, _)| uid)
+            .filter(|&u| u <= after_uid),
+    );
     if let Some(limit) = options.limit {
         sized.truncate(limit);
+    }
+    if let Some(cap) = &options.max_bytes {
+        let was_reached = cap.reached();
+        let fit = cap.take(&sized);
+        if fit < sized.len() && !was_reached {
+            eprintln!(
+                "imap-dump: {mailbox}: --max-bytes {} reached: {fit} of {} messages fetched, \
+                 the rest left for the next run; run again to resume",
+                mailpipe::ByteSize(cap.max()),
+                sized.len()
+            );
+        }
+        sized.truncate(fit);
     }
     let total_bytes: u64 = sized.iter().map(|&(_, s)| u64::from(s)).sum();
     progress.start(mailbox, Some(sized.len() as u64), Some(total_bytes));
@@ -225,14 +265,6 @@ pub fn dump_mailbox(
         "(UID INTERNALDATE BODY.PEEK[])"
     };
     let mut written = 0usize;
-    // Retried or too big, not yet written: the state's `skipped` below its last UID.
-    let mut unwritten: std::collections::BTreeSet<u32> = too_big.iter().copied().collect();
-    unwritten.extend(
-        sized
-            .iter()
-            .map(|&(uid, _)| uid)
-            .filter(|&u| u <= after_uid),
-    );
     let mut last_written = after_uid;
     // One more connection per two batches' worth of mail (16 MiB by
     // default), up to --connections: a small mailbox is done before a
@@ -250,6 +282,11 @@ pub fn dump_mailbox(
         .min(budget / (2 * lanes as u64 + 1))
         .max(1);
     let rtt = rtt.max(Duration::from_micros(100));
+    // RFC822.SIZE by UID, for the keys of the messages written.
+    let size_of: HashMap<u32, u32> = match state {
+        Some(_) => sized.iter().copied().collect(),
+        None => HashMap::new(),
+    };
     let planner = &Planner::new(sized, cap, budget, rtt);
     let Sessions {
         main,
@@ -295,14 +332,19 @@ pub fn dump_mailbox(
                 };
                 let (fetches, batch_bytes) = fetched?;
                 let mut last_uid = None;
-                // Advances the state to `last_uid` once `out` made it durable.
+                let mut keys = Vec::new();
+                // Advances the state to `last_uid` once `out` made it durable,
+                // the keys of what it holds (UIDVALIDITY recovery) first.
                 let mut advance = |last_uid: Option<u32>,
                                    unwritten: &std::collections::BTreeSet<u32>,
+                                   keys: &mut Vec<_>,
                                    out: &mut Sink<'_>|
                  -> Result<(), Error> {
                     out.commit(state.is_some())?;
                     if let (Some(state), Some(last_uid)) = (state.as_deref_mut(), last_uid) {
                         last_written = last_written.max(last_uid);
+                        state.add_keys(&options.account, mailbox, keys)?;
+                        keys.clear();
                         state.save(
                             &options.account,
                             mailbox,
@@ -310,6 +352,7 @@ pub fn dump_mailbox(
                                 uid_validity,
                                 last_uid: last_written,
                                 skipped: unwritten.range(..last_written).copied().collect(),
+                                keyed_from: Some(keyed_from),
                             },
                         )?;
                     }
@@ -351,15 +394,19 @@ pub fn dump_mailbox(
                         bytes,
                     })?;
                     last_uid = last_uid.max(Some(uid));
+                    if let Some(&size) = size_of.get(&uid) {
+                        let date = fetch.internal_date.map_or(0, |d| d.timestamp());
+                        keys.push(keys::message_key(&keys::message_id(body), size, date));
+                    }
                     unwritten.remove(&uid);
                     written += 1;
                     progress.advance(1, body.len() as u64);
                     if out.per_message() {
-                        advance(Some(uid), &unwritten, out)?;
+                        advance(Some(uid), &unwritten, &mut keys, out)?;
                     }
                 }
                 if !out.per_message() {
-                    advance(last_uid, &unwritten, out)?;
+                    advance(last_uid, &unwritten, &mut keys, out)?;
                 }
                 planner.written(batch_bytes);
             }
@@ -402,10 +449,12 @@ fn search(
         format!("{criteria} {range}")
     };
     let found = session.uid_search(&query).map_err(|e| match e {
-        imap::Error::No(r) => Error::usage(format!(
-            "{}: the server refused --search: {}",
-            endpoint.url, r.information
-        )),
+        imap::Error::No(r) if throttle::temporary_code(&r.information).is_none() => {
+            Error::usage(format!(
+                "{}: the server refused --search: {}",
+                endpoint.url, r.information
+            ))
+        }
         imap::Error::Bad(r) => Error::usage(format!(
             "{}: the server refused --search: {}",
             endpoint.url, r.information

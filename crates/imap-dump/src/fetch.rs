@@ -24,6 +24,9 @@ pub struct Fetched {
     pub internal_date: Option<DateTime<FixedOffset>>,
     pub flags: Vec<Flag<'static>>,
     pub body: Option<Vec<u8>>,
+    /// RFC822.SIZE and `BODY[HEADER.FIELDS (...)]`, when asked for (keys.rs).
+    pub size: Option<u32>,
+    pub header: Option<Vec<u8>>,
 }
 
 /// Longest line (outside literals) accepted in a FETCH response.
@@ -74,6 +77,11 @@ pub fn read_responses<S: Read + Timed>(
     let mut line = Vec::new();
     loop {
         read_line(input, &mut line)?;
+        if line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"* BYE") {
+            // The server closes next: no tagged reply is coming.
+            let text = String::from_utf8_lossy(&line[5..]);
+            return Err(crate::throttle::bye(&text.chars().take(200).collect::<String>()).into());
+        }
         if line.starts_with(b"* ") {
             each(read_response(input, &mut line, max_literal)?)?;
             continue;
@@ -369,6 +377,10 @@ fn parse_fetch(mut parts: Vec<Part>) -> Result<Option<Fetched>, Error> {
                     })
                     .collect();
             }
+            ("RFC822.SIZE", Value::Atom(a)) => {
+                fetched.size = Some(a.parse().map_err(|_| bad("a size that is not a number"))?);
+            }
+            (n, Value::Str(h)) if n.starts_with("BODY[HEADER.FIELDS") => fetched.header = Some(h),
             (n, Value::Str(body)) if n.starts_with("BODY[]") => fetched.body = Some(body),
             (n, Value::Nil) if n.starts_with("BODY[]") => fetched.body = None,
             _ => {}

@@ -3,6 +3,7 @@
 //! can drive the FETCH reader over hostile bytes.
 
 mod auth;
+pub mod cap;
 pub mod cli;
 pub mod compress;
 pub mod criteria;
@@ -10,15 +11,18 @@ pub mod dump;
 pub mod fetch;
 pub mod follow;
 pub mod id;
+pub mod keys;
 pub mod lanes;
 pub mod list;
 pub mod message;
 pub mod mutf7;
 pub mod output;
+pub mod renumbered;
 mod run;
 pub mod session;
 pub mod sink;
 pub mod state;
+pub mod throttle;
 pub mod when;
 
 pub use run::run;

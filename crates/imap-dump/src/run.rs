@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use mailpipe::progress::Progress;
 use mailpipe::{ByteSize, Error, Protocol};
 
+use crate::cap::ByteCap;
 use crate::cli::Args;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::{self, MboxOutput};
 use crate::sink::Sink;
 use crate::state::StateFile;
 use crate::when::When;
-use crate::{id, list, session};
+use crate::{id, list, session, throttle};
 
 /// Does what the command line asks; the error's kind is the exit status.
 pub fn run(args: Args) -> Result<(), Error> {
@@ -107,6 +108,12 @@ pub(crate) fn dump_options(
         flags: args.flags,
         tag_mailbox: args.tag_mailbox,
         account: endpoint.state_key()?,
+        max_bytes: ByteSize::flag_or_account(
+            args.max_bytes,
+            "max_bytes",
+            endpoint.max_bytes.as_deref(),
+        )?
+        .map(|max| ByteCap::new(max.bytes())),
         connections,
     })
 }
@@ -159,6 +166,7 @@ fn dump_all(
         }
         _ => None,
     };
+    let with_state = state.is_some();
     for name in &names {
         let mut file_output;
         let out = match (&exec, &args.output_dir, stdout.as_mut()) {
@@ -172,7 +180,8 @@ fn dump_all(
                     state.as_deref_mut(),
                     &options,
                     &progress,
-                )?;
+                )
+                .map_err(|e| throttle::resumable(e, with_state))?;
                 continue;
             }
             (None, Some(root), _) => {
@@ -192,8 +201,9 @@ fn dump_all(
             state.as_deref_mut(),
             &options,
             &progress,
-        )?;
-        out.commit(state.is_some())?;
+        )
+        .map_err(|e| throttle::resumable(e, with_state))?;
+        out.commit(with_state)?;
     }
     Ok(())
 }

@@ -286,7 +286,7 @@ fn refused(endpoint: &Endpoint, e: FetchError) -> Error {
     match e {
         FetchError::Failed(e) => e.context(&endpoint.url),
         FetchError::Refused { status, text } => {
-            Error::protocol(format!("{}: server said {status}: {text}", endpoint.url))
+            crate::throttle::refused(&endpoint.url, &status, &text)
         }
     }
 }
@@ -517,9 +517,7 @@ pub fn imap_error(endpoint: &Endpoint, e: imap::Error) -> Error {
             Exit::TempFail,
             format!("{url}: the server ended the session: {}", bye.information),
         ),
-        imap::Error::No(no) => {
-            Error::protocol(format!("{url}: server said NO: {}", no.information))
-        }
+        imap::Error::No(no) => crate::throttle::refused(url, "NO", &no.information),
         imap::Error::Bad(bad) => {
             Error::protocol(format!("{url}: server said BAD: {}", bad.information))
         }

@@ -10,12 +10,18 @@
 //!   {"uid_validity":1700000000,"last_uid":4711,"skipped":[4702]}}}}
 //! ```
 //!
+//! Each message written is also remembered by a key (keys.rs) in a sidecar,
+//! `FILE.keys`, whose valid length the state counts (`keys`), and each
+//! mailbox says from which UID on all its written messages have keys
+//! (`keyed_from`): on a changed UIDVALIDITY the mailbox is matched against
+//! them. States without these (written before them) still load.
+//!
 //! An empty file is an empty state (as for pop3-dump). A version 1 file
 //! (keyed by mailbox only, written before accounts were told apart) is read
 //! as the state of the first account that runs with it: its mailboxes become
 //! that account's, and the file is written back as version 2.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,6 +37,10 @@ pub struct MailboxState {
     /// UIDs up to `last_uid` skipped for `--max-size`, ascending.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<u32>,
+    /// Every message written with a UID above this has its key in the
+    /// sidecar; `None`: a state from before keys were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed_from: Option<u32>,
 }
 
 /// Mailbox name as the user reads it (UTF-8) to its state.
@@ -45,6 +55,13 @@ struct StateLayout {
     /// Version 1: keyed by mailbox only; adopted by the first account.
     #[serde(default, skip_serializing)]
     mailboxes: Mailboxes,
+    /// Bytes of the sidecar (`keys.rs`) that hold keys of messages written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    keys: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The state file and its contents.
@@ -104,6 +121,27 @@ impl StateFile {
         }
     }
 
+    /// Appends the keys of messages of `mailbox` just written (and synced)
+    /// to the sidecar, synced; the next `save` counts them.
+    pub fn add_keys(&mut self, account: &str, mailbox: &str, keys: &[u64]) -> Result<(), Error> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let path = crate::keys::sidecar(&self.path);
+        let tag = crate::keys::mailbox_tag(account, mailbox);
+        self.layout.keys = crate::keys::append(&path, self.layout.keys, tag, keys)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        Ok(())
+    }
+
+    /// The keys recorded for `mailbox` of `account`, each with its count.
+    pub fn keys(&self, account: &str, mailbox: &str) -> Result<HashMap<u64, u32>, Error> {
+        let path = crate::keys::sidecar(&self.path);
+        let tag = crate::keys::mailbox_tag(account, mailbox);
+        crate::keys::read(&path, self.layout.keys, tag)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+    }
+
     /// Records `state` for `mailbox` of `account` and replaces the file. Call
     /// it only after the output holding those messages was flushed (and
     /// synced, if a file).
@@ -141,6 +179,7 @@ mod tests {
             uid_validity: 7,
             last_uid: 42,
             skipped: vec![40],
+            keyed_from: Some(0),
         };
         state.save(ALICE, "INBOX", s.clone()).expect("save");
         state
@@ -151,6 +190,7 @@ mod tests {
                     uid_validity: 8,
                     last_uid: 1,
                     skipped: Vec::new(),
+                    keyed_from: None,
                 },
             )
             .expect("save");
@@ -188,6 +228,7 @@ mod tests {
             uid_validity: 5,
             last_uid: 10,
             skipped: Vec::new(),
+            keyed_from: None,
         };
         state.save(ALICE, "INBOX", s.clone()).expect("save");
         let again = StateFile::load(&path).expect("v2");
@@ -206,5 +247,42 @@ mod tests {
         let e = StateFile::load(&path).expect_err("damaged");
         assert_eq!(e.exit(), Exit::Data);
         assert!(e.message().contains("bad.state"), "{}", e.message());
+    }
+
+    /// Keys go to the sidecar and count only once the state says so: an old
+    /// reader ignores both fields, and a state without them has no keys.
+    #[test]
+    fn keys_are_counted_by_the_state_saved_after_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.state");
+        let mut state = StateFile::load(&path).expect("empty");
+        state.add_keys(ALICE, "INBOX", &[7, 8, 8]).expect("keys");
+        let s = MailboxState {
+            uid_validity: 1,
+            last_uid: 3,
+            skipped: Vec::new(),
+            keyed_from: Some(0),
+        };
+        state.save(ALICE, "INBOX", s.clone()).expect("save");
+        state
+            .add_keys(ALICE, "INBOX", &[9])
+            .expect("keys, never saved");
+        let again = StateFile::load(&path).expect("load");
+        assert_eq!(again.get(ALICE, "INBOX"), Some(s));
+        assert_eq!(
+            again.keys(ALICE, "INBOX").expect("keys"),
+            HashMap::from([(7, 1), (8, 2)])
+        );
+        assert!(again.keys(ALICE, "Sent").expect("keys").is_empty());
+        let text = fs::read_to_string(&path).expect("read");
+        assert!(text.contains("\"keys\": 48"), "{text}");
+        fs::write(
+            &path,
+            r#"{"version":2,"accounts":{"a@h":{"INBOX":{"uid_validity":5,"last_uid":9}}}}"#,
+        )
+        .expect("write");
+        let old = StateFile::load(&path).expect("an old state loads");
+        assert_eq!(old.get("a@h", "INBOX").and_then(|s| s.keyed_from), None);
+        assert!(old.keys("a@h", "INBOX").expect("keys").is_empty());
     }
 }

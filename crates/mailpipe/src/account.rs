@@ -21,6 +21,7 @@
 //! # imap_id = "auto"               # auto | always | never: imap-dump's IMAP ID (--id, --no-id)
 //! # interval = "60s"                # imap-dump and pop3-dump --follow: polling interval (--interval)
 //! # sasl_ir = true                 # imap-dump: false is --no-sasl-ir (Coremail)
+//! # max_bytes = "2400M"            # imap-dump and pop3-dump stop after this much (--max-bytes)
 //! # password = "..."                # only if the file is not group/world readable
 //! ```
 //!
@@ -77,6 +78,9 @@ pub struct Account {
     pub interval: Option<String>,
     /// imap-dump's SASL-IR (RFC 4959): `false` is its --no-sasl-ir.
     pub sasl_ir: Option<bool>,
+    /// imap-dump's and pop3-dump's --max-bytes (`2400M`: under Gmail's daily
+    /// download cap); the tools parse it.
+    pub max_bytes: Option<String>,
     /// Plaintext, as msmtp allows; refused unless only the owner can read the file.
     pub password: Option<SecretString>,
 }
@@ -336,6 +340,7 @@ impl ServerArgs {
             imap_id: account.imap_id.clone(),
             sasl_ir: account.sasl_ir,
             oauth_mechanism,
+            max_bytes: account.max_bytes.clone(),
             account: name,
             ca_file,
             allow_plaintext_auth: self.allow_plaintext_auth
@@ -404,6 +409,8 @@ pub struct Endpoint {
     /// The OAuth mechanism asked for (flag, else account); `None`: the
     /// server's best (`OAuthMechanism::choose`).
     pub oauth_mechanism: Option<OAuthMechanism>,
+    /// The account's `max_bytes` (the dump tools parse it; --max-bytes overrides it).
+    pub max_bytes: Option<String>,
     /// The account used, if any (for messages and state keys).
     pub account: Option<String>,
     pub ca_file: Option<PathBuf>,

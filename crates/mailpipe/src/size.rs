@@ -57,6 +57,25 @@ impl fmt::Display for ByteSize {
     }
 }
 
+impl ByteSize {
+    /// A flag's size, else the account file's `key` (`max_bytes = "2400M"`),
+    /// which must parse (78 naming the key if not).
+    pub fn flag_or_account(
+        flag: Option<ByteSize>,
+        key: &str,
+        account: Option<&str>,
+    ) -> Result<Option<ByteSize>, crate::Error> {
+        match (flag, account) {
+            (Some(size), _) => Ok(Some(size)),
+            (None, Some(text)) => text
+                .parse()
+                .map(Some)
+                .map_err(|e| crate::Error::config(format!("the account's {key}: {e}"))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +119,23 @@ mod tests {
             assert_eq!(ByteSize(n).to_string(), text);
             assert_eq!(parse(text), Ok(n));
         }
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_account_whose_value_must_parse() {
+        let from = |flag, account| ByteSize::flag_or_account(flag, "max_bytes", account);
+        assert_eq!(
+            from(None, Some("2400M")).ok(),
+            Some(Some(ByteSize(2400 << 20)))
+        );
+        assert_eq!(
+            from(Some(ByteSize(5)), Some("x")).ok(),
+            Some(Some(ByteSize(5)))
+        );
+        assert_eq!(from(None, None).ok(), Some(None));
+        let e = from(None, Some("lots"))
+            .err()
+            .map(|e| (e.exit(), e.message().to_string()));
+        assert!(matches!(e, Some((crate::Exit::Config, m)) if m.contains("max_bytes")));
     }
 }

@@ -86,6 +86,11 @@ pub struct Args {
     /// and a failing CMD stops the run (75)
     #[arg(long, value_name = "CMD", conflicts_with = "list")]
     pub exec: Option<String>,
+    /// Stop cleanly once this much (by the LIST sizes) was exported, before
+    /// the message that would cross it: exit 0, the state saved, a line on
+    /// stderr; the next run with --state goes on from there. Account key max_bytes
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<ByteSize>,
 
     /// Export only each message's header (TOP n 0)
     #[arg(long, conflicts_with = "list")]

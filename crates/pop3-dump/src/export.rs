@@ -35,6 +35,8 @@ const PIPELINE_BYTES: u64 = 4 << 20;
 pub struct ExportOptions {
     pub limit: Option<usize>,
     pub max_size: Option<u64>,
+    /// --max-bytes: stop before the message that would take the export past it.
+    pub max_bytes: Option<u64>,
     pub headers_only: bool,
     pub delete: bool,
     pub state: Option<PathBuf>,
@@ -112,7 +114,9 @@ pub fn export(
         Some(state) => save_state(state, &key, &maildrop, written),
         None => Ok(()),
     };
-    let retrieved = retrieve(
+    // A connection cut or a server that says "not now" ([SYS/TEMP]...)
+    // stops the retrieval: what was written is still flushed and saved.
+    let stopped = retrieve(
         session,
         &chosen,
         options.headers_only,
@@ -124,8 +128,9 @@ pub fn export(
         &progress,
     );
     progress.finish();
-    // Without QUIT (RETRs may still be in flight), POP3 deletes nothing.
-    retrieved?;
+    // A failed output or command: without QUIT (RETRs may still be in
+    // flight), POP3 deletes nothing.
+    let stopped = stopped?;
     out.flush()?;
     if !out.per_message() {
         mailpipe::durable::sync_stdout().map_err(|e| Error::io("writing stdout", e))?;
@@ -138,8 +143,19 @@ pub fn export(
         }
     }
 
-    if let Some(state) = &mut state {
+    // A stopped export that wrote nothing leaves the state as it was.
+    let nothing_new = stopped.is_some() && written.is_empty();
+    if let Some(state) = state.as_mut().filter(|_| !nothing_new) {
         save_state(state, &key, &maildrop, &written)?;
+    }
+    if let Some(e) = stopped {
+        // Nothing is deleted, and the server is not waited for.
+        return Err(match options.state {
+            Some(_) if e.exit() == Exit::TempFail => {
+                Error::new(e.exit(), format!("{}; run again to resume", e.message()))
+            }
+            _ => e,
+        });
     }
     let failed = outcome.worst().is_some();
     if options.delete && !failed && !written.is_empty() {
@@ -186,7 +202,7 @@ fn choose<'a>(
     notice: &dyn Fn(&str),
 ) -> Vec<&'a Entry> {
     let mut too_big = 0usize;
-    let chosen: Vec<&Entry> = maildrop
+    let mut chosen: Vec<&Entry> = maildrop
         .entries
         .iter()
         .filter(|e| match (state, &e.uidl) {
@@ -200,6 +216,25 @@ fn choose<'a>(
         })
         .take(options.limit.unwrap_or(usize::MAX))
         .collect();
+    if let Some(max) = options.max_bytes {
+        let mut total = 0u64;
+        let fit = chosen
+            .iter()
+            .take_while(|e| {
+                total = total.saturating_add(e.size);
+                total <= max
+            })
+            .count();
+        if fit < chosen.len() {
+            eprintln!(
+                "pop3-dump: --max-bytes {} reached: {fit} of {} messages exported, the rest \
+                 left for the next run; run again to resume",
+                mailpipe::ByteSize(max),
+                chosen.len()
+            );
+            chosen.truncate(fit);
+        }
+    }
     if too_big > 0 {
         notice(&format!(
             "skipped {too_big} messages larger than --max-size"
@@ -209,9 +244,11 @@ fn choose<'a>(
 }
 
 /// RETRs (or TOP n 0) the chosen messages and delivers each whole, adding
-/// it to `written` (and, with `--exec`, calling `advance` after each). A
-/// message the server refuses is reported and recorded in `outcome`; a
-/// broken connection, output or command ends the run with an error.
+/// it to `written` (and, with `--exec`, calling `advance` after each).
+/// Returns what stopped the retrieval early: a broken connection, or a
+/// refusal that means "not now" (RFC 2449/3206: `[SYS/TEMP]`, `[IN-USE]`,
+/// `[LOGIN-DELAY]`). Any other refusal of a message is reported and recorded
+/// in `outcome`; a failed output or command ends the run with an error.
 #[allow(clippy::too_many_arguments)]
 fn retrieve<'a, W: Write>(
     session: &mut Session,
@@ -223,7 +260,7 @@ fn retrieve<'a, W: Write>(
     advance: &mut dyn FnMut(&[&'a Entry]) -> Result<(), Error>,
     outcome: &mut Outcome,
     progress: &Progress,
-) -> Result<(), Error> {
+) -> Result<Option<Error>, Error> {
     let client = &mut session.client;
     let command = |e: &Entry| match headers_only {
         true => format!("TOP {} 0", e.number),
@@ -245,11 +282,20 @@ fn retrieve<'a, W: Write>(
                 window.sent(cost(chosen[sent]));
                 sent += 1;
             }
-            client.flush()?;
+            if let Err(e) = client.flush() {
+                return Ok(Some(e));
+            }
         }
         window.answered(cost(entry));
         let what = command(entry);
-        let status = client.read_message(&mut message, entry.size, &what)?;
+        let status = match client.read_message(&mut message, entry.size, &what) {
+            Ok(status) => status,
+            Err(e) => return Ok(Some(e)),
+        };
+        if !status.ok && status.auth_failure_exit() == Exit::TempFail {
+            let e = Error::new(Exit::TempFail, format!("{what}: {}", status.describe()));
+            return Ok(Some(e));
+        }
         if !status.ok {
             let e = Error::protocol(format!("{what}: {}", status.describe()));
             mailpipe::exit::report("pop3-dump", &e);
@@ -265,7 +311,7 @@ fn retrieve<'a, W: Write>(
             advance(written)?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// DELE for every written message; if the server refuses any, RSET so that

@@ -38,6 +38,12 @@ pub fn run(args: Args) -> Result<(), Error> {
     let options = ExportOptions {
         limit: args.limit,
         max_size: args.max_size.map(ByteSize::bytes),
+        max_bytes: ByteSize::flag_or_account(
+            args.max_bytes,
+            "max_bytes",
+            endpoint.max_bytes.as_deref(),
+        )?
+        .map(ByteSize::bytes),
         headers_only: args.headers_only,
         delete: args.delete,
         state: args.state,
