@@ -9,6 +9,7 @@ pub mod dump;
 pub mod fetch;
 pub mod id;
 pub mod lanes;
+pub mod lineend;
 pub mod list;
 pub mod message;
 pub mod mutf7;

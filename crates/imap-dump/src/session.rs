@@ -14,6 +14,7 @@ use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStrea
 
 use crate::fetch::{self, FetchError, Fetched, Part};
 use crate::id;
+use crate::lineend::BareLf;
 use crate::when::When;
 
 /// The connection: TLS or plain, deflated after COMPRESS, logged for `-v`
@@ -65,17 +66,20 @@ pub fn with_read_budget<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
 }
 
 /// Counts what is read against the thread's `BUDGET`; while `seen` is
-/// set, keeps what the imap crate read (the reply to LOGIN and its
-/// capabilities).
+/// set (logging in), keeps what the imap crate read (the reply to LOGIN and
+/// its capabilities) and reads a bare LF as CRLF (`lineend.rs`).
 #[derive(Debug)]
-pub struct ReadBudget<S>(S, Option<Vec<u8>>);
+pub struct ReadBudget<S>(S, Option<Vec<u8>>, BareLf);
 
 /// Bytes of server replies kept while logging in.
 const SEEN_BYTES: usize = 16 * 1024;
 
 impl<S: Read> Read for ReadBudget<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.0.read(buf)?;
+        let n = match self.1 {
+            Some(_) => self.2.read(&mut self.0, buf)?,
+            None => self.0.read(buf)?,
+        };
         if let Some(seen) = self.1.as_mut() {
             let room = SEEN_BYTES.saturating_sub(seen.len());
             seen.extend_from_slice(&buf[..n.min(room)]);
@@ -411,7 +415,7 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     }
     let wire = wire.map_inner(|t| {
         let Ok(t) = t.map_inner(|s| Ok::<_, std::convert::Infallible>(Deflate::new(s)));
-        ReadBudget(t, Some(Vec::new()))
+        ReadBudget(t, Some(Vec::new()), BareLf::default())
     });
     let shared = ImapStream(Arc::new(Mutex::new(wire)));
     let client = Client::new(shared.clone());
