@@ -72,8 +72,20 @@ wait_port() {
   return 1
 }
 
+# Fails (naming the port) when something already listens on one of PORTS:
+# the cell would otherwise test that instead of its own server.
+ports_free() {
+  local p
+  for p in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "port $p is already in use"
+      return 1
+    fi
+  done
+}
+
 # The last line of a file, for a short detail.
-last_line() { [ -s "$1" ] && tail -n 1 "$1" | cut -c1-160; }
+last_line() { [ -s "$1" ] && tail -n 1 "$1" | cut -c1-220; }
 
 # The three checks of one tool against one server, one row each:
 #   TOOL               the whole mailbox over implicit TLS, byte for byte
@@ -121,7 +133,7 @@ check_tool() {
     n1=$(python3 "$CORPUS_PY" count "$work/state1.mbox")
     detail="STARTTLS: $n1 byte-exact, then $n2 new"
     if [ -s "$work/state2.err" ]; then
-      detail+=" (second run said: $(last_line "$work/state2.err" | cut -c1-110)...)"
+      detail+=" (second run said: $(last_line "$work/state2.err"))"
     fi
     row "$server" "$tool --state" pass "$detail"
   fi
