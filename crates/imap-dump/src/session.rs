@@ -439,14 +439,20 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
         }
     };
     let imap = result.map_err(|(e, _)| match e {
-        imap::Error::No(no) => Error::new(
-            Exit::NoPerm,
-            format!("{url}: authentication failed: {}", no.information),
-        ),
-        imap::Error::Bad(bad) => Error::new(
-            Exit::NoPerm,
-            format!("{url}: authentication refused: {}", bad.information),
-        ),
+        imap::Error::No(no) => {
+            logout_refused(&shared);
+            Error::new(
+                Exit::NoPerm,
+                format!("{url}: authentication failed: {}", no.information),
+            )
+        }
+        imap::Error::Bad(bad) => {
+            logout_refused(&shared);
+            Error::new(
+                Exit::NoPerm,
+                format!("{url}: authentication refused: {}", bad.information),
+            )
+        }
         other => imap_error(endpoint, other),
     })?;
     let mut session = Session {
@@ -462,6 +468,36 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     session.compress(endpoint, compress)?;
     session.id_sent = id::introduce(&mut session, endpoint, greeting_id)?;
     Ok(session)
+}
+
+/// LOGOUT after a refused login, best-effort and within `GOODBYE_WAIT` as
+/// `Session::goodbye`: a client that just hangs up is logged as an I/O error
+/// by some servers (GNU Mailutils: "read error on control stream"). The
+/// imap crate has no LOGOUT before login, so it is written here; its tag
+/// is one the crate never uses.
+fn logout_refused(stream: &ImapStream) {
+    let mut wire = stream.lock();
+    wire.get_ref().0.get_ref().get_ref().prepare_goodbye();
+    wire.set_timeout(GOODBYE_WAIT);
+    if wire
+        .write_all(b"z0 LOGOUT\r\n")
+        .and_then(|()| wire.flush())
+        .is_err()
+    {
+        return;
+    }
+    let deadline = wire.deadline();
+    let mut line = Vec::new();
+    // `* BYE`, then the tagged OK; a few lines at most.
+    for _ in 0..4 {
+        if wire
+            .read_line(&mut line, MAX_LINE, &deadline, "the reply to LOGOUT")
+            .is_err()
+            || line.starts_with(b"z0 ")
+        {
+            break;
+        }
+    }
 }
 
 /// A SASL response computed in advance (PLAIN, XOAUTH2).

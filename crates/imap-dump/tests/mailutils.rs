@@ -1,10 +1,13 @@
 //! GNU Mailutils imap4d quirks that `scripts/interop` found against the real
 //! server (3.15, Debian 12), replayed by a scripted peer so that they are
 //! checked where Mailutils is not installed: the tagged reply to
-//! AUTHENTICATE ends in a bare LF, and ID is answered OK with no `* ID`.
+//! AUTHENTICATE ends in a bare LF, ID is answered OK with no `* ID`, and a
+//! client that hangs up after a refused login is logged as an I/O error.
 
 use std::process::Output;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use mailpipe_e2e::peer::{scripted_peer, Log};
 use mailpipe_e2e::Tool;
 
@@ -12,6 +15,9 @@ use mailpipe_e2e::Tool;
 const MESSAGE: &str = "From: 张三 <zhangsan@example.test>\r\nTo: alice@example.test\r\n\
                        Subject: mailutils\r\nDate: Mon, 2 Nov 2026 10:00:00 +0800\r\n\r\n\
                        From here on, 中文.\r\n";
+
+/// The password the peer accepts.
+const PASSWORD: &str = "alice-s3cret-密码";
 
 /// A plaintext peer answering as Mailutils imap4d 3.15 does, word for word
 /// where it matters: `a1 OK AUTHENTICATE PLAIN authentication successful\n`.
@@ -29,11 +35,19 @@ fn mailutils_peer() -> (u16, Log) {
                      {tag} OK CAPABILITY Completed\r\n"
                 )
             } else if upper.starts_with("AUTHENTICATE PLAIN") {
-                if !peer.send(b"+ \r\n") || peer.command().is_none() {
+                if !peer.send(b"+ \r\n") {
                     break;
                 }
-                // The bare LF: imap4d writes this one reply with "\n".
-                format!("{tag} OK AUTHENTICATE PLAIN authentication successful\n")
+                let Some(response) = peer.command() else {
+                    break;
+                };
+                let plain = format!("\0alice@example.test\0{PASSWORD}");
+                if response == BASE64.encode(plain) {
+                    // The bare LF: imap4d writes this one reply with "\n".
+                    format!("{tag} OK AUTHENTICATE PLAIN authentication successful\n")
+                } else {
+                    format!("{tag} NO AUTHENTICATE PLAIN authentication failed\r\n")
+                }
             } else if upper.starts_with("ID ") {
                 format!("{tag} OK ID Completed\r\n")
             } else if upper.starts_with("EXAMINE") {
@@ -93,7 +107,7 @@ fn dump(port: u16, password: &str) -> Output {
 fn a_bare_lf_after_authenticate_still_logs_in() {
     let (port, log) = mailutils_peer();
     // Not ASCII: imap-dump logs in with AUTHENTICATE PLAIN, not LOGIN.
-    let out = dump(port, "alice-s3cret-密码");
+    let out = dump(port, PASSWORD);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
@@ -105,4 +119,23 @@ fn a_bare_lf_after_authenticate_still_logs_in() {
     let mboxes = mailpipe_e2e::mail::mbox_data(&out.stdout);
     assert_eq!(mboxes.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(mboxes[0], MESSAGE.as_bytes());
+}
+
+#[test]
+fn a_refused_login_logs_out() {
+    let (port, log) = mailutils_peer();
+    let out = dump(port, "wrong-密码");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    // The server sees a LOGOUT, not a dropped connection (Mailutils logs
+    // that as "read error on control stream", an I/O error).
+    let seen = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        seen.last().is_some_and(|l| l.ends_with(" LOGOUT")),
+        "{seen:?}"
+    );
 }
