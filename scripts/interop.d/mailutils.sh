@@ -61,3 +61,18 @@ mailutils_stop() {
   wait "$MU_PID" 2>/dev/null || true
   MU_PID=
 }
+
+# One row from the daemon's own log, from line FROM on (the tool's sessions,
+# not the readiness probe's): every session ended cleanly (a client that hangs
+# up, e.g. after a refused login, is logged as "finished with code 74").
+# mailutils_log_row SERVER TOOL DIR DAEMON FROM
+mailutils_log_row() {
+  local server=$1 tool=$2 d=$3 daemon=$4 from=$5 sessions bad
+  sessions=$(tail -n "+$((from + 1))" "$d/$daemon.log" | grep -c 'finished with code')
+  bad=$(tail -n "+$((from + 1))" "$d/$daemon.log" | grep 'finished with code 74' | head -n1)
+  if [ -n "$bad" ]; then
+    row "$server" "$tool sessions" fail "$daemon logged: $bad"
+  else
+    row "$server" "$tool sessions" pass "$sessions sessions in $daemon's log, none ended in an I/O error"
+  fi
+}
