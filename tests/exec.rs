@@ -137,7 +137,7 @@ fn imap_dump_exec_stops_at_a_failing_command_and_resumes_from_the_state() {
     let s = Stack::get();
     let tag = unique("exec-imap");
     let mailbox = format!("Exec{}", tag.replace(['.', '-', '@'], ""));
-    s.doveadm(&["mailbox", "create", "-u", &s.user1, &mailbox], b"");
+    s.create_mailbox(&s.user1, &mailbox);
     let sent = messages(&tag, &s);
     for m in &sent {
         s.save(&s.user1, &mailbox, m);

@@ -770,7 +770,7 @@ impl Imap {
     fn with(label: &str, count: usize, lines: usize) -> Imap {
         let stack = Stack::get();
         let mailbox = unique(&format!("faults-{label}"));
-        stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &mailbox], b"");
+        stack.create_mailbox(&stack.user1, &mailbox);
         let mut acct = Imap {
             stack,
             dir: tempfile::tempdir().expect("tempdir"),

@@ -149,7 +149,7 @@ fn imap_dump(stack: &Stack, args: &[&str]) -> Command {
 /// A mailbox of user1's of its own, so that parallel tests do not meet.
 fn new_mailbox(stack: &Stack, label: &str) -> String {
     let name = unique(label);
-    stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &name], b"");
+    stack.create_mailbox(&stack.user1, &name);
     name
 }
 

@@ -61,7 +61,7 @@ impl Imap {
     fn with(label: &str, count: usize, lines: usize) -> Imap {
         let stack = Stack::get();
         let mailbox = unique(&format!("limits-{label}"));
-        stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &mailbox], b"");
+        stack.create_mailbox(&stack.user1, &mailbox);
         let mut acct = Imap {
             stack,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -360,7 +360,7 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
     let (user, mailbox) = (acct.stack.user1.clone(), acct.mailbox.clone());
     let aside = unique("limits-aside");
     let doveadm = |args: &[&str]| acct.stack.doveadm(args, b"");
-    doveadm(&["mailbox", "create", "-u", &user, &aside]);
+    acct.stack.create_mailbox(&user, &aside);
     doveadm(&["move", "-u", &user, &aside, "mailbox", &mailbox, "all"]);
     doveadm(&["move", "-u", &user, &mailbox, "mailbox", &aside, "all"]);
     doveadm(&["mailbox", "delete", "-u", &user, &aside]);

@@ -272,7 +272,7 @@ fn imap_dump_shows_messages_and_bytes_and_hides_them_with_v() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mailbox = unique("progress");
     let user = &stack.user1;
-    stack.doveadm(&["mailbox", "create", "-u", user, &mailbox], b"");
+    stack.create_mailbox(user, &mailbox);
     let tag = unique("imap");
     save(&stack, user, &mailbox, &tag, 40, 100_000);
     let url = stack.url("imaps", stack.imaps_port);

@@ -283,6 +283,28 @@ impl Stack {
         out.stdout
     }
 
+    /// Creates `mailbox` for `user` (a name the test made unique). Dovecot
+    /// sometimes answers "Mailbox already exists" to a create that ran while
+    /// another test created a different mailbox of the same user, having
+    /// created it all the same; the mailbox existing afterwards is what
+    /// counts, so `mailbox status` decides.
+    pub fn create_mailbox(&self, user: &str, mailbox: &str) {
+        let out = run_with_stdin(
+            Command::new("doveadm")
+                .arg("-c")
+                .arg(&self.dovecot_conf)
+                .args(["mailbox", "create", "-u", user, mailbox]),
+            b"",
+        );
+        if !out.status.success() {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Mailbox already exists"),
+                "doveadm mailbox create {mailbox}: {out:?}"
+            );
+            self.doveadm(&["mailbox", "status", "-u", user, "messages", mailbox], b"");
+        }
+    }
+
     /// The length of the trusted Dovecot's log now: pass it to
     /// [`Stack::disconnects`] to read only what a run adds.
     pub fn dovecot_log_len(&self) -> usize {

@@ -12,11 +12,28 @@ use mailpipe::oauth::{self, OAuthMechanism, Tokens};
 use mailpipe::{Endpoint, Error, Exit, Security};
 use zeroize::Zeroizing;
 
-use crate::session::{imap_error, listed_capabilities, ImapStream};
+use crate::session::{imap_error, listed_capabilities, logout_refused, ImapStream};
 
 /// Logs in as the endpoint says; `greeting` is the server's first line
 /// (its capabilities, when it lists them), `sasl_ir` false for --no-sasl-ir.
+/// A refused login (77) ends with LOGOUT, not a hang-up.
 pub fn log_in(
+    client: Client<ImapStream>,
+    stream: &ImapStream,
+    endpoint: &Endpoint,
+    greeting: &[u8],
+    sasl_ir: bool,
+) -> Result<imap::Session<ImapStream>, Error> {
+    let result = authenticate(client, stream, endpoint, greeting, sasl_ir);
+    if let Err(e) = &result {
+        if e.exit() == Exit::NoPerm {
+            logout_refused(stream);
+        }
+    }
+    result
+}
+
+fn authenticate(
     client: Client<ImapStream>,
     stream: &ImapStream,
     endpoint: &Endpoint,

@@ -13,6 +13,7 @@ pub mod follow;
 pub mod id;
 pub mod keys;
 pub mod lanes;
+pub mod lineend;
 pub mod list;
 pub mod message;
 pub mod mutf7;

@@ -14,6 +14,7 @@ use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStrea
 
 use crate::fetch::{self, FetchError, Fetched, Part};
 use crate::id;
+use crate::lineend::BareLf;
 use crate::when::When;
 
 /// The connection: TLS or plain, deflated after COMPRESS, logged for `-v`
@@ -84,17 +85,20 @@ pub fn with_read_budget<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
 }
 
 /// Counts what is read against the thread's `BUDGET`; while `seen` is
-/// set, keeps what the imap crate read (the reply to LOGIN and its
-/// capabilities).
+/// set (logging in), keeps what the imap crate read (the reply to LOGIN and
+/// its capabilities) and reads a bare LF as CRLF (`lineend.rs`).
 #[derive(Debug)]
-pub struct ReadBudget<S>(S, Option<Vec<u8>>);
+pub struct ReadBudget<S>(S, Option<Vec<u8>>, BareLf);
 
 /// Bytes of server replies kept while logging in.
 const SEEN_BYTES: usize = 16 * 1024;
 
 impl<S: Read> Read for ReadBudget<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.0.read(buf)?;
+        let n = match self.1 {
+            Some(_) => self.2.read(&mut self.0, buf)?,
+            None => self.0.read(buf)?,
+        };
         if let Some(seen) = self.1.as_mut() {
             let room = SEEN_BYTES.saturating_sub(seen.len());
             seen.extend_from_slice(&buf[..n.min(room)]);
@@ -444,7 +448,7 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     endpoint.check_auth_allowed(wire.get_ref().get_ref().is_tls())?;
     let wire = wire.map_inner(|t| {
         let Ok(t) = t.map_inner(|s| Ok::<_, std::convert::Infallible>(Deflate::new(s)));
-        ReadBudget(t, Some(Vec::new()))
+        ReadBudget(t, Some(Vec::new()), BareLf::default())
     });
     let shared = ImapStream(Arc::new(Mutex::new(wire)));
     let client = Client::new(shared.clone());
@@ -466,6 +470,36 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     let id_round_trip = session.id_sent.then(|| asked.elapsed());
     session.compress(endpoint, compress, id_round_trip)?;
     Ok(session)
+}
+
+/// LOGOUT after a refused login, best-effort and within `GOODBYE_WAIT` as
+/// `Session::goodbye`: a client that just hangs up is logged as an I/O error
+/// by some servers (GNU Mailutils: "read error on control stream"). The
+/// imap crate has no LOGOUT before login, so it is written here; its tag
+/// is one the crate never uses.
+pub fn logout_refused(stream: &ImapStream) {
+    let mut wire = stream.lock();
+    wire.get_ref().0.get_ref().get_ref().prepare_goodbye();
+    wire.set_timeout(GOODBYE_WAIT);
+    if wire
+        .write_all(b"z0 LOGOUT\r\n")
+        .and_then(|()| wire.flush())
+        .is_err()
+    {
+        return;
+    }
+    let deadline = wire.deadline();
+    let mut line = Vec::new();
+    // `* BYE`, then the tagged OK; a few lines at most.
+    for _ in 0..4 {
+        if wire
+            .read_line(&mut line, MAX_LINE, &deadline, "the reply to LOGOUT")
+            .is_err()
+            || line.starts_with(b"z0 ")
+        {
+            break;
+        }
+    }
 }
 
 fn check_greeting(endpoint: &Endpoint, greeting: &[u8]) -> Result<(), Error> {

@@ -62,7 +62,7 @@ impl Mailbox {
     fn new(label: &str, count: usize, size: usize) -> Mailbox {
         let stack = Stack::get();
         let name = unique(label);
-        stack.doveadm(&["mailbox", "create", "-u", &stack.user1, &name], b"");
+        stack.create_mailbox(&stack.user1, &name);
         let mut held = Vec::new();
         for i in 0..count {
             let body = text(i as u64, if i % 10 == 3 { size * 10 } else { size });

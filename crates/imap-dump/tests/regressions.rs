@@ -50,8 +50,7 @@ impl User {
     }
 
     fn create(&self, mailbox: &str) {
-        self.stack
-            .doveadm(&["mailbox", "create", "-u", &self.user, mailbox], b"");
+        self.stack.create_mailbox(&self.user, mailbox);
     }
 
     /// Saves a message whose subject and body carry `tag`; `pad` bytes of body.

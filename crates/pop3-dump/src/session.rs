@@ -37,7 +37,17 @@ impl Session {
             // RFC 2595: what the server said before TLS may have been forged.
             capabilities = client.capa()?;
         }
-        log_in(&mut client, &capabilities, endpoint)?;
+        if let Err(e) = log_in(&mut client, &capabilities, endpoint) {
+            if e.exit() == Exit::NoPerm {
+                // QUIT, valid before login too (RFC 1939), best-effort: a
+                // client that hangs up after a refused login is logged as an
+                // I/O error by some servers (GNU Mailutils pop3d).
+                client.get_mut().get_ref().prepare_goodbye();
+                client.set_timeout(GOODBYE_WAIT);
+                let _ = client.quit();
+            }
+            return Err(e);
+        }
         // RFC 2449: capabilities may change after login (Dovecot adds PIPELINING).
         let capabilities = client.capa()?;
         Ok(Session {
