@@ -96,7 +96,14 @@ fn convert_nested(data: &[u8], source: Source, options: &Options, nesting: &mut 
     fill_headers(&mut record, header, &mut decoder);
     let mut decoded = Vec::new();
     if let Some(part) = &tree {
-        fill_body(&mut record, part, &mut decoder, options, nesting, &mut decoded);
+        fill_body(
+            &mut record,
+            part,
+            &mut decoder,
+            options,
+            nesting,
+            &mut decoded,
+        );
         if fields.has("delivery_status") {
             record.delivery_status = crate::delivery_status::find(part, decoder.defects);
         }

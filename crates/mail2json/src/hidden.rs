@@ -87,12 +87,8 @@ impl<'w> Walk<'w, '_, '_, '_> {
         };
         let text = (part.mime_type() == "text/plain" && may_hold_uuencode(part))
             .then(|| self.text_of(part));
-        let (found, defects) = hidden_attachments(
-            part,
-            &section,
-            text.as_deref(),
-            self.options.keep_content,
-        );
+        let (found, defects) =
+            hidden_attachments(part, &section, text.as_deref(), self.options.keep_content);
         self.out.extend(found);
         self.decoder.defects.extend(defects);
     }
@@ -101,9 +97,7 @@ impl<'w> Walk<'w, '_, '_, '_> {
     /// again, as a second decoding would), else decoded now.
     fn text_of(&mut self, part: &Part<'_>) -> std::borrow::Cow<'w, str> {
         let decoded: &'w [DecodedText<'_, '_>] = self.decoded;
-        let done = decoded
-            .iter()
-            .find(|d| std::ptr::addr_eq(d.part, part));
+        let done = decoded.iter().find(|d| std::ptr::addr_eq(d.part, part));
         match done {
             Some(d) => {
                 self.decoder.defects.extend(d.defects.iter().cloned());

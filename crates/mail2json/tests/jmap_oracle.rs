@@ -207,7 +207,11 @@ fn departs(data: &[u8], facts: &Facts, ours: &Lists, theirs: &Lists) -> Option<&
     // changes no part's content.
     if facts.ends_in_header {
         let mut ended = data.to_vec();
-        ended.extend_from_slice(if data.ends_with(b"\r\n") { b"\r\n" } else { b"\n" });
+        ended.extend_from_slice(if data.ends_with(b"\r\n") {
+            b"\r\n"
+        } else {
+            b"\n"
+        });
         if agree_on(&ended) {
             return Some("mail-parser-lists-no-part-without-body");
         }
@@ -219,7 +223,12 @@ fn departs(data: &[u8], facts: &Facts, ours: &Lists, theirs: &Lists) -> Option<&
         let without = |l: &Lists| Lists {
             text: l.text.iter().filter(|p| *p != part).cloned().collect(),
             html: l.html.iter().filter(|p| *p != part).cloned().collect(),
-            attachments: l.attachments.iter().filter(|p| *p != part).cloned().collect(),
+            attachments: l
+                .attachments
+                .iter()
+                .filter(|p| *p != part)
+                .cloned()
+                .collect(),
         };
         if ours.text.contains(part) && without(ours) == without(theirs) {
             return Some("mail-parser-empty-last-part-is-not-text");

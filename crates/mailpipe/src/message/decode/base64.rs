@@ -190,7 +190,10 @@ mod tests {
     fn body_in_runs_of_eight_characters() {
         let mut d = Vec::new();
         // Ending exactly after a run of eight, then runs cut by line ends.
-        assert_eq!(decode_body(b"YWJjZGVm", &mut d).as_deref(), Some(&b"abcdef"[..]));
+        assert_eq!(
+            decode_body(b"YWJjZGVm", &mut d).as_deref(),
+            Some(&b"abcdef"[..])
+        );
         assert_eq!(
             decode_body(b"YWJjZGVmZ2hp\r\namts\nbW5v\r\n", &mut d).as_deref(),
             Some(&b"abcdefghijklmno"[..])
