@@ -265,13 +265,10 @@ pub const MAX_NESTING: usize = 8;
 pub const MAX_NESTED_BYTES: usize = 32 << 20;
 
 /// A text/plain part decoded for `text`, kept so that hidden.rs looks for
-/// uuencode in it without decoding it a second time; `defects` are those
-/// its decoding recorded (hidden.rs records them again where a second
-/// decoding used to, so the record stays as it was).
+/// uuencode in it without decoding it (and recording its defects) again.
 pub(crate) struct DecodedText<'p, 'a> {
     pub part: &'p Part<'a>,
     pub text: String,
-    pub defects: Vec<String>,
 }
 
 fn fill_body<'p, 'a>(
@@ -313,16 +310,10 @@ fn joined_text<'p, 'a>(
 ) -> Option<String> {
     let mut joined: Option<String> = None;
     for part in body.iter().filter(|p| p.mime_type() == mime_type) {
-        let before = decoder.defects.len();
         let text = decoded_text(part, decoder);
         let text = match keep.as_deref_mut() {
             Some(keep) => {
-                let defects = decoder.defects[before..].to_vec();
-                keep.push(DecodedText {
-                    part,
-                    text,
-                    defects,
-                });
+                keep.push(DecodedText { part, text });
                 keep.last().map_or("", |d| d.text.as_str())
             }
             None => {

@@ -93,16 +93,13 @@ impl<'w> Walk<'w, '_, '_, '_> {
         self.decoder.defects.extend(defects);
     }
 
-    /// The part's text: the one convert.rs decoded (its defects recorded
-    /// again, as a second decoding would), else decoded now.
+    /// The part's text: the one convert.rs decoded (whose defects are
+    /// recorded already), else decoded now.
     fn text_of(&mut self, part: &Part<'_>) -> std::borrow::Cow<'w, str> {
         let decoded: &'w [DecodedText<'_, '_>] = self.decoded;
         let done = decoded.iter().find(|d| std::ptr::addr_eq(d.part, part));
         match done {
-            Some(d) => {
-                self.decoder.defects.extend(d.defects.iter().cloned());
-                std::borrow::Cow::Borrowed(d.text.as_str())
-            }
+            Some(d) => std::borrow::Cow::Borrowed(d.text.as_str()),
             None => std::borrow::Cow::Owned(decoded_text(part, self.decoder)),
         }
     }
