@@ -94,8 +94,16 @@ fn convert_nested(data: &[u8], source: Source, options: &Options, nesting: &mut 
         defects: &mut defects,
     };
     fill_headers(&mut record, header, &mut decoder);
+    let mut decoded = Vec::new();
     if let Some(part) = &tree {
-        fill_body(&mut record, part, &mut decoder, options, nesting);
+        fill_body(
+            &mut record,
+            part,
+            &mut decoder,
+            options,
+            nesting,
+            &mut decoded,
+        );
         if fields.has("delivery_status") {
             record.delivery_status = crate::delivery_status::find(part, decoder.defects);
         }
@@ -103,7 +111,14 @@ fn convert_nested(data: &[u8], source: Source, options: &Options, nesting: &mut 
             record.parts = Some(part_node(part, &mut decoder));
         }
     }
-    crate::hidden::fill(&mut record, header, tree.as_ref(), &mut decoder, options);
+    crate::hidden::fill(
+        &mut record,
+        header,
+        tree.as_ref(),
+        &mut decoder,
+        options,
+        &decoded,
+    );
     record.defects = defects;
     record
 }
@@ -249,19 +264,27 @@ pub const MAX_NESTING: usize = 8;
 /// one message; beyond, an attached message is left unparsed.
 pub const MAX_NESTED_BYTES: usize = 32 << 20;
 
-fn fill_body(
+/// A text/plain part decoded for `text`, kept so that hidden.rs looks for
+/// uuencode in it without decoding it (and recording its defects) again.
+pub(crate) struct DecodedText<'p, 'a> {
+    pub part: &'p Part<'a>,
+    pub text: String,
+}
+
+fn fill_body<'p, 'a>(
     record: &mut Record,
-    top: &Part<'_>,
+    top: &'p Part<'a>,
     decoder: &mut HeaderDecoder<'_>,
     options: &Options,
     nesting: &mut Nesting,
+    decoded: &mut Vec<DecodedText<'p, 'a>>,
 ) {
     let body = BodyParts::of(top);
     if record.fields.has("text") {
-        record.text = joined_text(&body.text, "text/plain", decoder);
+        record.text = joined_text(&body.text, "text/plain", decoder, Some(decoded));
     }
     if record.fields.has("html") {
-        record.html = joined_text(&body.html, "text/html", decoder);
+        record.html = joined_text(&body.html, "text/html", decoder, None);
     }
     if record.fields.has("attachments") {
         // RFC 8621's attachments, then the inline media it lists only as
@@ -277,26 +300,42 @@ fn fill_body(
 }
 
 /// The parts of `body` of type `mime_type`, decoded, in order; a line end
-/// is put between two parts when the first does not end with one.
-fn joined_text(
-    body: &[&Part<'_>],
+/// is put between two parts when the first does not end with one. With
+/// `keep`, each part's own text is kept there too.
+fn joined_text<'p, 'a>(
+    body: &[&'p Part<'a>],
     mime_type: &str,
     decoder: &mut HeaderDecoder<'_>,
+    mut keep: Option<&mut Vec<DecodedText<'p, 'a>>>,
 ) -> Option<String> {
     let mut joined: Option<String> = None;
     for part in body.iter().filter(|p| p.mime_type() == mime_type) {
         let text = decoded_text(part, decoder);
-        match &mut joined {
-            None => joined = Some(text),
-            Some(j) => {
-                if !j.is_empty() && !j.ends_with('\n') {
-                    j.push('\n');
-                }
-                j.push_str(&text);
+        let text = match keep.as_deref_mut() {
+            Some(keep) => {
+                keep.push(DecodedText { part, text });
+                keep.last().map_or("", |d| d.text.as_str())
             }
-        }
+            None => {
+                push_text(&mut joined, text);
+                continue;
+            }
+        };
+        push_text(&mut joined, text.to_string());
     }
     joined
+}
+
+fn push_text(joined: &mut Option<String>, text: String) {
+    match joined {
+        None => *joined = Some(text),
+        Some(j) => {
+            if !j.is_empty() && !j.ends_with('\n') {
+                j.push('\n');
+            }
+            j.push_str(&text);
+        }
+    }
 }
 
 fn attachment(

@@ -12,7 +12,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::convert::{decoded_text, hex, transfer_encoding, Options};
+use crate::convert::{decoded_text, hex, transfer_encoding, DecodedText, Options};
 use crate::schema::{Attachment, Record};
 use mailpipe::message::auth_results;
 use mailpipe::message::decode::{transfer, HeaderDecoder};
@@ -20,13 +20,15 @@ use mailpipe::message::parse::{HeaderBlock, Part};
 use mailpipe::message::{tnef, uuencode};
 
 /// Fills `auth` and `dkim_signatures` from `header`, and appends the
-/// hidden attachments of `tree` to `attachments`.
-pub fn fill(
+/// hidden attachments of `tree` to `attachments`; `decoded` are the text
+/// parts convert.rs already decoded.
+pub(crate) fn fill(
     record: &mut Record,
     header: &HeaderBlock<'_>,
     tree: Option<&Part<'_>>,
     decoder: &mut HeaderDecoder<'_>,
     options: &Options,
+    decoded: &[DecodedText<'_, '_>],
 ) {
     let fields = record.fields;
     for f in &header.fields {
@@ -45,47 +47,62 @@ pub fn fill(
         }
     }
     if let (true, Some(top)) = (fields.has("attachments"), tree) {
-        walk(
-            top,
-            String::new(),
+        let mut walker = Walk {
             decoder,
             options,
-            &mut record.attachments,
-        );
+            decoded,
+            out: &mut record.attachments,
+        };
+        walker.walk(top, String::new());
     }
 }
 
-/// Every leaf below `part` (not inside message/rfc822, which is an
-/// attachment whole), with its IMAP section number.
-fn walk(
-    part: &Part<'_>,
-    section: String,
-    decoder: &mut HeaderDecoder<'_>,
-    options: &Options,
-    out: &mut Vec<Attachment>,
-) {
-    if part.is_multipart() {
-        for (i, child) in part.children.iter().enumerate() {
-            let child_section = if section.is_empty() {
-                (i + 1).to_string()
-            } else {
-                format!("{section}.{}", i + 1)
-            };
-            walk(child, child_section, decoder, options, out);
+/// What the walk over the leaves carries.
+struct Walk<'w, 'd, 'p, 'a> {
+    decoder: &'w mut HeaderDecoder<'d>,
+    options: &'w Options,
+    decoded: &'w [DecodedText<'p, 'a>],
+    out: &'w mut Vec<Attachment>,
+}
+
+impl<'w> Walk<'w, '_, '_, '_> {
+    /// Every leaf below `part` (not inside message/rfc822, which is an
+    /// attachment whole), with its IMAP section number.
+    fn walk(&mut self, part: &Part<'_>, section: String) {
+        if part.is_multipart() {
+            for (i, child) in part.children.iter().enumerate() {
+                let child_section = if section.is_empty() {
+                    (i + 1).to_string()
+                } else {
+                    format!("{section}.{}", i + 1)
+                };
+                self.walk(child, child_section);
+            }
+            return;
         }
-        return;
+        let section = if section.is_empty() {
+            "1".to_string()
+        } else {
+            section
+        };
+        let text = (part.mime_type() == "text/plain" && may_hold_uuencode(part))
+            .then(|| self.text_of(part));
+        let (found, defects) =
+            hidden_attachments(part, &section, text.as_deref(), self.options.keep_content);
+        self.out.extend(found);
+        self.decoder.defects.extend(defects);
     }
-    let section = if section.is_empty() {
-        "1".to_string()
-    } else {
-        section
-    };
-    let text = (part.mime_type() == "text/plain" && may_hold_uuencode(part))
-        .then(|| decoded_text(part, decoder));
-    let (found, defects) =
-        hidden_attachments(part, &section, text.as_deref(), options.keep_content);
-    out.extend(found);
-    decoder.defects.extend(defects);
+
+    /// The part's text: the one convert.rs decoded (whose defects are
+    /// recorded already), else decoded now.
+    fn text_of(&mut self, part: &Part<'_>) -> std::borrow::Cow<'w, str> {
+        let decoded: &'w [DecodedText<'_, '_>] = self.decoded;
+        let done = decoded.iter().find(|d| std::ptr::addr_eq(d.part, part));
+        match done {
+            Some(d) => std::borrow::Cow::Borrowed(d.text.as_str()),
+            None => std::borrow::Cow::Owned(decoded_text(part, self.decoder)),
+        }
+    }
 }
 
 /// Whether a text part is worth decoding to look for `begin` lines: always
@@ -95,7 +112,7 @@ fn may_hold_uuencode(part: &Part<'_>) -> bool {
         .header
         .first("content-transfer-encoding")
         .is_some_and(|f| f.unfolded().trim_ascii().eq_ignore_ascii_case(b"base64"));
-    encoded || part.body.windows(6).any(|w| w == b"begin ")
+    encoded || memchr::memmem::find(part.body, b"begin ").is_some()
 }
 
 /// The files hidden in one leaf part: uuencode blocks in `decoded_text`
@@ -151,8 +168,9 @@ fn is_tnef_part(part: &Part<'_>) -> bool {
     }
     ["content-type", "content-disposition"].iter().any(|name| {
         part.header.first(name).is_some_and(|f| {
-            let v = f.unfolded().to_ascii_lowercase();
-            v.windows(11).any(|w| w == b"winmail.dat")
+            f.value
+                .windows(11)
+                .any(|w| w.eq_ignore_ascii_case(b"winmail.dat"))
         })
     })
 }

@@ -61,6 +61,37 @@ struct Facts {
     defects: Vec<String>,
     /// The message has no body at all (it ends in its header block).
     no_body: bool,
+    /// The boundary of every multipart that was split.
+    boundaries: Vec<String>,
+    /// Empty parts without a header that end a multipart whose close
+    /// delimiter never came (the message ends in a delimiter line).
+    empty_last: Vec<PartPath>,
+    /// The last part of the message ends in its header block: no empty
+    /// line, no body (an mbox cut at an unescaped From_ line does that).
+    ends_in_header: bool,
+}
+
+/// Collects [`Facts::boundaries`] and [`Facts::empty_last`].
+fn multipart_facts(part: &Part<'_>, path: &mut PartPath, facts: &mut Facts) {
+    if let (true, Some(b)) = (part.is_multipart(), part.content_type.get("boundary")) {
+        facts.boundaries.push(b.to_string());
+        let delimiter = format!("--{b}");
+        if let Some(last) = part.children.last() {
+            if last.header.fields.is_empty()
+                && last.body.trim_ascii().is_empty()
+                && part.body.trim_ascii_end().ends_with(delimiter.as_bytes())
+            {
+                let mut p = path.clone();
+                p.push(part.children.len() - 1);
+                facts.empty_last.push(p);
+            }
+        }
+    }
+    for (i, child) in part.children.iter().enumerate() {
+        path.push(i);
+        multipart_facts(child, path, facts);
+        path.pop();
+    }
 }
 
 fn ours(data: &[u8]) -> Option<(Lists, Shape, Facts)> {
@@ -69,10 +100,22 @@ fn ours(data: &[u8]) -> Option<(Lists, Shape, Facts)> {
     if top.header.fields.is_empty() {
         return None;
     }
-    let facts = Facts {
+    let mut facts = Facts {
         no_body: top.children.is_empty() && top.body.iter().all(u8::is_ascii_whitespace),
         defects: defects.clone(),
+        boundaries: Vec::new(),
+        empty_last: Vec::new(),
+        ends_in_header: false,
     };
+    multipart_facts(&top, &mut Vec::new(), &mut facts);
+    let mut last = &top;
+    while let Some(child) = last.children.last() {
+        last = child;
+    }
+    facts.ends_in_header = !last.header.fields.is_empty()
+        && last.body.is_empty()
+        && !data.ends_with(b"\n\n")
+        && !data.ends_with(b"\n\r\n");
     let body = BodyParts::of(&top);
     let paths = |list: &[&Part<'_>]| -> Vec<PartPath> {
         list.iter()
@@ -125,6 +168,95 @@ fn excused(facts: &Facts, ours: &Lists, theirs: &Lists) -> Option<&'static str> 
         return Some("invalid-content-type-is-text-plain");
     }
     None
+}
+
+/// The classes where mail-parser departs from RFC 5322 or RFC 2046 on the
+/// MIME tree itself, so that the trees may differ too. Each is checked by
+/// undoing the one irregularity in the input, in a way that leaves
+/// mailpipe's lists as they are: mail-parser must then give mailpipe's
+/// lists exactly (docs/mail2json-oracles.md has the RFC text for each).
+fn departs(data: &[u8], facts: &Facts, ours: &Lists, theirs: &Lists) -> Option<&'static str> {
+    let agree_on = |input: &[u8]| -> bool {
+        let ours_there = self::ours(input).map(|(l, _, _)| l);
+        let theirs_there = self::theirs(input).map(|(l, _)| l);
+        ours_there.as_ref() == Some(ours) && theirs_there.as_ref() == Some(ours)
+    };
+    // RFC 5322 section 2.1: the body "is separated from the header section
+    // by an empty line (i.e., a line with nothing preceding the CRLF)"; a
+    // first line of spaces is no such line.
+    let first_line = data.split_inclusive(|&b| b == b'\n').next().unwrap_or(&[]);
+    let spaces = first_line
+        .strip_suffix(b"\n")
+        .map_or(first_line, |l| l.strip_suffix(b"\r").unwrap_or(l));
+    if !spaces.is_empty()
+        && spaces.iter().all(|&b| b == b' ' || b == b'\t')
+        && agree_on(&data[first_line.len()..])
+    {
+        return Some("mail-parser-line-of-spaces-ends-header");
+    }
+    // RFC 2046 section 5.1.1: "The boundary delimiter MUST occur at the
+    // beginning of a line"; an occurrence inside a line is text.
+    if let Some(hidden) = hide_boundaries_inside_lines(data, &facts.boundaries) {
+        if agree_on(&hidden) {
+            return Some("mail-parser-boundary-inside-a-line");
+        }
+    }
+    // RFC 8621 section 4.1.4 lists every part (parseStructure visits each);
+    // mail-parser drops a part that ends in its header block (no empty line,
+    // no body), and lists it once an empty line ends the header, which
+    // changes no part's content.
+    if facts.ends_in_header {
+        let mut ended = data.to_vec();
+        ended.extend_from_slice(if data.ends_with(b"\r\n") {
+            b"\r\n"
+        } else {
+            b"\n"
+        });
+        if agree_on(&ended) {
+            return Some("mail-parser-lists-no-part-without-body");
+        }
+    }
+    // RFC 2046 section 5.1.1: a body part without header fields takes the
+    // defaults (text/plain), which RFC 8621 puts in textBody; mail-parser
+    // lists such an empty last part as an attachment, or drops it.
+    for part in &facts.empty_last {
+        let without = |l: &Lists| Lists {
+            text: l.text.iter().filter(|p| *p != part).cloned().collect(),
+            html: l.html.iter().filter(|p| *p != part).cloned().collect(),
+            attachments: l
+                .attachments
+                .iter()
+                .filter(|p| *p != part)
+                .cloned()
+                .collect(),
+        };
+        if ours.text.contains(part) && without(ours) == without(theirs) {
+            return Some("mail-parser-empty-last-part-is-not-text");
+        }
+    }
+    None
+}
+
+/// `data` with the dashes of every `--boundary` that does not start a line
+/// (nor is a parameter's value) changed to `-_`; None when there is none.
+fn hide_boundaries_inside_lines(data: &[u8], boundaries: &[String]) -> Option<Vec<u8>> {
+    let mut out = data.to_vec();
+    let mut changed = false;
+    for b in boundaries {
+        let delimiter = format!("--{b}");
+        let hits = data
+            .windows(delimiter.len())
+            .enumerate()
+            .filter(|(_, w)| *w == delimiter.as_bytes())
+            .map(|(at, _)| at);
+        for at in hits {
+            if at > 0 && !matches!(data[at - 1], b'\n' | b'"' | b'=') {
+                out[at + 1] = b'_';
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(out)
 }
 
 /// mail-parser's lists, or None when it finds no message at all.
@@ -201,8 +333,11 @@ struct Tally {
     /// The two parsers split the message into different trees: a MIME
     /// parsing difference, not one of the body model.
     other_tree: Vec<String>,
-    /// Same tree, different lists, in a class of [`excused`].
-    excused: Vec<(String, &'static str)>,
+    /// Different lists in a class of [`departs`] or [`excused`]; whether
+    /// the trees are the same.
+    excused: Vec<(String, &'static str, bool)>,
+    /// Different trees, unexplained.
+    other_tree_unexplained: Vec<String>,
     /// Same tree, different lists, unexplained.
     differ: Vec<String>,
 }
@@ -215,6 +350,7 @@ fn compare(set: &str, messages: &[(String, Vec<u8>)]) -> Tally {
         refused: 0,
         other_tree: Vec::new(),
         excused: Vec::new(),
+        other_tree_unexplained: Vec::new(),
         differ: Vec::new(),
     };
     for (name, data) in messages {
@@ -229,15 +365,25 @@ fn compare(set: &str, messages: &[(String, Vec<u8>)]) -> Tally {
             t.agree += 1;
             continue;
         }
-        let tree = if our_shape != their_shape {
+        let same_tree = our_shape == their_shape;
+        let class = departs(data, &facts, &ours, &theirs)
+            .or_else(|| same_tree.then(|| excused(&facts, &ours, &theirs)).flatten());
+        if !same_tree {
             t.other_tree.push(name.clone());
-            "other tree"
-        } else if let Some(class) = excused(&facts, &ours, &theirs) {
-            t.excused.push((name.clone(), class));
-            class
-        } else {
-            t.differ.push(name.clone());
-            "same tree"
+        }
+        let tree = match class {
+            Some(class) => {
+                t.excused.push((name.clone(), class, same_tree));
+                class
+            }
+            None if same_tree => {
+                t.differ.push(name.clone());
+                "same tree"
+            }
+            None => {
+                t.other_tree_unexplained.push(name.clone());
+                "other tree"
+            }
         };
         if verbose {
             eprintln!("{set}: {name} ({tree})\n  ours   {ours:?}\n  theirs {theirs:?}");
@@ -245,26 +391,29 @@ fn compare(set: &str, messages: &[(String, Vec<u8>)]) -> Tally {
     }
     let compared = t.messages - t.refused;
     let same_tree = compared - t.other_tree.len();
+    let same_tree_explained = t.agree + t.excused.iter().filter(|e| e.2).count();
     let explained = t.agree + t.excused.len();
     eprintln!(
         "jmap oracle, {set}: {} of {compared} messages agree on textBody, htmlBody and \
-         attachments ({:.1}%); {} split into different MIME trees; of the {same_tree} \
-         split alike, {} agree ({:.1}%), {} with the mechanically checked classes \
-         ({:.1}%); {} are not messages",
+         attachments ({:.1}%), {explained} with the mechanically checked classes ({:.1}%); \
+         {} split into different MIME trees ({} of them unexplained); of the {same_tree} \
+         split alike, {} agree ({:.1}%), {same_tree_explained} with the classes ({:.1}%); \
+         {} are not messages",
         t.agree,
         percent(t.agree, compared),
+        percent(explained, compared),
         t.other_tree.len(),
+        t.other_tree_unexplained.len(),
         t.agree,
         percent(t.agree, same_tree),
-        explained,
-        percent(explained, same_tree),
+        percent(same_tree_explained, same_tree),
         t.refused
     );
-    let mut classes: Vec<&str> = t.excused.iter().map(|(_, c)| *c).collect();
+    let mut classes: Vec<&str> = t.excused.iter().map(|e| e.1).collect();
     classes.sort();
     classes.dedup();
     for class in classes {
-        let n = t.excused.iter().filter(|(_, c)| *c == class).count();
+        let n = t.excused.iter().filter(|e| e.1 == class).count();
         eprintln!("  {class}: {n}");
     }
     t
@@ -274,24 +423,24 @@ fn percent(n: usize, of: usize) -> f64 {
     100.0 * n as f64 / of.max(1) as f64
 }
 
-/// The body model must agree on 99% of the messages both parsers split
-/// alike (counting the mechanically checked classes); all messages, trees
-/// split differently included, must agree at least `overall` percent.
-fn check(set: &str, t: &Tally, overall: usize) {
+/// The body model must agree, counting the mechanically checked classes,
+/// on 99% of the messages both parsers split alike and on 99% of all
+/// messages, trees split differently included.
+fn check(set: &str, t: &Tally) {
     let compared = t.messages - t.refused;
     let same_tree = compared - t.other_tree.len();
+    let same_tree_explained = t.agree + t.excused.iter().filter(|e| e.2).count();
     assert!(
-        (t.agree + t.excused.len()) * 100 >= same_tree * 99,
-        "{set}: only {} (+{} explained) of {same_tree} with the same tree agree; differ: {:?}",
-        t.agree,
-        t.excused.len(),
+        same_tree_explained * 100 >= same_tree * 99,
+        "{set}: only {same_tree_explained} of {same_tree} with the same tree agree; differ: {:?}",
         t.differ
     );
+    let explained = t.agree + t.excused.len();
     assert!(
-        t.agree * 100 >= compared * overall,
-        "{set}: only {} of {compared} agree; other trees: {:?}",
-        t.agree,
-        t.other_tree
+        explained * 100 >= compared * 99,
+        "{set}: only {explained} of {compared} agree; unexplained: {:?} and other trees {:?}",
+        t.differ,
+        t.other_tree_unexplained
     );
 }
 
@@ -301,7 +450,7 @@ fn body_model_agrees_with_mail_parser_on_the_fixtures() {
     let all = messages(&dir);
     assert!(all.len() >= 25, "fixtures found: {}", all.len());
     let t = compare("fixtures", &all);
-    check("fixtures", &t, 95);
+    check("fixtures", &t);
 }
 
 #[test]
@@ -312,5 +461,5 @@ fn body_model_agrees_with_mail_parser_on_the_shared_corpus() {
     }
     let all = messages(&dir);
     let t = compare("shared corpus", &all);
-    check("shared corpus", &t, 95);
+    check("shared corpus", &t);
 }

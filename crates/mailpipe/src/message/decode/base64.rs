@@ -82,7 +82,28 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     let mut end = body.len();
     let mut i = 0;
     while i < body.len() {
-        // Fast path: four alphabet characters at a quantum boundary.
+        // Fast path: runs of eight alphabet characters (six bytes) at a
+        // quantum boundary, the bulk of a 76-character line.
+        if q.n == 0 {
+            while let Some(chunk) = body.get(i..i + 8) {
+                let mut acc = 0u64;
+                let mut all = 0u8;
+                for &c in chunk {
+                    let v = ALPHABET[usize::from(c)];
+                    all |= v;
+                    acc = (acc << 6) | u64::from(v);
+                }
+                if all >= 64 {
+                    break;
+                }
+                out.extend_from_slice(&acc.to_be_bytes()[2..]);
+                i += 8;
+            }
+            if i == body.len() {
+                break;
+            }
+        }
+        // Four alphabet characters at a quantum boundary.
         if q.n == 0 && i + 4 <= body.len() {
             let v = [
                 ALPHABET[usize::from(body[i])],
@@ -163,6 +184,26 @@ mod tests {
         );
         assert_eq!(d, ["base64-invalid-characters"]);
         assert_eq!(decode_body(b"plain text, not base64 abc\n", &mut d), None);
+    }
+
+    #[test]
+    fn body_in_runs_of_eight_characters() {
+        let mut d = Vec::new();
+        // Ending exactly after a run of eight, then runs cut by line ends.
+        assert_eq!(
+            decode_body(b"YWJjZGVm", &mut d).as_deref(),
+            Some(&b"abcdef"[..])
+        );
+        assert_eq!(
+            decode_body(b"YWJjZGVmZ2hp\r\namts\nbW5v\r\n", &mut d).as_deref(),
+            Some(&b"abcdefghijklmno"[..])
+        );
+        assert!(d.is_empty());
+        assert_eq!(
+            decode_body(b"YWJjZGVmZ2g=", &mut d).as_deref(),
+            Some(&b"abcdefgh"[..])
+        );
+        assert!(d.is_empty());
     }
 
     #[test]

@@ -32,12 +32,37 @@ pub fn decode_word(text: &[u8]) -> Vec<u8> {
     out
 }
 
+/// [`unescape`] without the `Q` encoding's underscore, by runs between the
+/// `=` signs (a body is mostly plain text).
+fn unescape_runs(mut text: &[u8], out: &mut Vec<u8>) {
+    while let Some(at) = memchr::memchr(b'=', text) {
+        out.extend_from_slice(&text[..at]);
+        match text.get(at + 1..at + 3).and_then(hex_pair) {
+            Some(v) => {
+                out.push(v);
+                text = &text[at + 3..];
+            }
+            None => {
+                out.push(b'=');
+                text = &text[at + 1..];
+            }
+        }
+    }
+    out.extend_from_slice(text);
+}
+
 /// A quoted-printable body: `=XX`, soft line breaks, trailing whitespace of
 /// each line dropped, line ends become LF, and an `=` not followed by two hex
 /// digits kept literally.
 pub fn decode_body(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
-    for raw_line in body.split_inclusive(|&b| b == b'\n') {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (raw_line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => rest.split_at(i + 1),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
         let has_eol = raw_line.ends_with(b"\n");
         let mut line = raw_line.strip_suffix(b"\n").unwrap_or(raw_line);
         while let Some((&last, rest)) = line.split_last() {
@@ -54,7 +79,7 @@ pub fn decode_body(body: &[u8]) -> Vec<u8> {
             }
             None => false,
         };
-        unescape(line, false, &mut out);
+        unescape_runs(line, &mut out);
         if has_eol && !soft {
             out.push(b'\n');
         }
@@ -74,6 +99,9 @@ mod tests {
         );
         assert_eq!(decode_body(b"no newline"), b"no newline");
         assert_eq!(decode_body(b"a=4=\nb=\n"), b"a=4b");
+        assert_eq!(decode_body(b"=\n\n=4"), b"\n=4");
+        assert_eq!(decode_body(b"x=3D=3\r\n==41 \t\r\n\n"), b"x==3\n=A\n\n");
+        assert_eq!(decode_body(b""), b"");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! returned. Over that corpus this walk is also faster (figures in
 //! docs/mail2json-oracles.md).
 //!
-//! Boundary lines follow RFC 2046 and Python's email package: `--boundary`
-//! at the start of a line, then optionally `--`, then only whitespace.
+//! Boundary lines follow RFC 2046: `--boundary` at the start of a line, then
+//! optionally `--`, then only whitespace, or whitespace and text that is
+//! ignored (the RFC's note; Python's email package stops at the text).
 
 use super::header::{self as headers, HeaderBlock};
 use super::params::{self, ParamValue};
@@ -209,10 +210,7 @@ fn split_body<'a>(body: &'a [u8], boundary: &[u8]) -> Option<(Vec<&'a [u8]>, boo
             Some(i) => after + i + 1,
             None => body.len(),
         };
-        if !body[after..line_end]
-            .iter()
-            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        {
+        if !delimiter_line_rest(&body[after..line_end]) {
             continue;
         }
         if let Some(start) = content_start.filter(|&s| s < at) {
@@ -239,6 +237,20 @@ fn split_body<'a>(body: &'a [u8], boundary: &[u8]) -> Option<(Vec<&'a [u8]>, boo
     Some((parts, false))
 }
 
+/// Whether what follows `--boundary` (or `--boundary--`) on its line
+/// leaves it a delimiter line: only whitespace, or whitespace and then
+/// anything. RFC 2046 section 5.1.1's note: "An exact match of the entire
+/// candidate line is not required; it is sufficient that the boundary
+/// appear in its entirety following the CRLF". Any other character could
+/// continue a longer boundary (an inner multipart's `b-1` under `b`), so
+/// such a line is text.
+fn delimiter_line_rest(rest: &[u8]) -> bool {
+    match rest.first() {
+        None | Some(b' ' | b'\t') => true,
+        Some(_) => rest.iter().all(|b| matches!(b, b'\r' | b'\n')),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +266,19 @@ mod tests {
         assert!(!closed);
         assert_eq!(parts, [&b"x\n"[..]]);
         assert!(split_body(b"no parts", b"b").is_none());
+    }
+
+    #[test]
+    fn text_after_a_boundary_and_a_space_is_ignored() {
+        // mime4j's ending-boundaries.msg, after RFC 2046's note on boundaries.
+        let body = b"--b This should be ignored\r\nContent-Type: text/plain\r\n\r\n\
+                     first part\r\n--b-- and this too\r\nepilogue\r\n--b--\r\n";
+        let (parts, closed) = split_body(body, b"b").expect("found");
+        assert!(closed);
+        assert_eq!(parts, [&b"Content-Type: text/plain\r\n\r\nfirst part"[..]]);
+        // A boundary character right after it may be a longer boundary.
+        let (parts, _) = split_body(b"--b\n--b-1\nx\n--b--\n", b"b").expect("found");
+        assert_eq!(parts, [&b"--b-1\nx"[..]]);
     }
 
     #[test]
