@@ -539,3 +539,141 @@ fn pop3_follow_polls_new_mail_without_duplicates() {
         .count();
     assert_eq!(uidls, 3, "{}", state_text(&state));
 }
+
+/// The messages of the IDLE-refusing peer below: UID n has subject "peer-n".
+fn peer_message(uid: usize) -> Vec<u8> {
+    format!(
+        "From: a@example.test\r\nSubject: peer-{uid}\r\nMessage-ID: <peer-{uid}@example.test>\r\n\r\nbody {uid}\r\n"
+    )
+    .into_bytes()
+}
+
+/// UIDs named by a UID set (`1`, `2:3`, `1,3`, `2:*`) among `1..=count`;
+/// `n:*` names the last message even when it is below n, as RFC 3501 says.
+fn peer_uids(set: &str, count: usize) -> Vec<usize> {
+    let mut uids = Vec::new();
+    for part in set.split(',') {
+        let (low, high) = part.split_once(':').unwrap_or((part, part));
+        let parse = |s: &str| {
+            if s == "*" {
+                count
+            } else {
+                s.parse().unwrap_or(0)
+            }
+        };
+        let (a, b) = (parse(low), parse(high));
+        let (a, b) = (a.min(b), a.max(b));
+        uids.extend((a..=b).filter(|&u| u >= 1 && u <= count));
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// One connection of a plaintext IMAP server that lists IDLE and answers it
+/// with NO (some proxies and Exchange front ends do); a second message
+/// arrives at the first NOOP after that. `count` is shared by connections.
+fn idle_refusing_connection(socket: std::net::TcpStream, count: &std::sync::atomic::AtomicUsize) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
+    let mut out = socket.try_clone().expect("clone");
+    let mut input = BufReader::new(socket);
+    let _ = out.write_all(b"* OK [CAPABILITY IMAP4rev1 IDLE] scripted\r\n");
+    let mut refused_idle = false;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if input.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let (tag, command) = line.trim_end().split_once(' ').unwrap_or(("*", ""));
+        let upper = command.to_ascii_uppercase();
+        let n = count.load(Ordering::SeqCst);
+        let reply = if upper.starts_with("CAPABILITY") {
+            format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n")
+        } else if upper.starts_with("EXAMINE") || upper.starts_with("SELECT") {
+            format!(
+                "* {n} EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT {}] n\r\n\
+                 {tag} OK [READ-ONLY] done\r\n",
+                n + 1
+            )
+        } else if upper.starts_with("UID FETCH") {
+            let set = command.split_whitespace().nth(2).unwrap_or("");
+            let mut reply = String::new();
+            for uid in peer_uids(set, n) {
+                let body = peer_message(uid);
+                if upper.contains("BODY.PEEK[]") {
+                    reply.push_str(&format!(
+                        "* {uid} FETCH (UID {uid} INTERNALDATE \"30-Nov-2026 12:00:00 +0000\" \
+                         BODY[] {{{}}}\r\n{})\r\n",
+                        body.len(),
+                        String::from_utf8_lossy(&body)
+                    ));
+                } else {
+                    reply.push_str(&format!(
+                        "* {uid} FETCH (UID {uid} RFC822.SIZE {})\r\n",
+                        body.len()
+                    ));
+                }
+            }
+            format!("{reply}{tag} OK done\r\n")
+        } else if upper.starts_with("IDLE") {
+            refused_idle = true;
+            format!("{tag} NO IDLE is not allowed now\r\n")
+        } else if upper.starts_with("NOOP") && refused_idle && n == 1 {
+            count.store(2, Ordering::SeqCst);
+            format!("* 2 EXISTS\r\n{tag} OK done\r\n")
+        } else if upper.starts_with("LOGOUT") {
+            let _ = out.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes());
+            return;
+        } else {
+            format!("{tag} OK done\r\n")
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_server_that_refuses_idle_is_polled_with_noop() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let served = Arc::clone(&count);
+    std::thread::spawn(move || {
+        // The dump's connection, then the follower's (and a reconnect, if any).
+        for socket in listener.incoming().take(4).flatten() {
+            let count = Arc::clone(&served);
+            std::thread::spawn(move || idle_refusing_connection(socket, &count));
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(Tool::ImapDump.path());
+    cmd.arg("--server")
+        .arg(format!("imap://127.0.0.1:{port}"))
+        .args(["--user", "u", "--tls", "none", "--allow-plaintext-auth"])
+        .args([
+            "--follow",
+            "--quiet",
+            "--interval",
+            "300ms",
+            "--connections",
+            "1",
+        ])
+        .env("IMAP_PASSWORD", "p")
+        .env_remove("MAILPIPE_CONFIG")
+        .env("HOME", dir.path())
+        .env("NETRC", "/nonexistent");
+    let follower = Running::start(cmd, None);
+    follower.wait_for("Subject: peer-1", Duration::from_secs(10));
+    follower.wait_for("Subject: peer-2", Duration::from_secs(10));
+    let (codes, stdout, stderr) = follower.terminate();
+    assert_eq!(codes, [Some(0)], "{stderr}");
+    assert_eq!(subjects(&stdout), ["peer-1", "peer-2"], "{stderr}");
+    assert!(
+        stderr.contains("refused IDLE (NO IDLE is not allowed now); polling with NOOP"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

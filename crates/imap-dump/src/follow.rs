@@ -150,7 +150,7 @@ impl Watch<'_> {
     /// Catches up, then waits for news, until stopped (Ok) or the
     /// connection fails.
     fn watch(&self, sessions: &mut Sessions, mailbox: &str) -> Result<(), Error> {
-        let idle = self.idle && sessions.main.has_capability(self.endpoint, "IDLE")?;
+        let mut idle = self.idle && sessions.main.has_capability(self.endpoint, "IDLE")?;
         loop {
             // A message that arrived while we fetched is announced in a
             // reply we read past (EXISTS): look once more before waiting.
@@ -171,7 +171,16 @@ impl Watch<'_> {
                 return Ok(());
             }
             if idle {
-                idle_until_news(&mut sessions.main, self.endpoint, self.stop)?;
+                if let Some(refusal) =
+                    idle_until_news(&mut sessions.main, self.endpoint, self.stop)?
+                {
+                    eprintln!(
+                        "imap-dump: {mailbox}: the server refused IDLE ({refusal}); polling with \
+                         NOOP every {} s instead",
+                        self.interval.as_secs()
+                    );
+                    idle = false;
+                }
             } else if self.stop.sleep(self.interval) {
                 sessions
                     .main
@@ -210,7 +219,13 @@ const MAX_IDLE_LINE: usize = 64 * 1024;
 
 /// IDLE (the mailbox is selected) until the server announces a message
 /// (EXISTS), `IDLE_REFRESH` passes or `stop` is set; then DONE and its OK.
-fn idle_until_news(session: &mut Session, endpoint: &Endpoint, stop: &Stop) -> Result<(), Error> {
+/// A server that lists IDLE and answers it with NO or BAD: `Some(its words)`,
+/// for the caller to poll instead.
+fn idle_until_news(
+    session: &mut Session,
+    endpoint: &Endpoint,
+    stop: &Stop,
+) -> Result<Option<String>, Error> {
     let tag = session.next_tag();
     let url = &endpoint.url;
     let mut wire = session.wire();
@@ -224,10 +239,8 @@ fn idle_until_news(session: &mut Session, endpoint: &Endpoint, stop: &Stop) -> R
             break;
         }
         if line.starts_with(format!("{tag} ").as_bytes()) {
-            return Err(Error::protocol(format!(
-                "{url}: the server refused IDLE: {}",
-                String::from_utf8_lossy(&line[tag.len() + 1..])
-            )));
+            let said = String::from_utf8_lossy(&line[tag.len() + 1..]);
+            return Ok(Some(said.trim_end().to_string()));
         }
         check_bye(endpoint, &line)?;
     }
@@ -260,7 +273,7 @@ fn idle_until_news(session: &mut Session, endpoint: &Endpoint, stop: &Stop) -> R
             .map_err(|e| e.context(url))?;
         check_bye(endpoint, &line)?;
         if line.starts_with(format!("{tag} ").as_bytes()) {
-            return Ok(());
+            return Ok(None);
         }
     }
 }
