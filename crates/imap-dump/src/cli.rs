@@ -57,7 +57,7 @@ a line end gets one (mbox cannot mark its end otherwise).
 Live mail: --follow dumps as usual (from --state if given), then waits for
 new messages in each --mailbox (one connection each) with IDLE, re-issued
 every 10 minutes (servers end an IDLE after 30), or with NOOP every
---interval when the server lacks IDLE (or with --no-idle). Each new message
+--interval when the server lacks or refuses IDLE (or with --no-idle). Each new message
 is written whole and flushed, and --state advanced after it, as in a dump.
 A lost connection or a restarting server is retried after 1 s, doubling to
 60 s, resuming from the state (a scratch one without --state): nothing lost,
