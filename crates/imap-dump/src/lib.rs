@@ -2,6 +2,7 @@
 //! modules behind them, public so that tests and the fuzz targets in `fuzz/`
 //! can drive the FETCH reader over hostile bytes.
 
+pub mod body;
 pub mod cli;
 pub mod compress;
 pub mod criteria;

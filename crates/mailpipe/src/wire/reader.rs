@@ -279,32 +279,47 @@ impl<S: Read + Timed> WireReader<S> {
         deadline: &Deadline,
         what: &str,
     ) -> Result<(), Error> {
-        if size > max {
-            return Err(Error::protocol(format!(
-                "the server announced a literal of {size} bytes in {what}, far more than \
-                 the messages' RFC822.SIZE"
-            )));
-        }
+        literal_fits(size, max, what)?;
         out.clear();
         // Grows as bytes arrive: a huge announced size costs nothing until
         // the server sends it, and the read budget stops that.
         out.reserve(size.min(8 << 20) as usize);
         let doing = format!("reading {what}");
-        self.disarmed(|r| r.literal(out, size, deadline, &doing))
+        self.disarmed(|r| r.literal(size, deadline, &doing, |b| out.extend_from_slice(b)))
     }
 
+    /// Exactly `out.len()` bytes (an IMAP literal whose size the caller
+    /// checked with `literal_fits`) into memory the caller allocated at that
+    /// size, before `deadline`.
+    pub fn read_literal_into(
+        &mut self,
+        out: &mut [u8],
+        deadline: &Deadline,
+        what: &str,
+    ) -> Result<(), Error> {
+        let doing = format!("reading {what}");
+        let mut at = 0;
+        self.disarmed(|r| {
+            r.literal(out.len() as u64, deadline, &doing, |b| {
+                out[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            })
+        })
+    }
+
+    /// Hands the next `size` bytes to `put`, a buffer's worth at a time.
     fn literal(
         &mut self,
-        out: &mut Vec<u8>,
         size: u64,
         deadline: &Deadline,
         doing: &str,
+        mut put: impl FnMut(&[u8]),
     ) -> Result<(), Error> {
         let mut left = size;
         while left > 0 {
             if self.pos < self.end {
                 let take = (self.end - self.pos).min(left.try_into().unwrap_or(usize::MAX));
-                out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+                put(&self.buf[self.pos..self.pos + take]);
                 self.pos += take;
                 left -= take as u64;
             } else if !self.fill(deadline, doing)? {
@@ -314,6 +329,19 @@ impl<S: Read + Timed> WireReader<S> {
         }
         Ok(())
     }
+}
+
+/// Refuses a literal of `size` bytes in `what` over `max` (what the read
+/// budget still allows): it can never arrive whole, the server broke the
+/// protocol (76). Checked before anything is read or allocated.
+pub fn literal_fits(size: u64, max: u64, what: &str) -> Result<(), Error> {
+    if size > max {
+        return Err(Error::protocol(format!(
+            "the server announced a literal of {size} bytes in {what}, far more than \
+             the messages' RFC822.SIZE"
+        )));
+    }
+    Ok(())
 }
 
 /// Plain reads, buffer first, for code that reads the stream itself (the
@@ -458,6 +486,34 @@ mod tests {
 
     /// A server sending a byte every 200 ms keeps each read short of a 1 s
     /// timeout; one deadline for the reply still ends the wait at 1 s.
+    /// The same bytes into memory the caller sized (imap-dump's large
+    /// bodies); a cut literal is the same 75.
+    #[test]
+    fn literals_into_a_sized_buffer() {
+        let mut wire = b"hello".to_vec();
+        wire.extend(vec![b'y'; 100_000]);
+        wire.extend_from_slice(b")\r\n");
+        let mut r = WireReader::with_capacity(&wire[..], Duration::from_secs(5), 7);
+        let mut out = vec![0; 100_005];
+        r.read_literal_into(&mut out, &later(), "BODY[]")
+            .expect("literal");
+        assert_eq!(out[..], wire[..100_005]);
+        let mut line = Vec::new();
+        r.read_line(&mut line, 10, &later(), "the rest")
+            .expect("rest");
+        assert_eq!(line, b")");
+        let mut r = WireReader::new(&b"short"[..], Duration::from_secs(5));
+        let e = r
+            .read_literal_into(&mut [0; 100], &later(), "BODY[]")
+            .expect_err("cut");
+        assert_eq!(e.exit(), Exit::TempFail);
+        assert_eq!(
+            literal_fits(1001, 1000, "BODY[]").map_err(|e| e.exit()),
+            Err(Exit::Protocol)
+        );
+        assert!(literal_fits(1000, 1000, "BODY[]").is_ok());
+    }
+
     #[test]
     fn a_dripping_server_times_out_once_for_the_whole_reply() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
