@@ -18,7 +18,7 @@ const MB: usize = 1 << 20;
 
 /// Message `i` of a round: every fourth is large, its size spread over 1-7 MB.
 fn message(name: &str, i: usize) -> Vec<u8> {
-    let size = if i % (SMALL_PER_LARGE + 1) == 0 {
+    let size = if i.is_multiple_of(SMALL_PER_LARGE + 1) {
         let k = i / (SMALL_PER_LARGE + 1);
         MB + (k * 7919 % 6000) * 1024
     } else {
