@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
         Ok((fetched, _tag)) => {
             let bodies: usize = fetched
                 .iter()
-                .filter_map(|f| f.body.as_ref().map(Vec::len))
+                .filter_map(|f| f.body.as_ref().map(|b| b.len()))
                 .sum();
             assert!(bodies <= replies.len(), "bodies larger than the input");
         }

@@ -17,13 +17,15 @@ use imap::types::Flag;
 use mailpipe::wire::{announced_literal, Deadline, Timed, WireReader};
 use mailpipe::Error;
 
+use crate::body::Body;
+
 /// One message of a FETCH response: what dump.rs writes.
 #[derive(Debug, Default)]
 pub struct Fetched {
     pub uid: Option<u32>,
     pub internal_date: Option<DateTime<FixedOffset>>,
     pub flags: Vec<Flag<'static>>,
-    pub body: Option<Vec<u8>>,
+    pub body: Option<Body>,
     /// RFC822.SIZE and `BODY[HEADER.FIELDS (...)]`, when asked for (keys.rs).
     pub size: Option<u32>,
     pub header: Option<Vec<u8>>,
@@ -113,7 +115,7 @@ pub fn read_responses<S: Read + Timed>(
 /// A piece of one response: text between literals, or a literal.
 pub enum Part {
     Text(Vec<u8>),
-    Literal(Vec<u8>),
+    Literal(Body),
 }
 
 /// One line without its line end, at most `MAX_LINE` bytes, within --timeout.
@@ -133,9 +135,8 @@ fn read_response<S: Read + Timed>(
     while let Some(literal) = announced_literal(line)? {
         parts.push(Part::Text(line[..literal.open].to_vec()));
         let deadline = Deadline::for_body(input.timeout(), literal.size);
-        let mut bytes = Vec::new();
-        input.read_literal(
-            &mut bytes,
+        let bytes = Body::read(
+            input,
             literal.size,
             max_literal,
             &deadline,
@@ -190,7 +191,7 @@ impl<'a> Cursor<'a> {
                 self.last_literal = Some(self.part + 1);
                 self.part += 2;
                 self.pos = 0;
-                return Some(l.clone());
+                return Some(l.to_vec());
             }
         }
         None
@@ -313,7 +314,7 @@ pub fn values(parts: &[Part]) -> Result<Vec<Value>, Error> {
 /// literals are moved out first and into the values they are, so a body is
 /// never copied (a 7 MB message cost 14 MB at once, in each connection's thread).
 fn parse_fetch(mut parts: Vec<Part>) -> Result<Option<Fetched>, Error> {
-    let mut literals: Vec<Option<Vec<u8>>> = parts
+    let mut literals: Vec<Option<Body>> = parts
         .iter_mut()
         .map(|p| match p {
             Part::Literal(l) => Some(std::mem::take(l)),
@@ -350,21 +351,20 @@ fn parse_fetch(mut parts: Vec<Part>) -> Result<Option<Fetched>, Error> {
         }
         let name = cursor.atom()?.to_ascii_uppercase();
         cursor.last_literal = None;
-        let value = match (cursor.value()?, cursor.last_literal.take()) {
-            (Value::Str(_), Some(i)) => Value::Str(
-                literals
-                    .get_mut(i)
-                    .and_then(Option::take)
-                    .unwrap_or_default(),
-            ),
-            (value, _) => value,
+        // A string that was a literal: the literal itself, moved out whole.
+        let (value, literal) = match (cursor.value()?, cursor.last_literal.take()) {
+            (Value::Str(_), Some(i)) => {
+                let literal = literals.get_mut(i).and_then(Option::take);
+                (Value::Str(Vec::new()), Some(literal.unwrap_or_default()))
+            }
+            (value, _) => (value, None),
         };
         match (name.as_str(), value) {
             ("UID", Value::Atom(a)) => {
                 fetched.uid = Some(a.parse().map_err(|_| bad("a UID that is not a number"))?);
             }
             ("INTERNALDATE", Value::Str(s)) => {
-                let s = String::from_utf8_lossy(&s);
+                let s = String::from_utf8_lossy(literal.as_deref().unwrap_or(&s));
                 fetched.internal_date =
                     DateTime::parse_from_str(s.trim_start(), "%d-%b-%Y %H:%M:%S %z").ok();
             }
@@ -380,8 +380,12 @@ fn parse_fetch(mut parts: Vec<Part>) -> Result<Option<Fetched>, Error> {
             ("RFC822.SIZE", Value::Atom(a)) => {
                 fetched.size = Some(a.parse().map_err(|_| bad("a size that is not a number"))?);
             }
-            (n, Value::Str(h)) if n.starts_with("BODY[HEADER.FIELDS") => fetched.header = Some(h),
-            (n, Value::Str(body)) if n.starts_with("BODY[]") => fetched.body = Some(body),
+            (n, Value::Str(h)) if n.starts_with("BODY[HEADER.FIELDS") => {
+                fetched.header = Some(literal.map_or(h, |l| l.to_vec()));
+            }
+            (n, Value::Str(body)) if n.starts_with("BODY[]") => {
+                fetched.body = Some(literal.unwrap_or_else(|| body.into()));
+            }
             (n, Value::Nil) if n.starts_with("BODY[]") => fetched.body = None,
             _ => {}
         }

@@ -3,6 +3,7 @@
 //! can drive the FETCH reader over hostile bytes.
 
 mod auth;
+pub mod body;
 pub mod cap;
 pub mod cli;
 pub mod compress;

@@ -15,5 +15,5 @@ pub use deadline::{Deadline, Timed, MIN_BODY_RATE};
 pub use deflate::{Deflate, WireBytes};
 pub use failure::{peer_error, Failure};
 pub use literal::{announced_literal, Literal};
-pub use reader::{Chunk, WireReader};
+pub use reader::{literal_fits, Chunk, WireReader};
 pub use starttls::start_tls;

@@ -279,32 +279,47 @@ impl<S: Read + Timed> WireReader<S> {
         deadline: &Deadline,
         what: &str,
     ) -> Result<(), Error> {
-        if size > max {
-            return Err(Error::protocol(format!(
-                "the server announced a literal of {size} bytes in {what}, far more than \
-                 the messages' RFC822.SIZE"
-            )));
-        }
+        literal_fits(size, max, what)?;
         out.clear();
         // Grows as bytes arrive: a huge announced size costs nothing until
         // the server sends it, and the read budget stops that.
         out.reserve(size.min(8 << 20) as usize);
         let doing = format!("reading {what}");
-        self.disarmed(|r| r.literal(out, size, deadline, &doing))
+        self.disarmed(|r| r.literal(size, deadline, &doing, |b| out.extend_from_slice(b)))
     }
 
+    /// Exactly `out.len()` bytes (an IMAP literal whose size the caller
+    /// checked with `literal_fits`) into memory the caller allocated at that
+    /// size, before `deadline`.
+    pub fn read_literal_into(
+        &mut self,
+        out: &mut [u8],
+        deadline: &Deadline,
+        what: &str,
+    ) -> Result<(), Error> {
+        let doing = format!("reading {what}");
+        let mut at = 0;
+        self.disarmed(|r| {
+            r.literal(out.len() as u64, deadline, &doing, |b| {
+                out[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            })
+        })
+    }
+
+    /// Hands the next `size` bytes to `put`, a buffer's worth at a time.
     fn literal(
         &mut self,
-        out: &mut Vec<u8>,
         size: u64,
         deadline: &Deadline,
         doing: &str,
+        mut put: impl FnMut(&[u8]),
     ) -> Result<(), Error> {
         let mut left = size;
         while left > 0 {
             if self.pos < self.end {
                 let take = (self.end - self.pos).min(left.try_into().unwrap_or(usize::MAX));
-                out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+                put(&self.buf[self.pos..self.pos + take]);
                 self.pos += take;
                 left -= take as u64;
             } else if !self.fill(deadline, doing)? {
@@ -314,6 +329,19 @@ impl<S: Read + Timed> WireReader<S> {
         }
         Ok(())
     }
+}
+
+/// Refuses a literal of `size` bytes in `what` over `max` (what the read
+/// budget still allows): it can never arrive whole, the server broke the
+/// protocol (76). Checked before anything is read or allocated.
+pub fn literal_fits(size: u64, max: u64, what: &str) -> Result<(), Error> {
+    if size > max {
+        return Err(Error::protocol(format!(
+            "the server announced a literal of {size} bytes in {what}, far more than \
+             the messages' RFC822.SIZE"
+        )));
+    }
+    Ok(())
 }
 
 /// Plain reads, buffer first, for code that reads the stream itself (the
@@ -441,6 +469,18 @@ mod tests {
             .expect("literal");
         assert_eq!(out.len(), 100_005);
         assert_eq!(&out[..5], b"hello");
+        // The same bytes into memory the caller sized (imap-dump's large bodies).
+        let mut sized = WireReader::with_capacity(&wire[..], Duration::from_secs(5), 7);
+        let mut into = vec![0; 100_005];
+        sized
+            .read_literal_into(&mut into, &later(), "BODY[]")
+            .expect("literal");
+        assert_eq!(into, out);
+        let e = WireReader::new(&b"short"[..], Duration::from_secs(5))
+            .read_literal_into(&mut [0; 100], &later(), "BODY[]")
+            .expect_err("cut");
+        assert_eq!(e.exit(), Exit::TempFail);
+        assert!(literal_fits(1000, 1000, "BODY[]").is_ok());
         let mut line = Vec::new();
         r.read_line(&mut line, 10, &later(), "the rest")
             .expect("rest");
