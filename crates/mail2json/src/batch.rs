@@ -192,11 +192,17 @@ fn consume(
 }
 
 fn serialize(record: &Record, pretty: bool) -> Done {
+    // Room for the usual record at once: its text and HTML, and headers;
+    // growing from serde_json's 128 bytes copied each record several times.
+    let text = record.text.as_ref().map_or(0, String::len);
+    let html = record.html.as_ref().map_or(0, String::len);
+    let mut bytes = Vec::with_capacity(2048 + (text + html) * 9 / 8);
     let result = if pretty {
-        serde_json::to_vec_pretty(record)
+        serde_json::to_writer_pretty(&mut bytes, record)
     } else {
-        serde_json::to_vec(record)
-    };
+        serde_json::to_writer(&mut bytes, record)
+    }
+    .map(|()| bytes);
     let source = match record.source.offset {
         Some(o) => format!("{} at byte {o}", record.source.path),
         None => record.source.path.clone(),

@@ -76,7 +76,15 @@ pub fn decode_lenient(text: &[u8]) -> Vec<u8> {
 /// alphabet and a length no base64 can have) is `None`: the caller keeps it
 /// as it is, as Python does. Defects are appended.
 pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut out = Vec::new();
+    decode_body_into(body, defects, &mut out).then_some(out)
+}
+
+/// [`decode_body`] appending to `out`, a buffer the caller reuses: false
+/// (and `out` as it was) for text that is only labelled base64.
+pub fn decode_body_into(body: &[u8], defects: &mut Vec<String>, out: &mut Vec<u8>) -> bool {
+    let kept = out.len();
+    out.reserve(body.len() / 4 * 3 + 3);
     let mut q = Quantum::default();
     let mut invalid = false;
     let mut end = body.len();
@@ -123,10 +131,10 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
         }
         let c = body[i];
         match value(c) {
-            Some(v) => q.push(v, &mut out),
+            Some(v) => q.push(v, out),
             None => match c {
                 b'=' if q.n >= 2 => {
-                    q.flush(&mut out);
+                    q.flush(out);
                     end = i;
                     break;
                 }
@@ -142,12 +150,13 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     }
     if q.n == 1 && invalid {
         defects.push("base64-undecodable: kept as it is".to_string());
-        return None;
+        out.truncate(kept);
+        return false;
     }
     if q.n == 1 {
         defects.push("base64-truncated".to_string());
     } else if q.n > 1 {
-        q.flush(&mut out);
+        q.flush(out);
         defects.push("base64-missing-padding".to_string());
     }
     let after = &body[end..];
@@ -157,7 +166,7 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     if invalid {
         defects.push("base64-invalid-characters".to_string());
     }
-    Some(out)
+    true
 }
 
 #[cfg(test)]
