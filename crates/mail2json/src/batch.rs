@@ -1,9 +1,11 @@
 //! The ordered parallel pipeline: a reader thread cuts the input into batches
-//! of at most [`BATCH_BYTES`] (or [`BATCH_MESSAGES`]), rayon converts a batch
-//! on all cores, and the main thread writes the records in input order.
+//! of at most [`BATCH_BYTES`] (or [`BATCH_MESSAGES`]), rayon converts two
+//! batches at a time on all cores, and the main thread writes the records in
+//! input order.
 //!
-//! At most two batches wait in the channel and one is being converted, so
-//! memory is bounded by a few batches, whatever the size of the mbox.
+//! At most one batch waits in the channel, two are being converted and the
+//! reader fills one, so memory is bounded by a few batches, whatever the size
+//! of the mbox.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -80,7 +82,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Vec<Item>>(2);
+        let (tx, rx) = sync_channel::<Vec<Item>>(1);
         let progress = output.progress;
         let live = output.live;
         let reader = std::thread::Builder::new().name("reader".into());
