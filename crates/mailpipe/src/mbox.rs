@@ -266,6 +266,12 @@ fn unquote(entry: &mut Vec<u8>) {
         return;
     }
     let mut out = Vec::with_capacity(entry.len());
+    unquote_into(entry, &mut out);
+    *entry = out;
+}
+
+/// Appends `entry` to `out` with one `>` off each quoted From_ line.
+pub(crate) fn unquote_into(entry: &[u8], out: &mut Vec<u8>) {
     for line in entry.split_inclusive(|&b| b == b'\n') {
         if line.first() == Some(&b'>') && is_quoted_from(line) {
             out.extend_from_slice(&line[1..]);
@@ -273,7 +279,6 @@ fn unquote(entry: &mut Vec<u8>) {
             out.extend_from_slice(line);
         }
     }
-    *entry = out;
 }
 
 impl<R: BufRead> Iterator for MboxReader<R> {
@@ -290,7 +295,7 @@ pub(crate) fn trim_line_end(line: &[u8]) -> &[u8] {
 }
 
 /// `>From `, `>>From `, ...: a line the writer quoted.
-pub(crate) fn is_quoted_from(line: &[u8]) -> bool {
+fn is_quoted_from(line: &[u8]) -> bool {
     let unquoted = line.iter().position(|&b| b != b'>').unwrap_or(line.len());
     line[unquoted..].starts_with(b"From ")
 }

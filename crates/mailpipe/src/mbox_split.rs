@@ -14,8 +14,8 @@ use std::ops::Range;
 
 use memchr::memmem;
 
-use crate::mbox::trim_line_end;
-use crate::mbox::{framed_length, is_quoted_from, looks_like_from_line, strip_separator};
+use crate::mbox::unquote_into;
+use crate::mbox::{framed_length, looks_like_from_line, strip_separator, trim_line_end};
 
 /// One whole message of a block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,13 +130,7 @@ fn entry(block: &[u8], offset: usize, start: usize, end: usize, quoted: bool) ->
 /// line, the separator line removed.
 pub fn unquote(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
-    for line in data.split_inclusive(|&b| b == b'\n') {
-        if line.first() == Some(&b'>') && is_quoted_from(line) {
-            out.extend_from_slice(&line[1..]);
-        } else {
-            out.extend_from_slice(line);
-        }
-    }
+    unquote_into(data, &mut out);
     strip_separator(&mut out);
     out
 }
