@@ -63,8 +63,9 @@ impl Pool {
         Vec::with_capacity(BLOCK)
     }
 
+    /// Keeps `block` for reuse, unless it grew for one huge message.
     fn give(&mut self, block: Arc<Vec<u8>>) {
-        if self.0.len() < POOL {
+        if self.0.len() < POOL && block.capacity() <= 2 * BLOCK {
             self.0.push(block);
         }
     }
