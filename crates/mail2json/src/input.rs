@@ -1,7 +1,8 @@
 //! Inputs to messages: each argument (or stdin) is detected as an mbox (it
 //! starts with `From `), a maildir (a directory with cur/ and new/) or a
 //! single message, unless `--input` says which. Messages are handed out one
-//! at a time, so memory holds one message per input, never a whole mbox.
+//! at a time, so memory holds one message per input, never a whole mbox (a
+//! regular-file mbox is read in blocks of a few MiB instead: chunked.rs).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
