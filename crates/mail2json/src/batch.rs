@@ -1,10 +1,13 @@
 //! The ordered parallel pipeline: a reader thread cuts the input into batches
-//! of at most [`BATCH_BYTES`] (or [`BATCH_MESSAGES`]), rayon converts a batch
-//! on all cores, and the main thread writes the records in input order.
+//! of at most [`BATCH_BYTES`] (or [`BATCH_MESSAGES`]), rayon converts two
+//! batches at a time on all cores, and the main thread writes the records in
+//! input order.
 //!
-//! At most two batches wait in the channel and one is being converted, so
-//! memory is bounded by a few batches, whatever the size of the mbox.
+//! At most one batch waits in the channel, two are being converted and the
+//! reader fills one, so memory is bounded by a few batches, whatever the size
+//! of the mbox.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -79,7 +82,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Vec<Item>>(2);
+        let (tx, rx) = sync_channel::<Vec<Item>>(1);
         let progress = output.progress;
         let live = output.live;
         let reader = std::thread::Builder::new().name("reader".into());
@@ -109,48 +112,105 @@ pub fn run(
     })
 }
 
+/// Batches are converted two at a time: the next one starts as soon as it
+/// is read, so the cores that finish the last (largest) messages of one
+/// batch early take up the next, and records are written while it converts.
+/// A live input waits for each batch (one message) and flushes it at once.
 fn consume(
     rx: Receiver<Vec<Item>>,
     options: &Options,
     output: &Output<'_>,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let mut outcome = Outcome::default();
-    let mut first = true;
-    let write_err = |e| Error::io("writing stdout", e);
+    let mut writer = Records {
+        outcome: Outcome::default(),
+        first: true,
+        output,
+        out,
+    };
     if output.array {
-        out.write_all(b"[").map_err(write_err)?;
+        writer.out.write_all(b"[").map_err(write_err)?;
     }
-    for batch in rx {
-        let done: Vec<Done> = batch
-            .into_par_iter()
-            .map(|item| match item {
-                Item::Failed(e) => Done::Failed(e),
-                Item::Message {
-                    source,
-                    data,
-                    defect,
-                } => {
-                    let mut record = convert::convert_safely(&data, source, options);
-                    record.defects.extend(defect.map(str::to_string));
-                    if output.extract.is_some() {
-                        Done::Record(Box::new(record))
-                    } else {
-                        serialize(&record, output.pretty)
-                    }
+    let depth = if output.live { 1 } else { 2 };
+    rayon::in_place_scope(|scope| -> Result<(), Error> {
+        let mut pending = VecDeque::new();
+        for batch in rx {
+            let (tx, done) = sync_channel(1);
+            scope.spawn(move |_| {
+                let _ = tx.send(convert_batch(batch, options, output));
+            });
+            pending.push_back(done);
+            while pending.len() >= depth {
+                writer.write(pending.pop_front())?;
+            }
+        }
+        while !pending.is_empty() {
+            writer.write(pending.pop_front())?;
+        }
+        Ok(())
+    })?;
+    if output.array {
+        writer.out.write_all(b"]\n").map_err(write_err)?;
+    }
+    writer.out.flush().map_err(write_err)?;
+    Ok(writer.outcome)
+}
+
+fn write_err(e: std::io::Error) -> Error {
+    Error::io("writing stdout", e)
+}
+
+fn convert_batch(batch: Vec<Item>, options: &Options, output: &Output<'_>) -> Vec<Done> {
+    batch
+        .into_par_iter()
+        .map(|item| match item {
+            Item::Failed(e) => Done::Failed(e),
+            Item::Message {
+                source,
+                data,
+                defect,
+            } => {
+                let mut record = convert::convert_safely(&data, source, options);
+                record.defects.extend(defect.map(str::to_string));
+                if output.extract.is_some() {
+                    Done::Record(Box::new(record))
+                } else {
+                    serialize(&record, output.pretty)
                 }
-            })
-            .collect();
+            }
+        })
+        .collect()
+}
+
+/// Writes converted batches in input order.
+struct Records<'a, 'o> {
+    outcome: Outcome,
+    first: bool,
+    output: &'a Output<'o>,
+    out: &'a mut dyn Write,
+}
+
+impl Records<'_, '_> {
+    /// The records of the batch converting into `done`.
+    fn write(&mut self, done: Option<Receiver<Vec<Done>>>) -> Result<(), Error> {
+        // A conversion that panicked outside convert_safely sent nothing.
+        let Some(done) = done.and_then(|d| d.recv().ok()) else {
+            return Err(Error::new(
+                Exit::Software,
+                "internal error: a batch of messages was not converted",
+            ));
+        };
+        let output = self.output;
         for d in done {
             let (bytes, error, source) = match d {
                 Done::Failed(e) => {
                     mailpipe::exit::report("mail2json", &e);
-                    outcome.record(e.exit());
+                    self.outcome.record(e.exit());
                     continue;
                 }
                 Done::Record(mut record) => {
                     if let Some(x) = output.extract {
-                        extract(&mut record, x, &mut outcome);
+                        extract(&mut record, x, &mut self.outcome);
                     }
                     match serialize(&record, output.pretty) {
                         Done::Json {
@@ -169,34 +229,36 @@ fn consume(
             };
             if let Some(error) = error {
                 mailpipe::exit::report("mail2json", &Error::data(format!("{source}: {error}")));
-                outcome.record(Exit::Data);
+                self.outcome.record(Exit::Data);
             }
-            if output.array && !first {
-                out.write_all(b",\n").map_err(write_err)?;
+            if output.array && !self.first {
+                self.out.write_all(b",\n").map_err(write_err)?;
             }
-            first = false;
-            out.write_all(&bytes).map_err(write_err)?;
+            self.first = false;
+            self.out.write_all(&bytes).map_err(write_err)?;
             if !output.array {
-                out.write_all(b"\n").map_err(write_err)?;
+                self.out.write_all(b"\n").map_err(write_err)?;
             }
         }
         if output.live {
-            out.flush().map_err(write_err)?;
+            self.out.flush().map_err(write_err)?;
         }
+        Ok(())
     }
-    if output.array {
-        out.write_all(b"]\n").map_err(write_err)?;
-    }
-    out.flush().map_err(write_err)?;
-    Ok(outcome)
 }
 
 fn serialize(record: &Record, pretty: bool) -> Done {
+    // Room for the usual record at once: its text and HTML, and headers;
+    // growing from serde_json's 128 bytes copied each record several times.
+    let text = record.text.as_ref().map_or(0, String::len);
+    let html = record.html.as_ref().map_or(0, String::len);
+    let mut bytes = Vec::with_capacity(2048 + (text + html) * 9 / 8);
     let result = if pretty {
-        serde_json::to_vec_pretty(record)
+        serde_json::to_writer_pretty(&mut bytes, record)
     } else {
-        serde_json::to_vec(record)
-    };
+        serde_json::to_writer(&mut bytes, record)
+    }
+    .map(|()| bytes);
     let source = match record.source.offset {
         Some(o) => format!("{} at byte {o}", record.source.path),
         None => record.source.path.clone(),

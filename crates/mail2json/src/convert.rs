@@ -350,27 +350,49 @@ fn attachment(
         .map(|f| params::parse(&f.unfolded(), decoder));
     let filename = filename(part, disposition.as_ref(), decoder);
     let encoding = transfer_encoding(part, decoder.defects);
-    let content = transfer::decode(part.body, encoding, decoder.defects);
-    let sha256 = hex(&Sha256::digest(&content));
-    let message = if is_message(part.mime_type()) {
-        nested(&content, options, nesting, decoder.defects)
-    } else {
-        None
-    };
-    Attachment {
+    let mut attachment = Attachment {
         filename,
         content_type: part.mime_type().to_string(),
         disposition: disposition.map(|d| d.value).filter(|d| !d.is_empty()),
         content_id: content_id(part),
-        size: content.len() as u64,
-        sha256,
+        size: 0,
+        sha256: String::new(),
         origin: None,
         origin_part: None,
         path: None,
-        message,
-        content: options.keep_content.then(|| content.into_owned()),
+        message: None,
+        content: None,
+    };
+    if options.keep_content || is_message(part.mime_type()) {
+        let content = transfer::decode(part.body, encoding, decoder.defects);
+        attachment.size = content.len() as u64;
+        attachment.sha256 = hex(&Sha256::digest(&content));
+        if is_message(part.mime_type()) {
+            attachment.message = nested(&content, options, nesting, decoder.defects);
+        }
+        attachment.content = options.keep_content.then(|| content.into_owned());
+        return attachment;
     }
+    // Only measured and hashed: decoded into this thread's buffer.
+    SCRATCH.with_borrow_mut(|scratch| {
+        let content = transfer::decode_in(part.body, encoding, decoder.defects, scratch);
+        attachment.size = content.len() as u64;
+        attachment.sha256 = hex(&Sha256::digest(&content));
+        if scratch.capacity() > MAX_SCRATCH {
+            *scratch = Vec::new();
+        }
+    });
+    attachment
 }
+
+thread_local! {
+    /// The decoded bytes of the attachment being hashed, reused: no
+    /// allocation (and no fresh pages) per attachment.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A larger scratch buffer (one huge attachment) is not kept.
+const MAX_SCRATCH: usize = 16 << 20;
 
 /// The record of an attached message, within the depth and size bounds.
 fn nested(

@@ -1,7 +1,8 @@
 //! Inputs to messages: each argument (or stdin) is detected as an mbox (it
 //! starts with `From `), a maildir (a directory with cur/ and new/) or a
 //! single message, unless `--input` says which. Messages are handed out one
-//! at a time, so memory holds one message per input, never a whole mbox.
+//! at a time, so memory holds one message per input, never a whole mbox (a
+//! regular-file mbox is read in blocks of a few MiB instead: chunked.rs).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use mailpipe::mbox::MboxReader;
 use mailpipe::Error;
 
+use crate::chunked::{self, Bytes};
 use crate::schema::Source;
 
 /// What an input holds.
@@ -24,7 +26,7 @@ pub enum InputKind {
 pub enum Item {
     Message {
         source: Source,
-        data: Vec<u8>,
+        data: Bytes,
         /// A defect of the container (an mbox's live framing), for the record.
         defect: Option<&'static str>,
     },
@@ -98,6 +100,7 @@ fn read_path(path: &Path, forced: Option<InputKind>, sink: &mut dyn FnMut(Item) 
         return read_maildir(path, sink);
     }
     match File::open(path) {
+        Ok(file) if metadata.is_file() => chunked::read_file(&name, file, forced, sink),
         Ok(file) => read_stream(&name, Box::new(file), forced, sink),
         Err(e) => sink(Item::Failed(no_input(&name, e))),
     }
@@ -112,7 +115,7 @@ fn no_input(name: &str, e: io::Error) -> Error {
 }
 
 /// Reads up to 5 bytes to tell an mbox from a message, then reads on.
-fn read_stream(
+pub(crate) fn read_stream(
     name: &str,
     mut reader: Box<dyn Read + '_>,
     forced: Option<InputKind>,
@@ -135,23 +138,29 @@ fn read_stream(
     });
     let chained = BufReader::with_capacity(READ_BUFFER, io::Cursor::new(prefix).chain(reader));
     match kind {
-        InputKind::Mbox => read_mbox(name, chained, sink),
+        InputKind::Mbox => read_mbox(name, 0, chained, sink),
         _ => read_single(name, chained, sink),
     }
 }
 
-fn read_mbox(name: &str, input: impl BufRead, sink: &mut dyn FnMut(Item) -> bool) -> bool {
+/// An mbox; `base` is the offset of its first byte in the input, for `source`.
+pub(crate) fn read_mbox(
+    name: &str,
+    base: u64,
+    input: impl BufRead,
+    sink: &mut dyn FnMut(Item) -> bool,
+) -> bool {
     let mut reader = MboxReader::new(input);
     loop {
         match reader.next_message() {
             Ok(Some(m)) => {
                 let source = Source {
                     path: name.to_string(),
-                    offset: Some(m.offset),
+                    offset: Some(base + m.offset),
                 };
                 if !sink(Item::Message {
                     source,
-                    data: m.data,
+                    data: m.data.into(),
                     defect: m.defect,
                 }) {
                     return false;
@@ -181,7 +190,7 @@ fn read_single(name: &str, mut input: impl BufRead, sink: &mut dyn FnMut(Item) -
     };
     sink(Item::Message {
         source,
-        data,
+        data: data.into(),
         defect: None,
     })
 }
@@ -214,7 +223,7 @@ fn read_maildir(dir: &Path, sink: &mut dyn FnMut(Item) -> bool) -> bool {
                             path: name,
                             offset: None,
                         },
-                        data,
+                        data: data.into(),
                         defect: None,
                     },
                     Err(e) => Item::Failed(no_input(&name, e)),

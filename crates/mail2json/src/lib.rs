@@ -5,6 +5,7 @@
 //! records, extraction and batching.
 
 pub mod batch;
+pub mod chunked;
 pub mod cli;
 pub mod convert;
 pub mod delivery_status;

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod exit;
 pub mod follow;
 pub mod mbox;
+pub mod mbox_split;
 pub mod message;
 pub mod oauth;
 pub mod progress;

@@ -266,6 +266,12 @@ fn unquote(entry: &mut Vec<u8>) {
         return;
     }
     let mut out = Vec::with_capacity(entry.len());
+    unquote_into(entry, &mut out);
+    *entry = out;
+}
+
+/// Appends `entry` to `out` with one `>` off each quoted From_ line.
+pub(crate) fn unquote_into(entry: &[u8], out: &mut Vec<u8>) {
     for line in entry.split_inclusive(|&b| b == b'\n') {
         if line.first() == Some(&b'>') && is_quoted_from(line) {
             out.extend_from_slice(&line[1..]);
@@ -273,7 +279,6 @@ fn unquote(entry: &mut Vec<u8>) {
             out.extend_from_slice(line);
         }
     }
-    *entry = out;
 }
 
 impl<R: BufRead> Iterator for MboxReader<R> {
@@ -284,7 +289,7 @@ impl<R: BufRead> Iterator for MboxReader<R> {
     }
 }
 
-fn trim_line_end(line: &[u8]) -> &[u8] {
+pub(crate) fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -298,7 +303,7 @@ fn is_quoted_from(line: &[u8]) -> bool {
 /// A From_ line has a sender and an asctime date: `From sender Www Mmm dd hh:mm:ss yyyy`.
 /// Checked where no blank line precedes, so that body text starting with
 /// "From " in an mboxo file does not split a message.
-fn looks_like_from_line(line: &[u8]) -> bool {
+pub(crate) fn looks_like_from_line(line: &[u8]) -> bool {
     let text = String::from_utf8_lossy(trim_line_end(line));
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.len() < 6 {
@@ -315,7 +320,7 @@ fn looks_like_from_line(line: &[u8]) -> bool {
 }
 
 /// Removes the one blank line the writer put between messages.
-fn strip_separator(data: &mut Vec<u8>) {
+pub(crate) fn strip_separator(data: &mut Vec<u8>) {
     if data.ends_with(b"\r\n\r\n") {
         data.truncate(data.len() - 2);
     } else if data.ends_with(b"\n\n") {

@@ -22,6 +22,35 @@ static ALPHABET: [u8; 256] = {
     t
 };
 
+/// A character's value already in its place in a quantum of four (row =
+/// position), [`BAD`] for a character outside the alphabet: a quantum is
+/// four lookups or-ed together, no shifts in between.
+static PLACED: [[u32; 256]; 4] = {
+    let mut t = [[BAD; 256]; 4];
+    let mut i = 0;
+    while i < 256 {
+        let v = ALPHABET[i];
+        if v < 64 {
+            let mut k = 0;
+            while k < 4 {
+                t[k][i] = (v as u32) << (18 - 6 * k);
+                k += 1;
+            }
+        }
+        i += 1;
+    }
+    t
+};
+const BAD: u32 = 1 << 31;
+
+/// Four characters as three bytes in the low 24 bits, or [`BAD`] set.
+fn quad(c: &[u8]) -> u32 {
+    PLACED[0][usize::from(c[0])]
+        | PLACED[1][usize::from(c[1])]
+        | PLACED[2][usize::from(c[2])]
+        | PLACED[3][usize::from(c[3])]
+}
+
 /// The 6-bit value of a base64 character.
 pub fn value(c: u8) -> Option<u8> {
     let v = ALPHABET[usize::from(c)];
@@ -76,7 +105,15 @@ pub fn decode_lenient(text: &[u8]) -> Vec<u8> {
 /// alphabet and a length no base64 can have) is `None`: the caller keeps it
 /// as it is, as Python does. Defects are appended.
 pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut out = Vec::new();
+    decode_body_into(body, defects, &mut out).then_some(out)
+}
+
+/// [`decode_body`] appending to `out`, a buffer the caller reuses: false
+/// (and `out` as it was) for text that is only labelled base64.
+pub fn decode_body_into(body: &[u8], defects: &mut Vec<String>, out: &mut Vec<u8>) -> bool {
+    let kept = out.len();
+    out.reserve(body.len() / 4 * 3 + 3);
     let mut q = Quantum::default();
     let mut invalid = false;
     let mut end = body.len();
@@ -86,17 +123,12 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
         // quantum boundary, the bulk of a 76-character line.
         if q.n == 0 {
             while let Some(chunk) = body.get(i..i + 8) {
-                let mut acc = 0u64;
-                let mut all = 0u8;
-                for &c in chunk {
-                    let v = ALPHABET[usize::from(c)];
-                    all |= v;
-                    acc = (acc << 6) | u64::from(v);
-                }
-                if all >= 64 {
+                let (a, b) = (quad(&chunk[..4]), quad(&chunk[4..]));
+                if (a | b) & BAD != 0 {
                     break;
                 }
-                out.extend_from_slice(&acc.to_be_bytes()[2..]);
+                let (a, b) = (a.to_be_bytes(), b.to_be_bytes());
+                out.extend_from_slice(&[a[1], a[2], a[3], b[1], b[2], b[3]]);
                 i += 8;
             }
             if i == body.len() {
@@ -123,10 +155,10 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
         }
         let c = body[i];
         match value(c) {
-            Some(v) => q.push(v, &mut out),
+            Some(v) => q.push(v, out),
             None => match c {
                 b'=' if q.n >= 2 => {
-                    q.flush(&mut out);
+                    q.flush(out);
                     end = i;
                     break;
                 }
@@ -142,12 +174,13 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     }
     if q.n == 1 && invalid {
         defects.push("base64-undecodable: kept as it is".to_string());
-        return None;
+        out.truncate(kept);
+        return false;
     }
     if q.n == 1 {
         defects.push("base64-truncated".to_string());
     } else if q.n > 1 {
-        q.flush(&mut out);
+        q.flush(out);
         defects.push("base64-missing-padding".to_string());
     }
     let after = &body[end..];
@@ -157,7 +190,7 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
     if invalid {
         defects.push("base64-invalid-characters".to_string());
     }
-    Some(out)
+    true
 }
 
 #[cfg(test)]

@@ -68,6 +68,26 @@ pub fn decode<'a>(
     }
 }
 
+/// [`decode`], with base64 decoded into `scratch` (cleared first) rather
+/// than a new allocation: for callers that only measure and hash the bytes,
+/// so that one buffer per thread serves every attachment.
+pub fn decode_in<'a>(
+    body: &'a [u8],
+    encoding: TransferEncoding,
+    defects: &mut Vec<String>,
+    scratch: &'a mut Vec<u8>,
+) -> Cow<'a, [u8]> {
+    if encoding != TransferEncoding::Base64 {
+        return decode(body, encoding, defects);
+    }
+    scratch.clear();
+    if base64::decode_body_into(body, defects, scratch) {
+        Cow::Borrowed(scratch)
+    } else {
+        crlf_to_lf(body)
+    }
+}
+
 /// uuencode: `begin MODE NAME` ... lines ... `end`.
 fn uudecode(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
