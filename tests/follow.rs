@@ -677,3 +677,68 @@ fn a_server_that_refuses_idle_is_polled_with_noop() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// The MDA pipeline of the README: `--follow --exec CMD` gives each new
+/// message to its own run of CMD (the bytes as the server holds them, no
+/// From_ line), writes nothing to stdout, and saves the state after each.
+#[test]
+fn follow_with_exec_gives_each_new_message_to_the_command() {
+    let _up = dovecot_stays_up();
+    let stack = Stack::get();
+    let mailbox = new_mailbox(&stack, "follow-exec");
+    stack.save(&stack.user1, &mailbox, &message("exec-before"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("follow.state");
+    let delivered = dir.path().join("delivered");
+    std::fs::create_dir(&delivered).expect("mkdir");
+    // One file per run of the command, named by the UID it was given.
+    let command = format!("cat > '{}'/\"$MAILPIPE_UID\"", delivered.to_string_lossy());
+    let follower = Running::start(
+        imap_dump(
+            &stack,
+            &[
+                "-m",
+                &mailbox,
+                "--state",
+                &state.to_string_lossy(),
+                "--exec",
+                &command,
+            ],
+        ),
+        None,
+    );
+    let read = |uid: &str| std::fs::read(delivered.join(uid)).unwrap_or_default();
+    let start = Instant::now();
+    while !contains(&read("1"), b"Subject: exec-before") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            follower.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stack.save(&stack.user1, &mailbox, &message("exec-after"));
+    while !contains(&read("2"), b"Subject: exec-after") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}",
+            follower.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (codes, stdout, stderr) = follower.terminate();
+    assert_eq!(codes, [Some(0)], "{stderr}");
+    assert!(stdout.is_empty(), "nothing on stdout with --exec");
+    let second = read("2");
+    assert!(
+        !second.starts_with(b"From "),
+        "the command gets the message, not an mbox entry"
+    );
+    assert!(contains(&second, b"body of exec-after"));
+    assert_eq!(
+        std::fs::read_dir(&delivered).expect("list").count(),
+        2,
+        "each message once"
+    );
+    assert_eq!(last_uid(&stack, &state, &mailbox), 2);
+}
