@@ -18,15 +18,16 @@
 //! loopback), so that the proxy can find a command by its bytes; under TLS
 //! the proxy counts bytes.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mailpipe_e2e::fault_proxy::{Dir, Fault, FaultProxy, Step};
-use mailpipe_e2e::mail::{crlf, inbox_lock, mbox_data as mbox_messages, unique};
+use mailpipe_e2e::mail::{crlf, mbox_data as mbox_messages, unique};
+use mailpipe_e2e::maildrop::{self, numbered_message as message, Maildrop};
 use mailpipe_e2e::{run_bounded, Finished as Run, Stack, Tool};
 
 /// --timeout of every faulted run, in seconds.
@@ -64,19 +65,6 @@ fn assert_failed(run: &Run, tool: &str, code: i32, needles: &[&str]) {
         "{tool} took {:?} (timeout {TIMEOUT} s)",
         run.elapsed
     );
-}
-
-/// A message of about `body_lines` * 60 bytes, LF line ends, unique by `tag`.
-fn message(tag: &str, to: &str, body_lines: usize) -> Vec<u8> {
-    let mut m = format!(
-        "From: Alice <alice@example.test>\nTo: {to}\nSubject: {tag}\n\
-         Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <{tag}@faults.test>\n\n"
-    )
-    .into_bytes();
-    for i in 0..body_lines {
-        m.extend_from_slice(format!("{tag} line {i:05} From here to there .\n").as_bytes());
-    }
-    m
 }
 
 fn send(what: &str) -> Step {
@@ -978,38 +966,17 @@ fn imap_dump_output_dir_cut_mid_fetch_appends_whole_messages_only() {
 
 // ---------------------------------------------------------------- pop3-dump
 
-/// bob's maildrop, one test at a time (smtp-send and imap-dump use alice).
-struct Pop3 {
-    stack: Stack,
-    dir: tempfile::TempDir,
-    held: Vec<Vec<u8>>,
-    /// Held for as long as the maildrop is this test's (dropped last).
-    _bob: MutexGuard<'static, ()>,
+/// bob's maildrop (`Maildrop`), under the fault matrix.
+struct Pop3(Maildrop);
+
+impl std::ops::Deref for Pop3 {
+    type Target = Maildrop;
+    fn deref(&self) -> &Maildrop {
+        &self.0
+    }
 }
 
 impl Pop3 {
-    fn with(label: &str, count: usize, lines: usize) -> Pop3 {
-        let bob = inbox_lock(1);
-        let stack = Stack::get();
-        stack.expunge_inbox(&stack.user2);
-        let mut held = Vec::new();
-        for i in 0..count {
-            let m = message(&unique(&format!("pop-{label}-{i}")), &stack.user2, lines);
-            stack.save(&stack.user2, "INBOX", &m);
-            held.push(crlf(&m));
-        }
-        Pop3 {
-            stack,
-            dir: tempfile::tempdir().expect("tempdir"),
-            held,
-            _bob: bob,
-        }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("pop3.state")
-    }
-
     /// Whole messages only, the first ones held, the state naming exactly
     /// those (a stopped export saves what it wrote, so the next run resumes
     /// there), and the maildrop still full.
@@ -1032,20 +999,13 @@ impl Pop3 {
         assert_eq!(out.code, Some(0), "{}", out.stderr);
         let listed = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(listed.lines().count(), self.held.len(), "maildrop");
-        let uidls: Vec<&str> = listed
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(2))
-            .collect();
-        let state = std::fs::read_to_string(self.state()).unwrap_or_default();
-        let saved: Vec<&str> = state
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
-            .collect();
-        let mut expected = uidls[..written.len()].to_vec();
-        expected.sort_unstable();
-        let mut saved = saved;
-        saved.sort_unstable();
-        assert_eq!(saved, expected, "the state names exactly what was written");
+        let uidls = maildrop::listed_uidls(&out.stdout);
+        let expected: BTreeSet<String> = uidls[..written.len()].iter().cloned().collect();
+        assert_eq!(
+            self.saved(),
+            expected,
+            "the state names exactly what was written"
+        );
     }
 }
 
@@ -1058,7 +1018,7 @@ impl Subject for Pop3 {
 
     fn new(point: Point) -> Pop3 {
         let (count, lines) = dump_size(point);
-        Pop3::with(&format!("{point:?}"), count, lines)
+        Pop3(Maildrop::with(&format!("{point:?}"), count, lines))
     }
 
     fn parts(&self) -> (&Stack, &Path) {
@@ -1094,7 +1054,7 @@ fn pop3_dump_delete_with_the_reply_to_quit_cut_or_stalled() {
             "timed out|QUIT",
         ),
     ] {
-        let acct = Pop3::with("quit", 3, 10);
+        let acct = Pop3(Maildrop::with("quit", 3, 10));
         let (run, p) = acct.run(
             "pop3",
             acct.stack.pop3_port,

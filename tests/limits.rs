@@ -14,24 +14,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use mailpipe_e2e::fault_proxy::{Action, Dir, Fault, FaultProxy, Options, Step};
-use mailpipe_e2e::mail::{crlf, inbox_lock, mbox_data, message_id, unique};
+use mailpipe_e2e::mail::{crlf, mbox_data, message_id, unique};
+use mailpipe_e2e::maildrop::{self, numbered_message as message, Maildrop};
 use mailpipe_e2e::{run_bounded, Finished as Run, Stack, Tool};
 
 /// --timeout of every run, in seconds.
 const TIMEOUT: u64 = 5;
-
-/// A message of about `lines` * 60 bytes, LF line ends, unique by `tag`.
-fn message(tag: &str, to: &str, lines: usize) -> Vec<u8> {
-    let mut m = format!(
-        "From: Alice <alice@example.test>\nTo: {to}\nSubject: {tag}\n\
-         Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <{tag}@limits.test>\n\n"
-    )
-    .into_bytes();
-    for i in 0..lines {
-        m.extend_from_slice(format!("{tag} line {i:05} From here to there .\n").as_bytes());
-    }
-    m
-}
 
 /// One line `tool: ... (code)` on stderr holding each of `needles`, and the status.
 fn assert_one_line(run: &Run, tool: &str, code: i32, needles: &[&str]) {
@@ -406,35 +394,19 @@ fn a_renumbered_mailbox_gets_only_its_new_messages() {
     );
 }
 
-/// bob's maildrop, one test at a time (the imap-dump tests use alice's).
-struct Pop3 {
-    stack: Stack,
-    dir: tempfile::TempDir,
-    held: Vec<Vec<u8>>,
-    _bob: std::sync::MutexGuard<'static, ()>,
+/// bob's maildrop (`Maildrop`), through the fault proxy.
+struct Pop3(Maildrop);
+
+impl std::ops::Deref for Pop3 {
+    type Target = Maildrop;
+    fn deref(&self) -> &Maildrop {
+        &self.0
+    }
 }
 
 impl Pop3 {
     fn with(label: &str, count: usize, lines: usize) -> Pop3 {
-        let bob = inbox_lock(1);
-        let stack = Stack::get();
-        stack.expunge_inbox(&stack.user2);
-        let mut held = Vec::new();
-        for i in 0..count {
-            let m = message(&unique(&format!("pop-{label}-{i}")), &stack.user2, lines);
-            stack.save(&stack.user2, "INBOX", &m);
-            held.push(crlf(&m));
-        }
-        Pop3 {
-            stack,
-            dir: tempfile::tempdir().expect("tempdir"),
-            held,
-            _bob: bob,
-        }
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("pop3.state")
+        Pop3(Maildrop::with(label, count, lines))
     }
 
     /// pop3-dump --state (not with --list) over plaintext at `port`.
@@ -453,24 +425,11 @@ impl Pop3 {
         run_bounded(&mut cmd, b"", Duration::from_secs(60), |_| {})
     }
 
-    /// The UIDLs on the server, in order (pop3-dump --list: number, size, UIDL).
+    /// The UIDLs on the server, in order.
     fn uidls(&self) -> Vec<String> {
         let out = self.run(self.stack.pop3_port, &["--list"]);
         assert_eq!(out.code, Some(0), "{}", out.stderr);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
-            .collect()
-    }
-
-    /// The UIDLs the state file names as exported.
-    fn saved(&self) -> BTreeSet<String> {
-        std::fs::read_to_string(self.state())
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
-            .map(str::to_string)
-            .collect()
+        maildrop::listed_uidls(&out.stdout)
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod fault_proxy;
 pub mod link;
 pub mod mail;
+pub mod maildrop;
 pub mod oauth;
 pub mod peer;
 mod tool;
