@@ -83,7 +83,6 @@ pub fn run(
 ) -> Result<Outcome, Error> {
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Vec<Item>>(1);
-        let progress = output.progress;
         let live = output.live;
         let reader = std::thread::Builder::new().name("reader".into());
         reader
@@ -93,7 +92,6 @@ pub fn run(
                 let mut sink = |item: Item| {
                     if let Item::Message { data, .. } = &item {
                         bytes += data.len();
-                        progress.advance(1, data.len() as u64);
                     }
                     batch.push(item);
                     if live || bytes >= BATCH_BYTES || batch.len() >= BATCH_MESSAGES {
@@ -172,6 +170,10 @@ fn convert_batch(batch: Vec<Item>, options: &Options, output: &Output<'_>) -> Ve
             } => {
                 let mut record = convert::convert_safely(&data, source, options);
                 record.defects.extend(defect.map(str::to_string));
+                // Counted as converted, not as read: the reader runs a whole
+                // batch ahead, and a display fed by it would stand still
+                // while the conversion, the real work, goes on.
+                output.progress.advance(1, data.len() as u64);
                 if output.extract.is_some() {
                     Done::Record(Box::new(record))
                 } else {
