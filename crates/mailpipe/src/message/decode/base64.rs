@@ -112,6 +112,39 @@ pub fn decode_body(body: &[u8], defects: &mut Vec<String>) -> Option<Vec<u8>> {
 /// [`decode_body`] appending to `out`, a buffer the caller reuses: false
 /// (and `out` as it was) for text that is only labelled base64.
 pub fn decode_body_into(body: &[u8], defects: &mut Vec<String>, out: &mut Vec<u8>) -> bool {
+    decode_clean_lines(body, out) || decode_body_leniently(body, defects, out)
+}
+
+thread_local! {
+    /// The lines of a body without their ends, one buffer per thread.
+    static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The common case, fast: a body that is nothing but whole quanta in lines
+/// (padding only at its very end) is joined without its line ends and
+/// decoded with SIMD, several times faster than quantum by quantum. Anything
+/// else (a stray character, missing padding, data after padding) is false
+/// with `out` untouched, and goes to the lenient decoder, which yields the
+/// same bytes for every body this one accepts.
+fn decode_clean_lines(body: &[u8], out: &mut Vec<u8>) -> bool {
+    JOINED.with_borrow_mut(|joined| {
+        joined.clear();
+        joined.reserve(body.len());
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+            let line = &body[start..end];
+            joined.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            start = end + 1;
+        }
+        base64_simd::STANDARD
+            .decode_append(&joined[..], out)
+            .is_ok()
+    })
+}
+
+/// The decoder for every body: quantum by quantum, skipping what is not
+/// base64 and recording it as a defect.
+fn decode_body_leniently(body: &[u8], defects: &mut Vec<String>, out: &mut Vec<u8>) -> bool {
     let kept = out.len();
     out.reserve(body.len() / 4 * 3 + 3);
     let mut q = Quantum::default();
@@ -237,6 +270,62 @@ mod tests {
             Some(&b"abcdefgh"[..])
         );
         assert!(d.is_empty());
+    }
+
+    /// Whatever the fast path accepts, the lenient decoder decodes to the
+    /// same bytes without a defect; what it refuses leaves `out` as it was.
+    #[test]
+    fn clean_lines_decode_as_the_lenient_decoder_does() {
+        use base64::Engine as _;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut bodies: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\r\n\r\n".to_vec(),
+            b"aGVsbG8=\r\n".to_vec(),
+            b"aGVs\nbG8=\n\n".to_vec(),
+            b"aGVsbG8\n".to_vec(),
+            b"aGVsbG8=\naGk=\n".to_vec(),
+            b"aGVs bG8=\n".to_vec(),
+            b"aGVsbG9=\n".to_vec(),
+            b"aGVsbG8=\n--\n".to_vec(),
+        ];
+        for len in [1usize, 2, 3, 56, 57, 58, 1000, 4099] {
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let text = base64::engine::general_purpose::STANDARD.encode(&data);
+            for (width, end) in [(76, "\r\n"), (76, "\n"), (64, "\n"), (72, "\r\n")] {
+                let mut body = Vec::new();
+                for line in text.as_bytes().chunks(width) {
+                    body.extend_from_slice(line);
+                    body.extend_from_slice(end.as_bytes());
+                }
+                bodies.push(body);
+            }
+        }
+        for body in &bodies {
+            let (mut fast, mut slow, mut defects) = (vec![7u8], vec![7u8], Vec::new());
+            if decode_clean_lines(body, &mut fast) {
+                assert!(decode_body_leniently(body, &mut defects, &mut slow));
+                assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(body));
+                assert!(defects.is_empty(), "{defects:?}");
+            } else {
+                assert_eq!(fast, [7u8], "refused, but wrote");
+            }
+        }
+        // Bodies with defects are the lenient decoder's.
+        for body in [&b"aGVsbG8\n"[..], b"aGVs bG8=\n", b"aGVsbG8=\naGk=\n"] {
+            assert!(!decode_clean_lines(body, &mut Vec::new()));
+        }
+        // The encoder's own output in lines always takes the fast path.
+        assert!(decode_clean_lines(
+            &bodies[bodies.len() - 1],
+            &mut Vec::new()
+        ));
     }
 
     #[test]
