@@ -136,11 +136,18 @@ fn decode_clean_lines(body: &[u8], out: &mut Vec<u8>) -> bool {
             joined.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
             start = end + 1;
         }
-        base64_simd::STANDARD
+        let decoded = base64_simd::STANDARD
             .decode_append(&joined[..], out)
-            .is_ok()
+            .is_ok();
+        if joined.capacity() > MAX_JOINED {
+            *joined = Vec::new();
+        }
+        decoded
     })
 }
+
+/// The joined lines of one huge body are not kept after it.
+const MAX_JOINED: usize = 16 << 20;
 
 /// The decoder for every body: quantum by quantum, skipping what is not
 /// base64 and recording it as a defect.
