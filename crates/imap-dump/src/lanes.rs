@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use mailpipe::{Endpoint, Error, Exit};
 
+use crate::compress::Choice;
 use crate::fetch::Fetched;
 use crate::session::{self, Session};
 
@@ -234,21 +235,39 @@ struct InFlight {
 /// `IN_FLIGHT` FETCHes in flight, reads their responses within the read
 /// budget and hands each batch over on `to_writer`, in order, once its
 /// tagged OK has arrived. Stops at the first failure, which it hands over
-/// in place of the next batch.
+/// in place of the next batch. While `--compress auto` measures the link
+/// (`choice`), it times its responses and keeps one FETCH in flight, so
+/// that a switch to COMPRESS (which needs nothing in flight) comes soon
+/// after the verdict.
 pub fn run_lane(
     lane: usize,
     session: &mut Session,
     endpoint: &Endpoint,
     query: &str,
     planner: &Planner,
+    choice: &Choice,
     to_writer: &std::sync::mpsc::SyncSender<Fetch>,
 ) {
     let _alive = Alive(planner);
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     // The first response also waits a round trip: not a measure of the rate.
     let mut first = true;
-    let fill = |session: &mut Session, in_flight: &mut VecDeque<InFlight>| {
-        while in_flight.len() < IN_FLIGHT {
+    // COMPRESS sent on this connection (or it already compresses).
+    let mut switched = session.compressing();
+    session.set_meter(if switched { None } else { choice.meter() });
+    // FETCHes to keep in flight now: none while a switch to COMPRESS
+    // waits for those in flight to end.
+    let depth = |switched: bool| {
+        if !switched && choice.switch() {
+            0
+        } else if !switched && choice.measuring() {
+            1
+        } else {
+            IN_FLIGHT
+        }
+    };
+    let fill = |session: &mut Session, in_flight: &mut VecDeque<InFlight>, depth: usize| {
+        while in_flight.len() < depth {
             let Some(batch) = planner.claim(lane, !in_flight.is_empty()) else {
                 break;
             };
@@ -263,13 +282,19 @@ pub fn run_lane(
         Ok::<(), Error>(())
     };
     loop {
-        let step = fill(session, &mut in_flight).and_then(|()| {
+        let step = (|| {
+            if in_flight.is_empty() && !switched && choice.switch() {
+                switched = true;
+                session.set_meter(None);
+                session.start_compress(endpoint)?;
+            }
+            fill(session, &mut in_flight, depth(switched))?;
             if in_flight.front().is_some_and(|f| f.done) {
                 let Some(front) = in_flight.pop_front() else {
                     return Ok(None);
                 };
                 // The next FETCH goes out before the writer takes this one.
-                fill(session, &mut in_flight)?;
+                fill(session, &mut in_flight, depth(switched))?;
                 return Ok(Some((front.got, front.batch.bytes)));
             }
             if in_flight.is_empty() {
@@ -284,6 +309,12 @@ pub fn run_lane(
             let started = Instant::now();
             let (fetched, tag) =
                 session::with_read_budget(budget, || session.read_fetch(endpoint))?;
+            if let Some(verdict) = session.verdict() {
+                session.set_meter(None);
+                if let Some(note) = choice.decide(verdict) {
+                    session.note(&note);
+                }
+            }
             let mut bytes = 0;
             for fetch in fetched {
                 // Unsolicited FETCH responses (flag changes) have no batch.
@@ -307,7 +338,7 @@ pub fn run_lane(
                 planner.measured(bytes, started.elapsed());
             }
             Ok(None)
-        });
+        })();
         match step {
             Ok(Some(fetched)) => {
                 if to_writer.send(Ok(fetched)).is_err() {
