@@ -63,43 +63,48 @@ impl Window {
 
 /// The rate one connection's FETCH responses arrive at, by the wall clock
 /// (whatever holds them up, the link, the server or our writer, is what
-/// compression would have to beat). Two windows, both starting at a read
-/// so that the round trip before the first byte is not counted:
-/// - from the first byte: a rate at or above the threshold over a round
-///   trip's worth of data at the threshold (at least [`MIN_SPAN`]) says
-///   "fast" (slow start only ever makes a link look slower);
-/// - from `warm_up` bytes on (the threshold's bandwidth-delay product: TCP
-///   slow start has by then opened the window that far, so a fast link
-///   shows its speed): a rate under the threshold for a span of two round
-///   trips says "slow". A response shorter than a round trip's worth is
-///   never judged alone: the windows run across responses.
+/// compression would have to beat). Windows start at a read, so that the
+/// round trip before the first byte is not counted, and run across
+/// responses: a response shorter than a round trip's worth is never
+/// judged alone.
+/// - From the first byte: a rate at or above the threshold over a round
+///   trip's worth of data at the threshold (two round trips, at least
+///   [`MIN_SPAN`]) says "fast" (TCP slow start only makes a link look
+///   slower, never faster).
+/// - From [`WARM_UP`] bytes on, over spans of two round trips: a rate under
+///   the threshold says "slow" only if the window began with at least two
+///   round trips' worth of bytes at that rate already read. In slow start
+///   the congestion window is about the bytes sent so far and doubles each
+///   round trip, so a window limited by it carries more than that (three
+///   times its start in two round trips); a rate that low is the link's
+///   (or the server's) own. Otherwise the window starts again from here.
 #[derive(Debug, Clone)]
 pub struct Meter {
     threshold: f64,
+    rtt: Duration,
     span: Duration,
-    warm_up: u64,
     seen: u64,
     early: Option<Window>,
-    late: Option<Window>,
+    /// The late window, and the bytes read before it began.
+    late: Option<(Window, u64)>,
     verdict: Option<Verdict>,
 }
 
 /// The shortest span a rate is judged over, so that a burst is not a rate.
 pub const MIN_SPAN: Duration = Duration::from_millis(50);
 
-/// The least warm-up: the first responses' bytes come in bursts.
-const MIN_WARM_UP: u64 = 256 * 1024;
+/// Bytes read before a "slow" window may begin: the first ones come in
+/// bursts as the first responses start.
+const WARM_UP: u64 = 64 * 1024;
 
 impl Meter {
     /// A meter for a link of round trip `rtt`, judged against `threshold`
     /// bytes per second.
     pub fn new(threshold: f64, rtt: Duration) -> Meter {
-        let span = (rtt * 2).max(MIN_SPAN);
-        let warm_up = ((threshold * rtt.as_secs_f64()) as u64).max(MIN_WARM_UP);
         Meter {
             threshold,
-            span,
-            warm_up,
+            rtt,
+            span: (rtt * 2).max(MIN_SPAN),
             seen: 0,
             early: None,
             late: None,
@@ -112,8 +117,11 @@ impl Meter {
         if n == 0 || self.verdict.is_some() {
             return;
         }
-        for window in [&mut self.early, &mut self.late].into_iter().flatten() {
-            window.bytes += n as u64;
+        if let Some(early) = self.early.as_mut() {
+            early.bytes += n as u64;
+        }
+        if let Some((late, _)) = self.late.as_mut() {
+            late.bytes += n as u64;
         }
         self.seen += n as u64;
         let start = Window {
@@ -121,31 +129,53 @@ impl Meter {
             bytes: 0,
         };
         self.early.get_or_insert(start);
-        if self.seen >= self.warm_up {
-            self.late.get_or_insert(start);
+        if self.late.is_none() && self.seen >= WARM_UP {
+            self.late = Some((start, self.seen));
         }
         self.verdict = self.judge(now);
     }
 
-    fn judge(&self, now: Instant) -> Option<Verdict> {
+    fn judge(&mut self, now: Instant) -> Option<Verdict> {
         let enough = self.threshold * self.span.as_secs_f64();
-        for window in [self.early, self.late].into_iter().flatten() {
+        let fast = |window: &Window| {
             let rate = window.rate(now);
-            if window.bytes as f64 >= enough && rate >= self.threshold {
-                return Some(Verdict {
-                    bytes_per_s: rate,
-                    compress: false,
-                });
-            }
-        }
-        let late = self.late?;
-        (now.saturating_duration_since(late.from) >= self.span).then(|| {
-            let rate = late.rate(now);
-            Verdict {
+            (window.bytes as f64 >= enough && rate >= self.threshold).then_some(Verdict {
                 bytes_per_s: rate,
-                compress: rate < self.threshold,
-            }
-        })
+                compress: false,
+            })
+        };
+        if let Some(verdict) = self.early.as_ref().and_then(fast) {
+            return Some(verdict);
+        }
+        let (late, before) = self.late?;
+        if let Some(verdict) = fast(&late) {
+            return Some(verdict);
+        }
+        if now.saturating_duration_since(late.from) < self.span {
+            return None;
+        }
+        let rate = late.rate(now);
+        if rate >= self.threshold {
+            return Some(Verdict {
+                bytes_per_s: rate,
+                compress: false,
+            });
+        }
+        if before as f64 >= 2.0 * rate * self.rtt.as_secs_f64() {
+            return Some(Verdict {
+                bytes_per_s: rate,
+                compress: true,
+            });
+        }
+        // Perhaps slow start: judge the next span.
+        self.late = Some((
+            Window {
+                from: now,
+                bytes: 0,
+            },
+            self.seen,
+        ));
+        None
     }
 
     /// The verdict, once the windows say enough.
@@ -303,41 +333,43 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_link_is_slow_after_the_warm_up_and_two_round_trips() {
+    fn a_slow_link_is_slow_after_two_round_trips() {
         let rtt = Duration::from_millis(30);
         let mut meter = Meter::new(20e6, rtt);
         let start = Instant::now();
-        // 12.5 MB/s (100 Mbit/s): the warm-up is 600 kB, then 60 ms.
-        feed(&mut meter, start, rtt, 12.5e6, (0, 1 << 20));
-        assert!(meter.verdict().is_none(), "judged within 1 MiB");
-        feed(&mut meter, start, rtt, 12.5e6, (1 << 20, 4 << 20));
+        // 12.5 MB/s (100 Mbit/s): 64 KiB, then 60 ms (750 kB).
+        feed(&mut meter, start, rtt, 12.5e6, (0, 512 << 10));
+        assert!(meter.verdict().is_none(), "judged within 512 KiB");
+        feed(&mut meter, start, rtt, 12.5e6, (512 << 10, 4 << 20));
         let verdict = meter.verdict().expect("a verdict within 4 MiB");
         assert!(verdict.compress);
         assert!((verdict.bytes_per_s - 12.5e6).abs() < 1e6, "{verdict:?}");
     }
 
-    /// Slow start on a fast link: the first round trips carry 14 kB, 28 kB,
-    /// ...; the early window's average is low, but no "slow" verdict comes
-    /// before the window has opened, and then the link shows it is fast.
+    /// Slow start on a fast link (80 MB/s) 30 or 100 ms away: the first
+    /// round trips carry 14.6 kB, 29 kB, ...; no "slow" verdict comes
+    /// while the window opens, then the link shows it is fast.
     #[test]
     fn slow_start_on_a_fast_link_is_not_a_slow_link() {
-        let rtt = Duration::from_millis(30);
-        let mut meter = Meter::new(20e6, rtt);
-        let start = Instant::now();
-        let mut at = start + rtt;
-        let mut window = 14_600u64;
-        while meter.verdict().is_none() {
-            // One round trip: `window` bytes (up to 80 MB/s), in reads of 16 KiB.
-            let bytes = window.min((80e6 * rtt.as_secs_f64()) as u64);
-            let reads = bytes.div_ceil(16 * 1024);
-            for i in 0..reads {
-                meter.read(16 * 1024, at + rtt.mul_f64((i + 1) as f64 / reads as f64));
+        for rtt in [30, 100].map(Duration::from_millis) {
+            let mut meter = Meter::new(20e6, rtt);
+            let start = Instant::now();
+            let mut at = start + rtt;
+            let mut window = 14_600u64;
+            while meter.verdict().is_none() {
+                // One round trip: `window` bytes, in reads of 16 KiB at most.
+                let bytes = window.min((80e6 * rtt.as_secs_f64()) as u64);
+                let reads = bytes.div_ceil(16 * 1024);
+                for i in 0..reads {
+                    let read = (bytes / reads) as usize;
+                    meter.read(read, at + rtt.mul_f64((i + 1) as f64 / reads as f64));
+                }
+                at += rtt;
+                window *= 2;
+                assert!(at < start + Duration::from_secs(3), "no verdict");
             }
-            at += rtt;
-            window *= 2;
-            assert!(at < start + Duration::from_secs(2), "no verdict");
+            assert_eq!(meter.verdict().map(|v| v.compress), Some(false), "{rtt:?}");
         }
-        assert_eq!(meter.verdict().map(|v| v.compress), Some(false));
     }
 
     #[test]
