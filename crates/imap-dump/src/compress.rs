@@ -44,16 +44,34 @@ pub struct Verdict {
     pub compress: bool,
 }
 
-/// Bytes read since `from`.
-#[derive(Debug, Clone, Copy)]
+/// Bytes read and the time they took to arrive, not counting the waits
+/// for a response to start (`Meter::sent`); without a start, the first
+/// read only starts the clock.
+#[derive(Debug, Clone, Copy, Default)]
 struct Window {
-    from: Instant,
     bytes: u64,
+    time: Duration,
+    last: Option<Instant>,
 }
 
 impl Window {
-    fn rate(&self, now: Instant) -> f64 {
-        let secs = now.saturating_duration_since(self.from).as_secs_f64();
+    fn started(now: Instant) -> Window {
+        Window {
+            last: Some(now),
+            ..Window::default()
+        }
+    }
+
+    fn read(&mut self, n: u64, now: Instant) {
+        if let Some(last) = self.last {
+            self.bytes += n;
+            self.time += now.saturating_duration_since(last);
+        }
+        self.last = Some(now);
+    }
+
+    fn rate(&self) -> f64 {
+        let secs = self.time.as_secs_f64();
         if secs <= 0.0 {
             return f64::INFINITY;
         }
@@ -61,37 +79,44 @@ impl Window {
     }
 }
 
-/// The rate one connection's FETCH responses arrive at, by the wall clock
-/// (whatever holds them up, the link, the server or our writer, is what
-/// compression would have to beat). Windows start at a read, so that the
-/// round trip before the first byte is not counted, and run across
-/// responses: a response shorter than a round trip's worth is never
-/// judged alone.
-/// - From the first byte: a rate at or above the threshold over a round
-///   trip's worth of data at the threshold (two round trips, at least
-///   [`MIN_SPAN`]) says "fast" (TCP slow start only makes a link look
-///   slower, never faster).
-/// - From [`WARM_UP`] bytes on, over spans of two round trips: a rate under
-///   the threshold says "slow" only if the window began with at least two
-///   round trips' worth of bytes at that rate already read. In slow start
-///   the congestion window is about the bytes sent so far and doubles each
-///   round trip, so a window limited by it carries more than that (three
-///   times its start in two round trips); a rate that low is the link's
-///   (or the server's) own. Otherwise the window starts again from here.
+/// The span a rate is judged over on a link of round trip `rtt`: a round
+/// trip, at least [`MIN_SPAN`], so that a burst is not a rate.
+fn span(rtt: Duration) -> Duration {
+    rtt.max(MIN_SPAN)
+}
+
+/// The rate one connection's FETCH responses arrive at: their bytes over
+/// the time from when each could first arrive (a round trip after its
+/// FETCH, sent with nothing in flight) to its last read; the round trip
+/// before a response, and our own waits between them, are not the link's.
+/// Two windows, running across responses, so that a response shorter than
+/// a round trip's worth is never judged alone:
+/// - from the first byte: a rate at or above the threshold over a round
+///   trip's worth of data at the threshold says "fast" (TCP slow start
+///   only ever makes a link look slower);
+/// - from [`WARM_UP`] bytes on, over a span of a round trip: a rate under
+///   the threshold says "slow" only if the window began with at least one
+///   and a half round trips' worth of bytes at that rate already read. In
+///   slow start the congestion window is about the bytes sent so far and
+///   doubles each round trip, so a round trip limited by it carries about
+///   one and a half times that; a rate this low is the link's (or the
+///   server's) own. Otherwise the window starts again once that many
+///   bytes have been read.
 #[derive(Debug, Clone)]
 pub struct Meter {
     threshold: f64,
     rtt: Duration,
-    span: Duration,
     seen: u64,
     early: Option<Window>,
-    /// The late window, and the bytes read before it began.
+    /// The late window, and the bytes read before it began...
     late: Option<(Window, u64)>,
+    /// ...at least this many.
+    warm_up: u64,
     verdict: Option<Verdict>,
 }
 
-/// The shortest span a rate is judged over, so that a burst is not a rate.
-pub const MIN_SPAN: Duration = Duration::from_millis(50);
+/// The shortest span a rate is judged over.
+pub const MIN_SPAN: Duration = Duration::from_millis(20);
 
 /// Bytes read before a "slow" window may begin: the first ones come in
 /// bursts as the first responses start.
@@ -104,10 +129,10 @@ impl Meter {
         Meter {
             threshold,
             rtt,
-            span: (rtt * 2).max(MIN_SPAN),
             seen: 0,
             early: None,
             late: None,
+            warm_up: WARM_UP,
             verdict: None,
         }
     }
@@ -117,28 +142,37 @@ impl Meter {
         if n == 0 || self.verdict.is_some() {
             return;
         }
-        if let Some(early) = self.early.as_mut() {
-            early.bytes += n as u64;
-        }
+        let n = n as u64;
+        self.early.get_or_insert_with(Window::default).read(n, now);
         if let Some((late, _)) = self.late.as_mut() {
-            late.bytes += n as u64;
+            late.read(n, now);
         }
-        self.seen += n as u64;
-        let start = Window {
-            from: now,
-            bytes: 0,
-        };
-        self.early.get_or_insert(start);
-        if self.late.is_none() && self.seen >= WARM_UP {
-            self.late = Some((start, self.seen));
+        self.seen += n;
+        // Late enough for the rate so far not to be slow start's (`judge`).
+        let rate = self.early.as_ref().map_or(0.0, Window::rate);
+        let needed = 1.5 * rate.min(self.threshold) * self.rtt.as_secs_f64();
+        if self.late.is_none() && self.seen >= self.warm_up && self.seen as f64 >= needed {
+            self.late = Some((Window::started(now), self.seen));
         }
         self.verdict = self.judge(now);
     }
 
+    /// A FETCH was sent at `now` with none other in flight: its response
+    /// cannot start arriving before a round trip, and the time until then
+    /// (our wait, not the link's) is not counted.
+    pub fn sent(&mut self, now: Instant) {
+        let at = Some(now + self.rtt);
+        self.early.get_or_insert_with(Window::default).last = at;
+        if let Some((late, _)) = self.late.as_mut() {
+            late.last = at;
+        }
+    }
+
     fn judge(&mut self, now: Instant) -> Option<Verdict> {
-        let enough = self.threshold * self.span.as_secs_f64();
+        let span = span(self.rtt);
+        let enough = self.threshold * span.as_secs_f64();
         let fast = |window: &Window| {
-            let rate = window.rate(now);
+            let rate = window.rate();
             (window.bytes as f64 >= enough && rate >= self.threshold).then_some(Verdict {
                 bytes_per_s: rate,
                 compress: false,
@@ -151,30 +185,29 @@ impl Meter {
         if let Some(verdict) = fast(&late) {
             return Some(verdict);
         }
-        if now.saturating_duration_since(late.from) < self.span {
+        if late.time < span {
             return None;
         }
-        let rate = late.rate(now);
+        let rate = late.rate();
         if rate >= self.threshold {
             return Some(Verdict {
                 bytes_per_s: rate,
                 compress: false,
             });
         }
-        if before as f64 >= 2.0 * rate * self.rtt.as_secs_f64() {
+        let needed = 1.5 * rate * self.rtt.as_secs_f64();
+        if before as f64 >= needed {
             return Some(Verdict {
                 bytes_per_s: rate,
                 compress: true,
             });
         }
-        // Perhaps slow start: judge the next span.
-        self.late = Some((
-            Window {
-                from: now,
-                bytes: 0,
-            },
-            self.seen,
-        ));
+        // Perhaps slow start: judge a span that begins late enough.
+        self.late = None;
+        self.warm_up = self.seen.max(needed as u64);
+        if self.seen >= self.warm_up {
+            self.late = Some((Window::started(now), self.seen));
+        }
         None
     }
 
@@ -183,6 +216,9 @@ impl Meter {
         self.verdict
     }
 }
+
+/// The smallest batch while measuring.
+const MIN_PROBE: u64 = 256 * 1024;
 
 /// The run's choice, shared by its connections.
 #[derive(Debug)]
@@ -236,6 +272,18 @@ impl Choice {
         }
     }
 
+    /// The largest batch a connection fetches while `auto` measures: half
+    /// what says "fast" (two responses), so that on a slow link the
+    /// verdict comes within the first and little crosses it uncompressed.
+    pub fn probe_bytes(&self) -> u64 {
+        match self.state() {
+            State::Measuring(rtt) => {
+                ((DEFLATE_RATE * span(rtt).as_secs_f64() / 2.0) as u64).max(MIN_PROBE)
+            }
+            _ => u64::MAX,
+        }
+    }
+
     /// Whether connections still plain should switch COMPRESS on now.
     pub fn switch(&self) -> bool {
         self.when == When::Auto && self.state() == State::Compress
@@ -271,26 +319,24 @@ impl Choice {
         ))
     }
 
-    /// The `-v` note for a choice made without measuring (near link), or
-    /// never made (too little mail); `None` for `always`, `never`, or a
-    /// measured choice (already noted).
-    pub fn unmeasured_note(&self, rtt: Option<Duration>) -> Option<String> {
-        if self.when != When::Auto {
-            return None;
-        }
-        match (self.state(), rtt) {
-            (State::Measuring(_), _) => Some(
-                "--compress auto: too little mail to measure the link's rate: no compression"
-                    .to_string(),
-            ),
-            (State::Plain, Some(rtt)) if !far(rtt) => Some(format!(
-                "--compress auto: a round trip of {:.1} ms, under {} ms (this machine or a \
-                 LAN, faster than the server deflates): no compression",
-                rtt.as_secs_f64() * 1e3,
-                FAR_LINK.as_millis()
-            )),
-            _ => None,
-        }
+    /// The `-v` note for `auto` on a near link (round trip `rtt`, timed at
+    /// login): no compression, and why.
+    pub fn near_note(&self, rtt: Option<Duration>) -> Option<String> {
+        let rtt = rtt.filter(|&rtt| self.when == When::Auto && !far(rtt))?;
+        Some(format!(
+            "--compress auto: a round trip of {:.1} ms, under {} ms (this machine or a LAN, \
+             faster than the server deflates): no compression",
+            rtt.as_secs_f64() * 1e3,
+            FAR_LINK.as_millis()
+        ))
+    }
+
+    /// The `-v` note at the end when `auto` never had enough to judge by.
+    pub fn unmeasured_note(&self) -> Option<String> {
+        self.measuring().then(|| {
+            "--compress auto: too little mail to measure the link's rate: no compression"
+                .to_string()
+        })
     }
 }
 
@@ -333,15 +379,16 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_link_is_slow_after_two_round_trips() {
+    fn a_slow_link_is_slow_once_slow_start_is_ruled_out() {
         let rtt = Duration::from_millis(30);
         let mut meter = Meter::new(20e6, rtt);
         let start = Instant::now();
-        // 12.5 MB/s (100 Mbit/s): 64 KiB, then 60 ms (750 kB).
+        // 12.5 MB/s (100 Mbit/s): 64 KiB, then 30 ms (375 kB) too early
+        // to tell from slow start, then 30 ms from 560 kB on.
         feed(&mut meter, start, rtt, 12.5e6, (0, 512 << 10));
         assert!(meter.verdict().is_none(), "judged within 512 KiB");
-        feed(&mut meter, start, rtt, 12.5e6, (512 << 10, 4 << 20));
-        let verdict = meter.verdict().expect("a verdict within 4 MiB");
+        feed(&mut meter, start, rtt, 12.5e6, (512 << 10, 1 << 20));
+        let verdict = meter.verdict().expect("a verdict within 1 MiB");
         assert!(verdict.compress);
         assert!((verdict.bytes_per_s - 12.5e6).abs() < 1e6, "{verdict:?}");
     }
@@ -372,6 +419,30 @@ mod tests {
         }
     }
 
+    /// Responses of 256 KiB at 80 MB/s, each a round trip after its FETCH
+    /// (one in flight): the waits are not the link's.
+    #[test]
+    fn the_waits_between_responses_do_not_count() {
+        let rtt = Duration::from_millis(100);
+        let mut meter = Meter::new(20e6, rtt);
+        let mut at = Instant::now();
+        for _ in 0..20 {
+            meter.sent(at);
+            at += rtt;
+            for _ in 0..16 {
+                at += Duration::from_secs_f64(16384.0 / 80e6);
+                meter.read(16 * 1024, at);
+            }
+            // The writer takes the batch before the next FETCH goes.
+            at += Duration::from_millis(5);
+        }
+        let verdict = meter.verdict().expect("a verdict in 5 MiB");
+        assert!(
+            !verdict.compress && verdict.bytes_per_s > 60e6,
+            "{verdict:?}"
+        );
+    }
+
     #[test]
     fn the_first_verdict_is_the_runs() {
         let choice = Choice::new(When::Auto, Some(Duration::from_millis(30)));
@@ -393,8 +464,14 @@ mod tests {
             None
         );
         assert!(choice.switch());
+        assert_eq!(choice.unmeasured_note(), None);
         let near = Choice::new(When::Auto, None);
         assert!(!near.measuring() && !near.switch());
+        let note = near.near_note(Some(Duration::from_micros(300)));
+        assert!(note.is_some_and(|n| n.contains("0.3 ms, under 5 ms")));
+        let far = Choice::new(When::Auto, Some(Duration::from_millis(30)));
+        assert_eq!(far.near_note(Some(Duration::from_millis(30))), None);
+        assert!(far.unmeasured_note().is_some());
         let always = Choice::new(When::Always, None);
         assert_eq!(always.at_login(), When::Always);
         assert!(

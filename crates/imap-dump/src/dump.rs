@@ -80,7 +80,7 @@ impl Sessions {
     /// lost or timed out (75), where there is no one to say goodbye to.
     /// `-v` notes the bytes each connection moved.
     pub fn finish(mut self, result: Result<(), Error>) -> Result<(), Error> {
-        if let Some(note) = self.choice.unmeasured_note(None) {
+        if let Some(note) = self.choice.unmeasured_note() {
             self.main.note(&note);
         }
         for session in self.all() {

@@ -130,13 +130,14 @@ impl Planner {
     /// The next batch, for `lane`; `None` when all are handed out, a lane
     /// failed, or (for a lane that has FETCHes in flight, `busy`) it would
     /// take the bytes not yet written beyond the budget.
-    fn claim(&self, lane: usize, busy: bool) -> Option<Batch> {
+    /// At most `limit` bytes (unless one message is more).
+    fn claim(&self, lane: usize, busy: bool, limit: u64) -> Option<Batch> {
         let mut plan = self.lock();
         if plan.stopped || plan.next >= plan.sized.len() {
             return None;
         }
         let start = plan.next;
-        let end = batch_end(&plan.sized, start, plan.batch_bytes());
+        let end = batch_end(&plan.sized, start, plan.batch_bytes().min(limit));
         let batch = &plan.sized[start..end];
         let bytes = batch.iter().map(|&(_, s)| u64::from(s)).sum();
         if busy && plan.outstanding + bytes > plan.budget {
@@ -238,7 +239,7 @@ struct InFlight {
 /// in place of the next batch. While `--compress auto` measures the link
 /// (`choice`), it times its responses and keeps one FETCH in flight, so
 /// that a switch to COMPRESS (which needs nothing in flight) comes soon
-/// after the verdict.
+/// after the verdict, in batches no larger than the measure needs.
 pub fn run_lane(
     lane: usize,
     session: &mut Session,
@@ -268,10 +269,12 @@ pub fn run_lane(
     };
     let fill = |session: &mut Session, in_flight: &mut VecDeque<InFlight>, depth: usize| {
         while in_flight.len() < depth {
-            let Some(batch) = planner.claim(lane, !in_flight.is_empty()) else {
+            let limit = choice.probe_bytes();
+            let Some(batch) = planner.claim(lane, !in_flight.is_empty(), limit) else {
                 break;
             };
-            let tag = session.send_fetch(endpoint, &batch.set, query)?;
+            let alone = in_flight.iter().all(|f| f.done);
+            let tag = session.send_fetch(endpoint, &batch.set, query, alone)?;
             in_flight.push_back(InFlight {
                 batch,
                 tag,
@@ -406,7 +409,7 @@ mod tests {
 
     fn sets(sized: &[(u32, u32)], cap: u64) -> Vec<(String, u64)> {
         let planner = Planner::new(sized.to_vec(), cap, u64::MAX, Duration::ZERO);
-        std::iter::from_fn(|| planner.claim(0, true))
+        std::iter::from_fn(|| planner.claim(0, true, u64::MAX))
             .map(|b| (b.set, b.bytes))
             .collect()
     }
@@ -433,15 +436,27 @@ mod tests {
     fn batches_not_yet_written_stay_within_the_budget() {
         let sized = [(1, 600), (2, 600), (3, 5000), (4, 10)];
         let planner = Planner::new(sized.to_vec(), 1000, 1500, Duration::ZERO);
-        let first = planner.claim(0, false).expect("first");
+        let first = planner.claim(0, false, u64::MAX).expect("first");
         assert_eq!(first.set, "1");
-        assert_eq!(planner.claim(1, true).map(|b| b.set), Some("2".into()));
-        assert!(planner.claim(0, true).is_none(), "1200 + 5000 > 1500");
-        assert_eq!(planner.claim(2, false).map(|b| b.set), Some("3".into()));
+        assert_eq!(
+            planner.claim(1, true, u64::MAX).map(|b| b.set),
+            Some("2".into())
+        );
+        assert!(
+            planner.claim(0, true, u64::MAX).is_none(),
+            "1200 + 5000 > 1500"
+        );
+        assert_eq!(
+            planner.claim(2, false, u64::MAX).map(|b| b.set),
+            Some("3".into())
+        );
         planner.written(600);
         planner.written(600);
         planner.written(5000);
-        assert_eq!(planner.claim(0, true).map(|b| b.set), Some("4".into()));
+        assert_eq!(
+            planner.claim(0, true, u64::MAX).map(|b| b.set),
+            Some("4".into())
+        );
     }
 
     /// Batches grow with the measured bandwidth-delay product, within the cap.

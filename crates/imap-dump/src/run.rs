@@ -74,7 +74,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     // `auto` on a far link measures before it chooses; helpers do as chosen.
     let rtt = session.link_round_trip();
     let choice = Choice::new(compress, rtt.filter(|&rtt| compress::far(rtt)));
-    if let Some(note) = choice.unmeasured_note(rtt) {
+    if let Some(note) = choice.near_note(rtt) {
         session.note(&note);
     }
     let mut sessions = Sessions::new(session, connections, choice);

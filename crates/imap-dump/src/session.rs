@@ -173,21 +173,28 @@ impl std::ops::DerefMut for Session {
 
 impl Session {
     /// Sends `UID FETCH set query` without waiting for the responses to
-    /// those sent before; returns its tag. Responses come in the order sent
-    /// (`read_fetch`).
+    /// those sent before (`alone`: there are none in flight); returns its
+    /// tag. Responses come in the order sent (`read_fetch`).
     pub fn send_fetch(
         &mut self,
         endpoint: &Endpoint,
         set: &str,
         query: &str,
+        alone: bool,
     ) -> Result<String, Error> {
         let tag = self.next_tag();
-        let mut wire = self.stream.lock();
-        wire.write_all(format!("{tag} UID FETCH {set} {query}\r\n").as_bytes())
-            .and_then(|()| wire.flush())
-            .map_err(|e| {
-                wire::peer_error(e, "sending UID FETCH", endpoint.timeout).context(&endpoint.url)
-            })?;
+        {
+            let mut wire = self.stream.lock();
+            wire.write_all(format!("{tag} UID FETCH {set} {query}\r\n").as_bytes())
+                .and_then(|()| wire.flush())
+                .map_err(|e| {
+                    wire::peer_error(e, "sending UID FETCH", endpoint.timeout)
+                        .context(&endpoint.url)
+                })?;
+        }
+        if alone {
+            self.meter_sent();
+        }
         Ok(tag)
     }
 
@@ -276,6 +283,13 @@ impl Session {
     /// stops timing).
     pub fn set_meter(&self, meter: Option<Meter>) {
         self.stream.lock().get_mut().3 = meter;
+    }
+
+    /// Tells the meter a FETCH went out with nothing in flight (`Meter::sent`).
+    fn meter_sent(&self) {
+        if let Some(meter) = self.stream.lock().get_mut().3.as_mut() {
+            meter.sent(Instant::now());
+        }
     }
 
     /// The meter's verdict, once it has one.

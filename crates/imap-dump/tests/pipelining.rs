@@ -283,10 +283,11 @@ fn a_refused_third_connection_leaves_the_dump_to_the_two_let_in() {
 /// on loopback and as without compression, and fewer bytes on the wire
 /// than the messages hold: `--compress auto`, the default, measures a link
 /// slower than the server deflates and compresses (after the first
-/// batches, which go plain while it measures: hence 80 messages, not 40).
+/// megabyte or two, which go plain while it measures: hence 8 MB of
+/// mail, not 0.5).
 #[test]
 fn through_a_far_link_the_output_is_that_of_loopback() {
-    let mb = Mailbox::new("pipelining-link", 80, 6000);
+    let mb = Mailbox::new("pipelining-link", 170, 24_000);
     let stack = &mb.stack;
     let link = Link::start(stack.imaps_port, Profile::new(15.0, 100.0)).expect("link");
     let far = mb.run(link.port(), &["--batch-size", "64K"]);
