@@ -138,10 +138,11 @@ pub struct Args {
     /// with those it has. -v always uses one
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub connections: u8,
-    /// COMPRESS=DEFLATE (RFC 4978) when the server offers it: auto (when a
-    /// NOOP's round trip takes 5 ms or more: a far link, where it pays; not
-    /// on this machine or a LAN, where the server's deflate is slower than
-    /// the link), always, or never; account key `compress`
+    /// COMPRESS=DEFLATE (RFC 4978) when the server offers it: auto (when the
+    /// link is slower than the server deflates: never on this machine or a
+    /// LAN; on a far link, round trip 5 ms or more, the dump starts plain and
+    /// switches it on if FETCH responses arrive under 20 MB/s), always, or
+    /// never; account key `compress`
     #[arg(long, value_enum, value_name = "WHEN")]
     pub compress: Option<When>,
     /// The same as --compress never

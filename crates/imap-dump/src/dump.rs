@@ -14,6 +14,7 @@ use mailpipe::progress::Progress;
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::cap::ByteCap;
+use crate::compress::Choice;
 use crate::criteria::{self, Literals};
 use crate::id;
 use crate::keys;
@@ -25,7 +26,6 @@ use crate::session::{self, imap_error, Session};
 use crate::sink::{Message, Sink};
 use crate::state::{MailboxState, StateFile};
 use crate::throttle;
-use crate::when::When;
 
 /// What the user asked for that applies to every mailbox.
 pub struct DumpOptions {
@@ -51,18 +51,18 @@ pub struct Sessions {
     helpers: Vec<Option<Session>>,
     /// A connection was refused (a server's limit per user): open no more.
     refused: bool,
-    /// Whether helpers ask for COMPRESS=DEFLATE (as the main one did).
-    compress: When,
+    /// Whether connections compress (`--compress`, measured for `auto`).
+    choice: Choice,
 }
 
 impl Sessions {
-    /// `connections` at most, helpers opened with `compress`.
-    pub fn new(main: Session, connections: usize, compress: When) -> Sessions {
+    /// `connections` at most, compressing as `choice` says.
+    pub fn new(main: Session, connections: usize, choice: Choice) -> Sessions {
         Sessions {
             main,
             helpers: (1..connections.max(1)).map(|_| None).collect(),
             refused: false,
-            compress,
+            choice,
         }
     }
 
@@ -80,6 +80,9 @@ impl Sessions {
     /// lost or timed out (75), where there is no one to say goodbye to.
     /// `-v` notes the bytes each connection moved.
     pub fn finish(mut self, result: Result<(), Error>) -> Result<(), Error> {
+        if let Some(note) = self.choice.unmeasured_note() {
+            self.main.note(&note);
+        }
         for session in self.all() {
             match &result {
                 Ok(()) => {
@@ -94,19 +97,20 @@ impl Sessions {
     }
 }
 
-/// Opens (unless open) the helper in `slot` and examines `mailbox` on it;
-/// false if it cannot fetch: refused (`refused` is set: open no more), or
-/// the mailbox is not the one the main connection sees.
+/// Opens (unless open) the helper in `slot`, compressing as `choice` says
+/// now, and examines `mailbox` on it; false if it cannot fetch: refused
+/// (`refused` is set: open no more), or the mailbox is not the one the main
+/// connection sees.
 fn prepare_helper(
     slot: &mut Option<Session>,
     refused: &mut bool,
     endpoint: &Endpoint,
-    compress: When,
+    choice: &Choice,
     wire_name: &str,
     uid_validity: u32,
 ) -> bool {
     if slot.is_none() && !*refused {
-        match session::open(endpoint, compress) {
+        match session::open(endpoint, choice.at_login()) {
             Ok(s) => *slot = Some(s),
             Err(_) => *refused = true,
         }
@@ -292,10 +296,10 @@ pub fn dump_mailbox(
         main,
         helpers,
         refused,
-        compress,
+        choice,
         ..
     } = sessions;
-    let compress = *compress;
+    let choice = &*choice;
     let wire_name = wire_name.as_str();
     let result = std::thread::scope(|scope| -> Result<(), Error> {
         // Rendezvous: a lane holds the batch it fetched until the writer takes it.
@@ -304,20 +308,30 @@ pub fn dump_mailbox(
         let mut senders = senders.into_iter();
         if let Some(to_writer) = senders.next() {
             planner.started();
-            scope.spawn(move || lanes::run_lane(0, main, endpoint, query, planner, &to_writer));
+            scope.spawn(move || {
+                lanes::run_lane(0, main, endpoint, query, planner, choice, &to_writer)
+            });
         }
         // Helpers one after another, each fetching as soon as it is ready;
         // the first refusal ends the opening.
         let slots = helpers.iter_mut().take(lanes - 1);
         scope.spawn(move || {
             for (lane, (slot, to_writer)) in slots.zip(senders).enumerate() {
-                if !prepare_helper(slot, refused, endpoint, compress, wire_name, uid_validity) {
+                if !prepare_helper(slot, refused, endpoint, choice, wire_name, uid_validity) {
                     break;
                 }
                 let Some(helper) = slot.as_mut() else { break };
                 planner.started();
                 scope.spawn(move || {
-                    lanes::run_lane(lane + 1, helper, endpoint, query, planner, &to_writer)
+                    lanes::run_lane(
+                        lane + 1,
+                        helper,
+                        endpoint,
+                        query,
+                        planner,
+                        choice,
+                        &to_writer,
+                    )
                 });
             }
             planner.opening_done();

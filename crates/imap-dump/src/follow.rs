@@ -17,6 +17,7 @@ use mailpipe::wire::{self, Deadline};
 use mailpipe::{Endpoint, Error, Exit};
 
 use crate::cli::Args;
+use crate::compress::Choice;
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::MboxOutput;
 use crate::session::{self, imap_error, Session, Wire};
@@ -124,7 +125,7 @@ impl Watch<'_> {
             let error = match session::open(self.endpoint, When::Never) {
                 Ok(session) => {
                     backoff.reset();
-                    let mut sessions = Sessions::new(session, 1, When::Never);
+                    let mut sessions = Sessions::new(session, 1, Choice::new(When::Never, None));
                     let watched = self.watch(&mut sessions, mailbox);
                     match sessions.finish(watched) {
                         Ok(()) => return Ok(()),

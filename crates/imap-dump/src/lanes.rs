@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use mailpipe::{Endpoint, Error, Exit};
 
+use crate::compress::Choice;
 use crate::fetch::Fetched;
 use crate::session::{self, Session};
 
@@ -129,13 +130,14 @@ impl Planner {
     /// The next batch, for `lane`; `None` when all are handed out, a lane
     /// failed, or (for a lane that has FETCHes in flight, `busy`) it would
     /// take the bytes not yet written beyond the budget.
-    fn claim(&self, lane: usize, busy: bool) -> Option<Batch> {
+    /// At most `limit` bytes (unless one message is more).
+    fn claim(&self, lane: usize, busy: bool, limit: u64) -> Option<Batch> {
         let mut plan = self.lock();
         if plan.stopped || plan.next >= plan.sized.len() {
             return None;
         }
         let start = plan.next;
-        let end = batch_end(&plan.sized, start, plan.batch_bytes());
+        let end = batch_end(&plan.sized, start, plan.batch_bytes().min(limit));
         let batch = &plan.sized[start..end];
         let bytes = batch.iter().map(|&(_, s)| u64::from(s)).sum();
         if busy && plan.outstanding + bytes > plan.budget {
@@ -234,25 +236,45 @@ struct InFlight {
 /// `IN_FLIGHT` FETCHes in flight, reads their responses within the read
 /// budget and hands each batch over on `to_writer`, in order, once its
 /// tagged OK has arrived. Stops at the first failure, which it hands over
-/// in place of the next batch.
+/// in place of the next batch. While `--compress auto` measures the link
+/// (`choice`), it times its responses and keeps one FETCH in flight, so
+/// that a switch to COMPRESS (which needs nothing in flight) comes soon
+/// after the verdict, in batches no larger than the measure needs.
 pub fn run_lane(
     lane: usize,
     session: &mut Session,
     endpoint: &Endpoint,
     query: &str,
     planner: &Planner,
+    choice: &Choice,
     to_writer: &std::sync::mpsc::SyncSender<Fetch>,
 ) {
     let _alive = Alive(planner);
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     // The first response also waits a round trip: not a measure of the rate.
     let mut first = true;
-    let fill = |session: &mut Session, in_flight: &mut VecDeque<InFlight>| {
-        while in_flight.len() < IN_FLIGHT {
-            let Some(batch) = planner.claim(lane, !in_flight.is_empty()) else {
+    // COMPRESS sent on this connection (or it already compresses).
+    let mut switched = session.compressing();
+    session.set_meter(if switched { None } else { choice.meter() });
+    // FETCHes to keep in flight now: none while a switch to COMPRESS
+    // waits for those in flight to end.
+    let depth = |switched: bool| {
+        if !switched && choice.switch() {
+            0
+        } else if !switched && choice.measuring() {
+            1
+        } else {
+            IN_FLIGHT
+        }
+    };
+    let fill = |session: &mut Session, in_flight: &mut VecDeque<InFlight>, depth: usize| {
+        while in_flight.len() < depth {
+            let limit = choice.probe_bytes();
+            let Some(batch) = planner.claim(lane, !in_flight.is_empty(), limit) else {
                 break;
             };
-            let tag = session.send_fetch(endpoint, &batch.set, query)?;
+            let alone = in_flight.iter().all(|f| f.done);
+            let tag = session.send_fetch(endpoint, &batch.set, query, alone)?;
             in_flight.push_back(InFlight {
                 batch,
                 tag,
@@ -263,13 +285,19 @@ pub fn run_lane(
         Ok::<(), Error>(())
     };
     loop {
-        let step = fill(session, &mut in_flight).and_then(|()| {
+        let step = (|| {
+            if in_flight.is_empty() && !switched && choice.switch() {
+                switched = true;
+                session.set_meter(None);
+                session.start_compress(endpoint)?;
+            }
+            fill(session, &mut in_flight, depth(switched))?;
             if in_flight.front().is_some_and(|f| f.done) {
                 let Some(front) = in_flight.pop_front() else {
                     return Ok(None);
                 };
                 // The next FETCH goes out before the writer takes this one.
-                fill(session, &mut in_flight)?;
+                fill(session, &mut in_flight, depth(switched))?;
                 return Ok(Some((front.got, front.batch.bytes)));
             }
             if in_flight.is_empty() {
@@ -284,6 +312,12 @@ pub fn run_lane(
             let started = Instant::now();
             let (fetched, tag) =
                 session::with_read_budget(budget, || session.read_fetch(endpoint))?;
+            if let Some(verdict) = session.verdict() {
+                session.set_meter(None);
+                if let Some(note) = choice.decide(verdict) {
+                    session.note(&note);
+                }
+            }
             let mut bytes = 0;
             for fetch in fetched {
                 // Unsolicited FETCH responses (flag changes) have no batch.
@@ -307,7 +341,7 @@ pub fn run_lane(
                 planner.measured(bytes, started.elapsed());
             }
             Ok(None)
-        });
+        })();
         match step {
             Ok(Some(fetched)) => {
                 if to_writer.send(Ok(fetched)).is_err() {
@@ -375,7 +409,7 @@ mod tests {
 
     fn sets(sized: &[(u32, u32)], cap: u64) -> Vec<(String, u64)> {
         let planner = Planner::new(sized.to_vec(), cap, u64::MAX, Duration::ZERO);
-        std::iter::from_fn(|| planner.claim(0, true))
+        std::iter::from_fn(|| planner.claim(0, true, u64::MAX))
             .map(|b| (b.set, b.bytes))
             .collect()
     }
@@ -402,15 +436,27 @@ mod tests {
     fn batches_not_yet_written_stay_within_the_budget() {
         let sized = [(1, 600), (2, 600), (3, 5000), (4, 10)];
         let planner = Planner::new(sized.to_vec(), 1000, 1500, Duration::ZERO);
-        let first = planner.claim(0, false).expect("first");
+        let first = planner.claim(0, false, u64::MAX).expect("first");
         assert_eq!(first.set, "1");
-        assert_eq!(planner.claim(1, true).map(|b| b.set), Some("2".into()));
-        assert!(planner.claim(0, true).is_none(), "1200 + 5000 > 1500");
-        assert_eq!(planner.claim(2, false).map(|b| b.set), Some("3".into()));
+        assert_eq!(
+            planner.claim(1, true, u64::MAX).map(|b| b.set),
+            Some("2".into())
+        );
+        assert!(
+            planner.claim(0, true, u64::MAX).is_none(),
+            "1200 + 5000 > 1500"
+        );
+        assert_eq!(
+            planner.claim(2, false, u64::MAX).map(|b| b.set),
+            Some("3".into())
+        );
         planner.written(600);
         planner.written(600);
         planner.written(5000);
-        assert_eq!(planner.claim(0, true).map(|b| b.set), Some("4".into()));
+        assert_eq!(
+            planner.claim(0, true, u64::MAX).map(|b| b.set),
+            Some("4".into())
+        );
     }
 
     /// Batches grow with the measured bandwidth-delay product, within the cap.

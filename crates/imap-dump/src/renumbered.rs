@@ -122,6 +122,7 @@ fn fetch_keys(
         endpoint,
         &uid_set(uids),
         "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+        true,
     )?;
     // A Message-ID field is short; a server sending far more is refused.
     let budget = (uids.len() as u64 + 16) * 4096;

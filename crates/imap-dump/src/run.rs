@@ -7,6 +7,7 @@ use mailpipe::{ByteSize, Error, Protocol};
 
 use crate::cap::ByteCap;
 use crate::cli::Args;
+use crate::compress::{self, Choice};
 use crate::dump::{self, DumpOptions, Sessions};
 use crate::output::{self, MboxOutput};
 use crate::sink::Sink;
@@ -70,13 +71,13 @@ pub fn run(args: Args) -> Result<(), Error> {
         usize::from(args.connections)
     };
     let session = session::open(&endpoint, compress)?;
-    // Helpers do as the main connection did, whatever their greeting took.
-    let helpers_compress = if session.compressing() {
-        When::Always
-    } else {
-        When::Never
-    };
-    let mut sessions = Sessions::new(session, connections, helpers_compress);
+    // `auto` on a far link measures before it chooses; helpers do as chosen.
+    let rtt = session.link_round_trip();
+    let choice = Choice::new(compress, rtt.filter(|&rtt| compress::far(rtt)));
+    if let Some(note) = choice.near_note(rtt) {
+        session.note(&note);
+    }
+    let mut sessions = Sessions::new(session, connections, choice);
     if args.list {
         let listed = list::print(
             &mut sessions.main,

@@ -12,6 +12,7 @@ use mailpipe::tls::GOODBYE_WAIT;
 use mailpipe::wire::{self, Deflate, Timed, WireReader};
 use mailpipe::{Dialect, Endpoint, Error, Exit, Security, Stream, TranscriptStream};
 
+use crate::compress::{Meter, Verdict};
 use crate::fetch::{self, FetchError, Fetched, Part};
 use crate::id;
 use crate::lineend::BareLf;
@@ -86,9 +87,10 @@ pub fn with_read_budget<T>(bytes: u64, f: impl FnOnce() -> T) -> T {
 
 /// Counts what is read against the thread's `BUDGET`; while `seen` is
 /// set (logging in), keeps what the imap crate read (the reply to LOGIN and
-/// its capabilities) and reads a bare LF as CRLF (`lineend.rs`).
+/// its capabilities) and reads a bare LF as CRLF (`lineend.rs`); while a
+/// `Meter` is set (`--compress auto` measuring), times what arrives.
 #[derive(Debug)]
-pub struct ReadBudget<S>(S, Option<Vec<u8>>, BareLf);
+pub struct ReadBudget<S>(S, Option<Vec<u8>>, BareLf, Option<Meter>);
 
 /// Bytes of server replies kept while logging in.
 const SEEN_BYTES: usize = 16 * 1024;
@@ -99,6 +101,9 @@ impl<S: Read> Read for ReadBudget<S> {
             Some(_) => self.2.read(&mut self.0, buf)?,
             None => self.0.read(buf)?,
         };
+        if let Some(meter) = self.3.as_mut() {
+            meter.read(n, Instant::now());
+        }
         if let Some(seen) = self.1.as_mut() {
             let room = SEEN_BYTES.saturating_sub(seen.len());
             seen.extend_from_slice(&buf[..n.min(room)]);
@@ -149,6 +154,8 @@ pub struct Session {
     /// ...else the answer to one CAPABILITY, shared by COMPRESS, ID and
     /// LITERAL+.
     asked_capabilities: Option<imap::types::Capabilities>,
+    /// `--compress auto`: the round trip timed at login (COMPRESS offered).
+    link_rtt: Option<Duration>,
 }
 
 impl std::ops::Deref for Session {
@@ -166,21 +173,28 @@ impl std::ops::DerefMut for Session {
 
 impl Session {
     /// Sends `UID FETCH set query` without waiting for the responses to
-    /// those sent before; returns its tag. Responses come in the order sent
-    /// (`read_fetch`).
+    /// those sent before (`alone`: there are none in flight); returns its
+    /// tag. Responses come in the order sent (`read_fetch`).
     pub fn send_fetch(
         &mut self,
         endpoint: &Endpoint,
         set: &str,
         query: &str,
+        alone: bool,
     ) -> Result<String, Error> {
         let tag = self.next_tag();
-        let mut wire = self.stream.lock();
-        wire.write_all(format!("{tag} UID FETCH {set} {query}\r\n").as_bytes())
-            .and_then(|()| wire.flush())
-            .map_err(|e| {
-                wire::peer_error(e, "sending UID FETCH", endpoint.timeout).context(&endpoint.url)
-            })?;
+        {
+            let mut wire = self.stream.lock();
+            wire.write_all(format!("{tag} UID FETCH {set} {query}\r\n").as_bytes())
+                .and_then(|()| wire.flush())
+                .map_err(|e| {
+                    wire::peer_error(e, "sending UID FETCH", endpoint.timeout)
+                        .context(&endpoint.url)
+                })?;
+        }
+        if alone {
+            self.meter_sent();
+        }
         Ok(tag)
     }
 
@@ -205,28 +219,38 @@ impl Session {
         self.stream.lock()
     }
 
-    /// Sends COMPRESS DEFLATE if the server offers it (`seen`: what it said
-    /// while we logged in, usually with its capabilities) and deflates every
-    /// later byte, the imap crate's and ours. A NO leaves the session as it was.
-    /// `measured`: a round trip already timed (the ID command's); without one,
-    /// `auto` times a NOOP.
+    /// At login: `always` sends COMPRESS DEFLATE if the server offers it
+    /// (`start_compress`); `auto` only times the link (`measured`: the ID
+    /// command's round trip; without one, a NOOP's) for `Choice`, which
+    /// decides later, from the rate FETCH responses arrive at.
     fn compress(
         &mut self,
         endpoint: &Endpoint,
         when: When,
         measured: Option<Duration>,
     ) -> Result<(), Error> {
-        if when == When::Never || !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
-            return Ok(());
-        }
-        if when == When::Auto {
-            let rtt = match measured {
-                Some(rtt) => rtt,
-                None => self.round_trip(endpoint)?,
-            };
-            if !crate::compress::far(rtt) {
-                return Ok(());
+        match when {
+            When::Never => Ok(()),
+            When::Always => self.start_compress(endpoint).map(|_| ()),
+            When::Auto => {
+                if self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
+                    self.link_rtt = Some(match measured {
+                        Some(rtt) => rtt,
+                        None => self.round_trip(endpoint)?,
+                    });
+                }
+                Ok(())
             }
+        }
+    }
+
+    /// Sends COMPRESS DEFLATE if the server offers it (after login, with
+    /// nothing in flight: RFC 4978 allows nothing more until its reply) and
+    /// deflates every later byte, the imap crate's and ours; whether it is
+    /// on. A NO leaves the session as it was.
+    pub fn start_compress(&mut self, endpoint: &Endpoint) -> Result<bool, Error> {
+        if !self.has_capability(endpoint, "COMPRESS=DEFLATE")? {
+            return Ok(false);
         }
         self.imap
             .run_command("COMPRESS DEFLATE")
@@ -242,10 +266,41 @@ impl Session {
                 if let Some(t) = transcript.transcript() {
                     t.note("COMPRESS=DEFLATE from here on; the lines shown are inflated");
                 }
-                Ok(())
+                Ok(true)
             }
-            Err(FetchError::Refused { .. }) => Ok(()),
+            Err(FetchError::Refused { .. }) => Ok(false),
             Err(FetchError::Failed(e)) => Err(e.context(&endpoint.url)),
+        }
+    }
+
+    /// The round trip `--compress auto` timed at login, when the server
+    /// offers COMPRESS=DEFLATE.
+    pub fn link_round_trip(&self) -> Option<Duration> {
+        self.link_rtt
+    }
+
+    /// Times what this connection reads with `meter` from now on (`None`:
+    /// stops timing).
+    pub fn set_meter(&self, meter: Option<Meter>) {
+        self.stream.lock().get_mut().3 = meter;
+    }
+
+    /// Tells the meter a FETCH went out with nothing in flight (`Meter::sent`).
+    fn meter_sent(&self) {
+        if let Some(meter) = self.stream.lock().get_mut().3.as_mut() {
+            meter.sent(Instant::now());
+        }
+    }
+
+    /// The meter's verdict, once it has one.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.stream.lock().get_ref().3.as_ref()?.verdict()
+    }
+
+    /// A line of `text` in the `-v` transcript.
+    pub fn note(&self, text: &str) {
+        if let Some(t) = self.stream.lock().get_mut().0.transcript() {
+            t.note(text);
         }
     }
 
@@ -401,8 +456,9 @@ pub fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Connects, starts TLS as the URL says, logs in and, if `compress` and the
-/// server offers it, starts COMPRESS=DEFLATE.
+/// Connects, starts TLS as the URL says, logs in and, for `compress`
+/// `always` when the server offers it, starts COMPRESS=DEFLATE (`auto`:
+/// times the link for `compress::Choice`).
 pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     let config = endpoint.tls_config()?;
     // Every error of a session names its server, as the others do.
@@ -448,7 +504,7 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
     endpoint.check_auth_allowed(wire.get_ref().get_ref().is_tls())?;
     let wire = wire.map_inner(|t| {
         let Ok(t) = t.map_inner(|s| Ok::<_, std::convert::Infallible>(Deflate::new(s)));
-        ReadBudget(t, Some(Vec::new()), BareLf::default())
+        ReadBudget(t, Some(Vec::new()), BareLf::default(), None)
     });
     let shared = ImapStream(Arc::new(Mutex::new(wire)));
     let client = Client::new(shared.clone());
@@ -461,6 +517,7 @@ pub fn open(endpoint: &Endpoint, compress: When) -> Result<Session, Error> {
         id_sent: false,
         capabilities: None,
         asked_capabilities: None,
+        link_rtt: None,
     };
     let seen = session.stream.lock().get_mut().1.take().unwrap_or_default();
     session.capabilities = listed_capabilities(&seen);
