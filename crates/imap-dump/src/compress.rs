@@ -6,15 +6,16 @@
 //!
 //! `--compress auto` therefore decides by the link's throughput. Loopback
 //! and a LAN (the ID command after login, a NOOP where no ID is sent, takes
-//! under [`FAR_LINK`]) never compress. A far link starts plain, and each
-//! fetching connection measures the rate its FETCH responses arrive at
-//! ([`Meter`]); the first verdict is the run's ([`Choice`]): slower than
+//! under [`FAR_LINK`]) never compress. A far link starts plain, and the
+//! main connection measures the rate its FETCH responses arrive at
+//! ([`Meter`]) while the helpers open and wait for its verdict, which is
+//! the run's ([`Choice`]): slower than
 //! [`DEFLATE_RATE`], and every connection sends COMPRESS DEFLATE between
 //! batches (helpers opened later, at login). The rule holds whatever limits
 //! the rate: if a connection gets less than the server can deflate,
 //! compressing cannot slow it down; if it gets more, deflate would.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::when::When;
@@ -228,6 +229,8 @@ const MIN_PROBE: u64 = 256 * 1024;
 pub struct Choice {
     when: When,
     state: Mutex<State>,
+    /// Signalled when the run's verdict is in.
+    decided: Condvar,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -252,6 +255,7 @@ impl Choice {
         Choice {
             when,
             state: Mutex::new(state),
+            decided: Condvar::new(),
         }
     }
 
@@ -297,6 +301,22 @@ impl Choice {
         matches!(self.state(), State::Measuring(_))
     }
 
+    /// Waits while `auto` measures, or until `give_up` (checked every few
+    /// milliseconds) says there is nothing left to wait for. A helper
+    /// connection waits so: the main one measures alone, and the helpers
+    /// start as the verdict says, rather than each fetching plain what a
+    /// slow link would have carried compressed.
+    pub fn wait_while_measuring(&self, give_up: impl Fn() -> bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while matches!(*state, State::Measuring(_)) && !give_up() {
+            state = self
+                .decided
+                .wait_timeout(state, Duration::from_millis(5))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Takes `verdict` as the run's, unless one came first; the `-v` note
     /// saying what was chosen and why, if this was the one.
     pub fn decide(&self, verdict: Verdict) -> Option<String> {
@@ -309,6 +329,7 @@ impl Choice {
         } else {
             State::Plain
         };
+        self.decided.notify_all();
         let (word, then) = if verdict.compress {
             ("under", "COMPRESS=DEFLATE from the next batch on")
         } else {
@@ -346,6 +367,7 @@ impl Choice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn a_far_link_is_5_ms_or_more() {
@@ -444,6 +466,44 @@ mod tests {
             !verdict.compress && verdict.bytes_per_s > 60e6,
             "{verdict:?}"
         );
+    }
+
+    /// A helper waits for the main connection's verdict, or until there is
+    /// nothing left to fetch; never longer.
+    #[test]
+    fn helpers_wait_for_the_verdict_or_for_the_end() {
+        let choice = Choice::new(When::Auto, Some(Duration::from_millis(30)));
+        let waited = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let start = Instant::now();
+                choice.wait_while_measuring(|| false);
+                start.elapsed()
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "a helper went on before the verdict");
+            choice.decide(Verdict {
+                bytes_per_s: 2e6,
+                compress: true,
+            });
+            waiter.join().expect("waiter")
+        });
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(choice.switch());
+
+        let undecided = Choice::new(When::Auto, Some(Duration::from_millis(30)));
+        let ends = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let waiter =
+                scope.spawn(|| undecided.wait_while_measuring(|| ends.load(Ordering::SeqCst)));
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(!waiter.is_finished());
+            ends.store(true, Ordering::SeqCst);
+            waiter.join().expect("waiter");
+        });
+        assert!(undecided.measuring());
+        // Nothing to wait for when the choice is made at the start.
+        Choice::new(When::Auto, None).wait_while_measuring(|| false);
+        Choice::new(When::Always, None).wait_while_measuring(|| false);
     }
 
     #[test]

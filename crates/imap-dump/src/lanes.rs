@@ -160,6 +160,12 @@ impl Planner {
         Some(claimed)
     }
 
+    /// Every batch is handed out, or a lane failed: nothing left to claim.
+    pub fn exhausted(&self) -> bool {
+        let plan = self.lock();
+        plan.stopped || plan.next >= plan.sized.len()
+    }
+
     /// The writer wrote a batch of `bytes` (as announced): room for more.
     pub fn written(&self, bytes: u64) {
         self.update(|p| p.outstanding = p.outstanding.saturating_sub(bytes));
@@ -237,7 +243,8 @@ struct InFlight {
 /// budget and hands each batch over on `to_writer`, in order, once its
 /// tagged OK has arrived. Stops at the first failure, which it hands over
 /// in place of the next batch. While `--compress auto` measures the link
-/// (`choice`), it times its responses and keeps one FETCH in flight, so
+/// (`choice`), a helper lane (`lane` > 0) waits for the verdict, and the
+/// main lane times its responses and keeps one FETCH in flight, so
 /// that a switch to COMPRESS (which needs nothing in flight) comes soon
 /// after the verdict, in batches no larger than the measure needs.
 pub fn run_lane(
@@ -250,6 +257,9 @@ pub fn run_lane(
     to_writer: &std::sync::mpsc::SyncSender<Fetch>,
 ) {
     let _alive = Alive(planner);
+    if lane > 0 {
+        choice.wait_while_measuring(|| planner.exhausted());
+    }
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     // The first response also waits a round trip: not a measure of the rate.
     let mut first = true;
