@@ -324,6 +324,30 @@ mod tests {
                 assert_eq!(fast, [7u8], "refused, but wrote");
             }
         }
+        // Random bodies of base64 characters, padding, line ends and a few
+        // strangers: every one the fast path takes decodes alike.
+        let pick =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/====\r\n\n\n \t-.";
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let body: Vec<u8> = (0..len)
+                .map(|_| pick[(next() % pick.len() as u64) as usize])
+                .collect();
+            let (mut fast, mut slow, mut defects) = (Vec::new(), Vec::new(), Vec::new());
+            if decode_clean_lines(&body, &mut fast) {
+                taken += 1;
+                assert!(decode_body_leniently(&body, &mut defects, &mut slow));
+                assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&body));
+                assert!(defects.is_empty(), "{defects:?} for {body:?}");
+            } else {
+                assert!(fast.is_empty(), "refused, but wrote");
+            }
+        }
+        assert!(
+            taken > 100,
+            "the random bodies reached the fast path {taken} times"
+        );
         // Bodies with defects are the lenient decoder's.
         for body in [&b"aGVsbG8\n"[..], b"aGVs bG8=\n", b"aGVsbG8=\naGk=\n"] {
             assert!(!decode_clean_lines(body, &mut Vec::new()));
