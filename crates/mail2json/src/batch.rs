@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use mailpipe::progress::Progress;
 use mailpipe::{Error, Exit, Outcome};
@@ -37,8 +38,44 @@ pub fn start_threads(jobs: Option<usize>) -> Result<(), Error> {
     let threads = jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_JOBS))
     });
+    // Each thread waits until all have started before it runs (and
+    // allocates): under a memory limit, workers already running while the
+    // last ones could not start took the memory that the one-line error
+    // needed, and the process aborted instead (seen once in CI). The gate
+    // opens when the last thread has started, or closes at the first that
+    // cannot start; rayon then waits for all of them to run.
+    let gate = Arc::new(Gate::default());
+    let mut started = 0;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .spawn_handler(move |thread| {
+            let waits = Arc::clone(&gate);
+            let mut builder = std::thread::Builder::new();
+            if let Some(name) = thread.name() {
+                builder = builder.name(name.to_string());
+            }
+            if let Some(size) = thread.stack_size() {
+                builder = builder.stack_size(size);
+            }
+            let spawned = builder.spawn(move || {
+                if waits.wait() {
+                    thread.run();
+                }
+            });
+            match spawned {
+                Ok(_) => {
+                    started += 1;
+                    if started == threads {
+                        gate.open(true);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    gate.open(false);
+                    Err(e)
+                }
+            }
+        })
         .build_global()
         .map_err(|e| {
             let context = format!("cannot start {threads} conversion threads");
@@ -47,6 +84,35 @@ pub fn start_threads(jobs: Option<usize>) -> Result<(), Error> {
                 None => Error::new(Exit::OsErr, format!("{context}: {e}")),
             }
         })
+}
+
+/// Whether the conversion threads may run: unknown until every one has
+/// started (then true), or one could not (false: they end at once).
+#[derive(Default)]
+struct Gate {
+    open: Mutex<Option<bool>>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn open(&self, run: bool) {
+        *self.open.lock().unwrap_or_else(PoisonError::into_inner) = Some(run);
+        self.changed.notify_all();
+    }
+
+    /// Waits for [`Gate::open`]; whether to run.
+    fn wait(&self) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(run) = *open {
+                return run;
+            }
+            open = self
+                .changed
+                .wait(open)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// How records are written.
