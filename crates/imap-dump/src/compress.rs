@@ -473,9 +473,11 @@ mod tests {
     #[test]
     fn helpers_wait_for_the_verdict_or_for_the_end() {
         let choice = Choice::new(When::Auto, Some(Duration::from_millis(30)));
+        // Timed from before the waiter starts: the verdict comes at least
+        // 50 ms after this, and the waiter cannot return before it.
+        let start = Instant::now();
         let waited = std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {
-                let start = Instant::now();
                 choice.wait_while_measuring(|| false);
                 start.elapsed()
             });

@@ -413,6 +413,30 @@ mod tests {
         }
     }
 
+    /// Peak resident memory of this process so far, in KiB.
+    fn peak_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A literal announced far larger than what follows (the fuzzer's 9 GB
+    /// announcement with 5 bytes behind it) is an error, and its memory is
+    /// not taken before its bytes arrive: 1 GiB announced, the peak grows
+    /// by far less.
+    #[test]
+    fn a_huge_literal_announced_and_not_sent_takes_no_memory_first() {
+        let before = peak_kib();
+        let wire = b"* 1 FETCH (UID 2 BODY[] {1073741824}\r\nshort";
+        let err = read(&wire[..], u64::MAX).expect_err("cut in the literal");
+        assert!(matches!(exit(err), Exit::TempFail | Exit::Protocol));
+        let grown = peak_kib().saturating_sub(before);
+        assert!(grown < 256 * 1024, "the peak grew by {grown} KiB");
+    }
+
     #[test]
     fn fetch_responses_with_literals_and_unsolicited_lines() {
         let wire = b"* 3 EXISTS\r\n\
