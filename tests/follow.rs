@@ -708,24 +708,22 @@ fn follow_with_exec_gives_each_new_message_to_the_command() {
         None,
     );
     let read = |uid: &str| std::fs::read(delivered.join(uid)).unwrap_or_default();
-    let start = Instant::now();
-    while !contains(&read("1"), b"Subject: exec-before") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{}",
-            follower.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The command's file for `uid` holds `subject`, within 10 s.
+    let delivered_to_command = |uid: &str, subject: &str| {
+        let start = Instant::now();
+        let header = format!("Subject: {subject}");
+        while !contains(&read(uid), header.as_bytes()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{}",
+                follower.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    delivered_to_command("1", "exec-before");
     stack.save(&stack.user1, &mailbox, &message("exec-after"));
-    while !contains(&read("2"), b"Subject: exec-after") {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{}",
-            follower.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    delivered_to_command("2", "exec-after");
     let (codes, stdout, stderr) = follower.terminate();
     assert_eq!(codes, [Some(0)], "{stderr}");
     assert!(stdout.is_empty(), "nothing on stdout with --exec");

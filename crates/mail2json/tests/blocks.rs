@@ -4,12 +4,11 @@
 //! larger than a block, quoted and unquoted `From ` lines, CRLF, a live-framed
 //! entry in the middle of the file).
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use chrono::{TimeZone, Utc};
 use mailpipe::mbox::MboxWriter;
-use mailpipe_e2e::Tool;
+use mailpipe_e2e::{run_with_stdin, Tool};
 use serde_json::Value;
 
 /// Lines of 72 base64 characters (54 bytes) in the big attachment: 7 MB.
@@ -81,16 +80,7 @@ fn a_file_read_in_blocks_gives_the_records_of_a_pipe() {
         .arg(&file)
         .output()
         .expect("run mail2json on the file");
-    let mut child = Command::new(Tool::Mail2json.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mail2json on a pipe");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
-    let from_pipe = child.wait_with_output().expect("mail2json on a pipe");
-    writer.join().expect("writer").expect("write to the pipe");
+    let from_pipe = run_with_stdin(&mut Command::new(Tool::Mail2json.path()), &bytes);
 
     let a = records(&from_file, "all.mbox");
     let b = records(&from_pipe, "all.mbox");
